@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what pp8 needs to build and run on Debian/Ubuntu (as root; otherwise it only checks and says
+# what is missing). Used by tests/run.sh and launch/quickstart.sh.
+set -euo pipefail
+pkgs=(cmake make gcc g++ libopenmpi-dev openmpi-bin libcjson-dev pkg-config gnuplot-nox)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ]; then
+  echo "pp8 setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "pp8 setup: missing Debian packages: ${missing[*]} (run: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi

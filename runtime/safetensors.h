@@ -1,0 +1,57 @@
+/* Hugging Face safetensors checkpoints: one model.safetensors or shards listed in
+ * model.safetensors.index.json, memory-mapped. Every header entry is validated against the file size
+ * before any data is touched. Also writes safetensors files (pp8 quantize, test fixtures).
+ * Does not convert dtypes or know about models. */
+#ifndef PP8_SAFETENSORS_H
+#define PP8_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../kernels/dtype.h"
+#include "err.h"
+
+#define ST_MAX_DIMS 8
+
+typedef struct StTensor {
+    char *name;                /* as stored in the file */
+    DType dtype;
+    int ndim;
+    int64_t shape[ST_MAX_DIMS];
+    const void *data;          /* inside the mmap; read-only */
+    size_t bytes;
+    int file;                  /* index into Checkpoint files (for messages) */
+} StTensor;
+
+typedef struct Checkpoint Checkpoint;
+
+/* dir: a directory with model.safetensors or model.safetensors.index.json (+ shards), or one
+ * .safetensors file. Opens and validates every header; maps files lazily is not required. */
+int ckpt_open(Checkpoint **out, const char *path, Err *e);
+void ckpt_close(Checkpoint *ck);
+
+/* Lookup by name: exact, then with the "transformer." / "model." / "model.decoder." prefix
+ * removed or added (BLOOM hub checkpoints have no prefix; OPT ones may lack "model."). NULL if absent. */
+const StTensor *ckpt_find(const Checkpoint *ck, const char *name);
+
+/* Fetch by printf-style name with validation: fails naming the tensor and the file, the expected and the
+ * found dtype/shape. want_dtype < 0 accepts any float dtype (F32/F16/BF16). shape entries < 0 match any. */
+int ckpt_get(const Checkpoint *ck, const StTensor **out, int want_dtype, int ndim, const int64_t *shape, Err *e,
+             const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+int ckpt_count(const Checkpoint *ck);
+const StTensor *ckpt_tensor(const Checkpoint *ck, int i);
+const char *ckpt_file_path(const Checkpoint *ck, int file);
+const char *ckpt_dir(const Checkpoint *ck);
+
+/* Writing: tensors are written in the order given, 8-byte aligned header, __metadata__ {"format":"pt"}. */
+typedef struct StWriteTensor {
+    const char *name;
+    DType dtype;
+    int ndim;
+    int64_t shape[ST_MAX_DIMS];
+    const void *data;
+} StWriteTensor;
+int st_write(const char *path, const StWriteTensor *t, int n, Err *e);
+
+#endif
