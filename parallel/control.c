@@ -1,0 +1,80 @@
+/* Control over MPI: failure agreement, token ids, small collectives. See control.h. */
+#include "control.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+
+int ctl_agree(int failed, char *msg, size_t len)
+{
+    int size, rank;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    int mine = failed ? rank : size, first = size;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (first == size) return 0;
+    if (size > 1 && msg && len > 0) {
+        char buf[1024] = {0};
+        if (rank == first) snprintf(buf, sizeof buf, "%s", msg);
+        MPI_Bcast(buf, (int)sizeof buf, MPI_CHAR, first, MPI_COMM_WORLD);
+        if (rank != first) snprintf(msg, len, "%s", buf);
+    }
+    return 1;
+}
+
+void ctl_abort(int code)
+{
+    int init = 0;
+    MPI_Initialized(&init);
+    if (init) MPI_Abort(MPI_COMM_WORLD, code);
+    _Exit(code);
+}
+
+void ctl_send_i32(const int32_t *v, int n, int peer)
+{
+    MPI_Send(v, n, MPI_INT32_T, peer, CTL_TAG_TOKENS, MPI_COMM_WORLD);
+}
+
+void ctl_recv_i32(int32_t *v, int n, int peer)
+{
+    MPI_Recv(v, n, MPI_INT32_T, peer, CTL_TAG_TOKENS, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+}
+
+void ctl_bcast_i32(int32_t *v, int n, int root) { MPI_Bcast(v, n, MPI_INT32_T, root, MPI_COMM_WORLD); }
+
+void ctl_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
+
+double ctl_max_double(double v)
+{
+    double r = v;
+    MPI_Allreduce(&v, &r, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    return r;
+}
+
+void ctl_gather_double(const double *v, int n, double *all, int root)
+{
+    MPI_Gather(v, n, MPI_DOUBLE, all, n, MPI_DOUBLE, root, MPI_COMM_WORLD);
+}
+
+int ctl_rank(void)
+{
+    int r;
+    MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    return r;
+}
+
+int ctl_size(void)
+{
+    int s;
+    MPI_Comm_size(MPI_COMM_WORLD, &s);
+    return s;
+}
+
+void ctl_node_info(int *local_rank, int *local_size)
+{
+    MPI_Comm node;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, ctl_rank(), MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, local_rank);
+    MPI_Comm_size(node, local_size);
+    MPI_Comm_free(&node);
+}

@@ -1,0 +1,37 @@
+/* Control messages between ranks over MPI on the host, whatever carries the hidden states: agreement
+ * on a failure (so every rank exits together), and small integer payloads such as token ids from the
+ * last stage back to the first. Knows nothing of transformers. */
+#ifndef PP8_CONTROL_H
+#define PP8_CONTROL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Collective: returns 1 when any rank passed failed != 0. Then msg (on every rank) holds the message of
+ * the lowest failing rank, so rank 0 can print it. */
+int ctl_agree(int failed, char *msg, size_t len);
+/* Abort the whole job after an internal fault (never exit() from one rank alone). */
+__attribute__((noreturn)) void ctl_abort(int code);
+/* Blocking int32 transfers on the control tag. */
+void ctl_send_i32(const int32_t *v, int n, int peer);
+void ctl_recv_i32(int32_t *v, int n, int peer);
+void ctl_bcast_i32(int32_t *v, int n, int root);
+void ctl_barrier(void);
+double ctl_max_double(double v);
+void ctl_gather_double(const double *v, int n, double *all /* (size, n) on root */, int root);
+int ctl_rank(void);
+int ctl_size(void);
+/* ranks on this node and this rank's index among them (MPI_COMM_TYPE_SHARED) */
+void ctl_node_info(int *local_rank, int *local_size);
+
+#define CTL_TAG_TOKENS 7001
+#define CTL_TAG_HIDDEN 7100 /* + micro-batch index */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,58 @@
+/* Small flag-parsing helpers shared by the subcommands; each command owns its own flag loop. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+
+const char *cli_value(int argc, char **argv, int *i, Err *e)
+{
+    if (*i + 1 >= argc) {
+        err_set(e, "%s needs a value (see --help)", argv[*i]);
+        return NULL;
+    }
+    *i += 1;
+    return argv[*i];
+}
+
+int cli_int(const char *s, const char *flag, int lo, int hi, int *out, Err *e)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return err_set(e, "%s %s: expected an integer in [%d, %d]", flag, s, lo, hi);
+    *out = (int)v;
+    return 0;
+}
+
+int cli_double(const char *s, const char *flag, double lo, double hi, double *out, Err *e)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        return err_set(e, "%s %s: expected a number in [%g, %g]", flag, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+int cli_int_list(const char *s, const char *flag, int lo, int hi, int *out, int max, Err *e)
+{
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        char buf[32];
+        size_t len = strcspn(p, ",");
+        if (len == 0 || len >= sizeof buf) return err_set(e, "%s %s: expected a comma-separated list", flag, s);
+        memcpy(buf, p, len);
+        buf[len] = 0;
+        if (n >= max) return err_set(e, "%s %s: at most %d values", flag, s, max);
+        if (cli_int(buf, flag, lo, hi, &out[n], e)) return -1;
+        n++;
+        p += len;
+        if (*p == ',') p++;
+    }
+    if (n == 0) return err_set(e, "%s: empty list", flag);
+    return n;
+}
