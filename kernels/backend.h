@@ -42,7 +42,9 @@ typedef struct AttnArgs {
 } AttnArgs;
 
 typedef struct BackendOptions {
-    int threads;  /* cpu: worker threads (0 = all cores available to the process) */
+    int threads;   /* cpu: worker threads (0 = all cores available to the process) */
+    int first_cpu; /* cpu: index into the process's affinity mask where this rank's threads are pinned
+                      (ranks sharing a node without binding get disjoint cores); -1 = do not pin */
     int device;   /* cuda: device ordinal (node-local rank) */
 } BackendOptions;
 
@@ -91,6 +93,8 @@ typedef struct Backend {
 Backend *backend_cpu_create(const BackendOptions *o, char *err, size_t errlen);
 Backend *backend_cuda_create(const BackendOptions *o, char *err, size_t errlen);
 void backend_destroy(Backend *b);
+/* CPUs in this process's affinity mask (what mpirun's binding left it) */
+int backend_cpu_cores(void);
 
 #ifdef __cplusplus
 }

@@ -1,9 +1,75 @@
-/* PLACEHOLDER: being written; replaced before this is committed as done. */
+/* pp8 logits: forward one token sequence through the pipeline and write float32 logits [T, vocab] as
+ * .npy on the last rank. With --micro-batches M the prompt is split into M chunks that flow through
+ * the stages one after another (chunked prefill). */
+#include <stdio.h>
+#include <string.h>
+
+#include "../parallel/control.h"
 #include "commands.h"
+#include "npy.h"
+#include "session.h"
+#include "tokens.h"
+
+static void usage(void)
+{
+    printf("usage: [mpirun -np N] pp8 logits (--config C | --model DIR) --tokens 1,2,3 --out FILE.npy [options]\n\n"
+           "Writes float32 logits [T, vocab] of every position of one token sequence (numpy .npy).\n\n"
+           "  --tokens IDS         comma-separated token ids\n"
+           "  --out FILE.npy       output file (written by the last rank)\n%s",
+           session_flags_help());
+}
 
 int cmd_logits(int argc, char **argv, Err *e)
 {
-    (void)argc;
-    (void)argv;
-    return err_set(e, "not implemented yet");
+    SessionOpts o;
+    session_defaults(&o);
+    const char *toks = NULL, *out = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            if (ctl_rank() == 0) usage();
+            return 0;
+        }
+        int r = session_flag(&o, argc, argv, &i, e);
+        if (r < 0) return -1;
+        if (r) continue;
+        if (!strcmp(argv[i], "--tokens")) {
+            if (!(toks = cli_value(argc, argv, &i, e))) return -1;
+        } else if (!strcmp(argv[i], "--out")) {
+            if (!(out = cli_value(argc, argv, &i, e))) return -1;
+        } else {
+            return err_set(e, "unknown option '%s' (pp8 logits --help)", argv[i]);
+        }
+    }
+    if (!toks) return err_set(e, "--tokens is required, e.g. --tokens 1,2,3");
+    if (!out) return err_set(e, "--out FILE.npy is required");
+    if (!o.config && !o.model) return err_set(e, "give --config C (random weights) or --model DIR");
+
+    Config cfg;
+    TokenBatch tb = {0};
+    int rc = config_load(&cfg, o.model && !o.config ? o.model : o.config, e);
+    if (!rc) rc = tokens_parse(&tb, toks, cfg.vocab, e);
+    if (!rc && tb.n != 1) rc = err_set(e, "--tokens: pp8 logits takes one sequence (no ';'); use pp8 generate for batches");
+    if (session_agree(rc, e)) {
+        tokens_free(&tb);
+        return -1;
+    }
+    int T = tb.len[0], M = o.micro_batches > 0 ? o.micro_batches : 1;
+    if (M > T) M = T;
+    int chunk = (T + M - 1) / M;
+    Session s;
+    rc = session_open(&s, &o, chunk, 1, T, chunk, e);
+    Engine en;
+    if (!rc) {
+        rc = engine_init_chunked(&en, &s.m, &s.rs, s.tr, o.sched, T, tb.ids[0], M, e);
+        if (session_agree(rc, e)) rc = -1;
+    }
+    if (!rc) {
+        engine_run(&en, 0, 1);
+        int wrc = s.m.last ? npy_write_f32(out, en.all_logits, T, cfg.vocab, e) : 0;
+        rc = session_agree(wrc, e);
+        engine_free(&en);
+    }
+    session_close(&s);
+    tokens_free(&tb);
+    return rc;
 }

@@ -1,11 +1,296 @@
-/* PLACEHOLDER: being written. */
+/* The CPU backend: host memory, OpenMP threads pinned to this rank's cores, and every op of
+ * backend.h except the linear layers, which live in cpu_linear.h. fp32 inside every op, 16-bit
+ * (act dtype) between ops. Each output row is computed by one thread in a fixed order, so results
+ * never depend on the thread count. */
+#define _GNU_SOURCE
+#include <math.h>
+#include <omp.h>
+#include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "../backend.h"
+#include "../check.h"
+#include "../numerics.h"
 #include "cpu_linear.h"
+#include "vec.h"
+
+#define CHUNK 4096 /* elements per work item of the elementwise ops */
+
+typedef struct {
+    int threads;
+    CpuLinear *lin;
+    const VecOps *v;
+    float *scratch;       /* (threads, scratch_per_thread) fp32 rows for the ops below */
+    size_t scratch_per_thread;
+} CpuCtx;
+
+static void *cpu_alloc(void *ctx, size_t bytes)
+{
+    (void)ctx;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? (bytes + 63) & ~(size_t)63 : 64)) return NULL;
+    return p;
+}
+
+static void cpu_free(void *ctx, void *p)
+{
+    (void)ctx;
+    free(p);
+}
+
+static void cpu_copy(void *ctx, void *dst, const void *src, size_t bytes)
+{
+    (void)ctx;
+    memcpy(dst, src, bytes);
+}
+
+static void cpu_sync(void *ctx) { (void)ctx; }
+
+static void cpu_reserve(void *ctx, int max_rows, int max_k, int max_n)
+{
+    CpuCtx *c = ctx;
+    cpu_linear_reserve(c->lin, max_rows, max_k, max_n);
+    /* the widest op: layernorm's three rows of max(K, N), or two CHUNKs of an elementwise op */
+    size_t per = (size_t)3 * (size_t)(max_k > max_n ? max_k : max_n) + 2 * CHUNK + 64;
+    if (per > c->scratch_per_thread) {
+        free(c->scratch);
+        c->scratch_per_thread = per;
+        c->scratch = cpu_alloc(c, sizeof(float) * per * (size_t)c->threads);
+        PP8_CHECK(c->scratch, "out of memory for CPU scratch");
+    }
+}
+
+static float *thread_scratch(CpuCtx *c, size_t need)
+{
+    PP8_CHECK(need <= c->scratch_per_thread, "CPU scratch too small: reserve() was not called with these sizes");
+    return c->scratch + (size_t)omp_get_thread_num() * c->scratch_per_thread;
+}
+
+static size_t cpu_linear_bytes_op(void *ctx, DType wdt, int n, int k)
+{
+    (void)ctx;
+    return cpu_linear_bytes(wdt, n, k);
+}
+
+static void cpu_linear_pack_op(void *ctx, Linear *w, const void *rowmajor, const float *scb)
+{
+    (void)ctx;
+    cpu_linear_pack(w, rowmajor, scb);
+}
+
+static void cpu_linear_op(void *ctx, const Linear *w, const uint16_t *x, int rows, DType act, void *y, DType ydt,
+                          float threshold)
+{
+    CpuCtx *c = ctx;
+    cpu_linear(c->lin, w, x, rows, act, y, ydt, threshold);
+}
+
+static const char *cpu_linear_path_op(void *ctx, DType wdt, int rows)
+{
+    CpuCtx *c = ctx;
+    return cpu_linear_path(c->lin, wdt, rows);
+}
+
+static void cpu_embed(void *ctx, uint16_t *x, const int32_t *tokens, const int32_t *pos, int rows,
+                      const uint16_t *table, const uint16_t *pos_table, int pos_offset, int dim, DType act)
+{
+    CpuCtx *c = ctx;
+#pragma omp parallel for num_threads(c->threads) schedule(static)
+    for (int r = 0; r < rows; r++) {
+        const uint16_t *e = table + (size_t)tokens[r] * dim;
+        uint16_t *o = x + (size_t)r * dim;
+        if (!pos_table) {
+            memcpy(o, e, sizeof *o * (size_t)dim);
+            continue;
+        }
+        /* OPT: inputs_embeds + positions, added in fp32 and rounded once */
+        float *a = thread_scratch(c, 2 * (size_t)dim), *b = a + dim;
+        c->v->load(a, e, dim, act);
+        c->v->load(b, pos_table + (size_t)(pos[r] + pos_offset) * dim, dim, act);
+        for (int i = 0; i < dim; i++) a[i] += b[i];
+        c->v->store(o, a, dim, act);
+    }
+}
+
+static void cpu_layernorm(void *ctx, uint16_t *y, const uint16_t *x, const uint16_t *g, const uint16_t *b, int rows,
+                          int dim, float eps, DType act)
+{
+    CpuCtx *c = ctx;
+#pragma omp parallel for num_threads(c->threads) schedule(static)
+    for (int r = 0; r < rows; r++) {
+        float *f = thread_scratch(c, 3 * (size_t)dim), *gf = f + dim, *bf = gf + dim;
+        c->v->load(f, x + (size_t)r * dim, dim, act);
+        c->v->load(gf, g, dim, act);
+        c->v->load(bf, b, dim, act);
+        /* two-pass mean and variance in fp32 (torch.nn.functional.layer_norm, biased variance) */
+        float mean = c->v->sum(f, dim) / (float)dim;
+        float var = c->v->sqdev(f, mean, dim) / (float)dim;
+        float inv = 1.0f / sqrtf(var + eps);
+        for (int i = 0; i < dim; i++) f[i] = (f[i] - mean) * inv * gf[i] + bf[i];
+        c->v->store(y + (size_t)r * dim, f, dim, act);
+    }
+}
+
+static void cpu_attention(void *ctx, const AttnArgs *a)
+{
+    CpuCtx *c = ctx;
+    const int H = a->heads, E = a->head_dim, S = a->max_seq;
+    /* 1. this micro-batch's keys and values into the cache, so rows see each other causally */
+    for (int r = 0; r < a->rows; r++)
+        for (int h = 0; h < H; h++) {
+            size_t src = (size_t)r * a->row_stride + (size_t)h * a->head_stride;
+            size_t dst = (((size_t)a->slot[r] * H + h) * S + a->pos[r]) * E;
+            memcpy(a->k_cache + dst, a->k + src, sizeof(uint16_t) * E);
+            memcpy(a->v_cache + dst, a->v + src, sizeof(uint16_t) * E);
+        }
+    /* 2. per (row, head): fp32 scores over positions 0..pos, online softmax (running max and sum,
+     *    rescaling the accumulator when the max grows), output rounded once */
+#pragma omp parallel for num_threads(c->threads) schedule(static) collapse(2)
+    for (int r = 0; r < a->rows; r++)
+        for (int h = 0; h < H; h++) {
+            float *q = thread_scratch(c, 2 * (size_t)E), *acc = q + E;
+            c->v->load(q, a->q + (size_t)r * a->row_stride + (size_t)h * a->head_stride, E, a->act);
+            memset(acc, 0, sizeof(float) * E);
+            const uint16_t *kc = a->k_cache + ((size_t)a->slot[r] * H + h) * S * E;
+            const uint16_t *vc = a->v_cache + ((size_t)a->slot[r] * H + h) * S * E;
+            float m = -INFINITY, l = 0.0f;
+            for (int j = 0; j <= a->pos[r]; j++) {
+                float s = a->score_scale * c->v->dot(q, kc + (size_t)j * E, E, a->act);
+                if (a->alibi) s += a->alibi[h] * (float)j;
+                float corr = 1.0f;
+                if (s > m) {
+                    corr = expf(m - s);
+                    m = s;
+                }
+                float p = expf(s - m);
+                l = l * corr + p;
+                c->v->scale_axpy(acc, corr, p, vc + (size_t)j * E, E, a->act);
+            }
+            float inv = 1.0f / l;
+            for (int i = 0; i < E; i++) acc[i] *= inv;
+            c->v->store(a->out + (size_t)r * H * E + (size_t)h * E, acc, E, a->act);
+        }
+}
+
+static void cpu_gelu(void *ctx, uint16_t *x, size_t n, DType act)
+{
+    CpuCtx *c = ctx;
+    long chunks = (long)((n + CHUNK - 1) / CHUNK);
+#pragma omp parallel for num_threads(c->threads) schedule(static)
+    for (long ch = 0; ch < chunks; ch++) {
+        size_t b = (size_t)ch * CHUNK, len = n - b < CHUNK ? n - b : CHUNK;
+        float *f = thread_scratch(c, len);
+        c->v->load(f, x + b, (int)len, act);
+        /* transformers bloom_gelu_forward: x * 0.5 * (1 + tanh(0.79788456 * x * (1 + 0.044715 * x * x))) */
+        for (size_t i = 0; i < len; i++)
+            f[i] = f[i] * 0.5f * (1.0f + tanhf(0.79788456f * f[i] * (1.0f + 0.044715f * f[i] * f[i])));
+        c->v->store(x + b, f, (int)len, act);
+    }
+}
+
+static void cpu_relu(void *ctx, uint16_t *x, size_t n, DType act)
+{
+    (void)ctx;
+    (void)act;
+    /* sign bit set and not NaN -> 0; identical for fp16 and bf16 */
+    for (size_t i = 0; i < n; i++)
+        if ((x[i] & 0x8000u) && x[i] != 0x8000u) x[i] = 0;
+}
+
+static void cpu_add(void *ctx, uint16_t *y, const uint16_t *a, const uint16_t *b, size_t n, DType act)
+{
+    CpuCtx *c = ctx;
+    long chunks = (long)((n + CHUNK - 1) / CHUNK);
+#pragma omp parallel for num_threads(c->threads) schedule(static)
+    for (long ch = 0; ch < chunks; ch++) {
+        size_t off = (size_t)ch * CHUNK, len = n - off < CHUNK ? n - off : CHUNK;
+        float *fa = thread_scratch(c, 2 * (size_t)CHUNK), *fb = fa + CHUNK;
+        c->v->load(fa, a + off, (int)len, act);
+        c->v->load(fb, b + off, (int)len, act);
+        for (size_t i = 0; i < len; i++) fa[i] += fb[i];
+        c->v->store(y + off, fa, (int)len, act);
+    }
+}
+
+static void cpu_gather_rows(void *ctx, void *dst, const void *src, const int32_t *idx, int n, size_t row_bytes)
+{
+    (void)ctx;
+    for (int i = 0; i < n; i++)
+        memmove((char *)dst + (size_t)i * row_bytes, (const char *)src + (size_t)idx[i] * row_bytes, row_bytes);
+}
+
+static void cpu_destroy(void *ctx)
+{
+    CpuCtx *c = ctx;
+    cpu_linear_destroy(c->lin);
+    free(c->scratch);
+    free(c);
+}
+
+/* Pin OpenMP thread i to the (first_cpu + i)-th CPU of the process's affinity mask, so ranks that
+ * share a node without mpirun binding still use disjoint cores and never oversubscribe. */
+static void cpu_pin_threads(int threads, int first_cpu)
+{
+    cpu_set_t mask;
+    if (first_cpu < 0 || sched_getaffinity(0, sizeof mask, &mask)) return;
+    int cpus[CPU_SETSIZE], ncpu = 0;
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &mask)) cpus[ncpu++] = i;
+    if (ncpu < threads) return;
+#pragma omp parallel num_threads(threads)
+    {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpus[(first_cpu + omp_get_thread_num()) % ncpu], &one);
+        sched_setaffinity(0, sizeof one, &one);
+    }
+}
+
+int backend_cpu_cores(void)
+{
+    cpu_set_t mask;
+    if (sched_getaffinity(0, sizeof mask, &mask)) return 1;
+    return CPU_COUNT(&mask);
+}
+
 Backend *backend_cpu_create(const BackendOptions *o, char *err, size_t errlen)
 {
-    (void)o;
-    snprintf(err, errlen, "not yet");
-    return NULL;
+    Backend *b = calloc(1, sizeof *b);
+    CpuCtx *c = calloc(1, sizeof *c);
+    if (!b || !c) {
+        snprintf(err, errlen, "out of memory creating the CPU backend");
+        free(b);
+        free(c);
+        return NULL;
+    }
+    c->threads = o && o->threads > 0 ? o->threads : backend_cpu_cores();
+    omp_set_dynamic(0);
+    if (o) cpu_pin_threads(c->threads, o->first_cpu);
+    c->lin = cpu_linear_create(c->threads);
+    c->v = vec_ops_best();
+    *b = (Backend){
+        .name = "cpu",
+        .ctx = c,
+        .alloc = cpu_alloc,
+        .free = cpu_free,
+        .to_device = cpu_copy,
+        .to_host = cpu_copy,
+        .sync = cpu_sync,
+        .reserve = cpu_reserve,
+        .linear_bytes = cpu_linear_bytes_op,
+        .linear_pack = cpu_linear_pack_op,
+        .embed = cpu_embed,
+        .layernorm = cpu_layernorm,
+        .linear = cpu_linear_op,
+        .attention = cpu_attention,
+        .gelu = cpu_gelu,
+        .relu = cpu_relu,
+        .add = cpu_add,
+        .gather_rows = cpu_gather_rows,
+        .linear_path = cpu_linear_path_op,
+        .destroy = cpu_destroy,
+    };
+    return b;
 }
-const char *cpu_isa_string(void) { return "?"; }

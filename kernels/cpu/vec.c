@@ -1,0 +1,78 @@
+/* Scalar row primitives (any x86-64 or other CPU) and the run-time choice; see vec.h. The loops are
+ * written with 16 partial sums so that they add in exactly the order the AVX-512 version does. */
+#include "vec.h"
+
+#include "../numerics.h"
+
+static inline float ld1(const uint16_t *p, int i, DType t) { return t == DTYPE_BF16 ? pp8_bf2f(p[i]) : pp8_h2f(p[i]); }
+
+static void s_load(float *dst, const uint16_t *src, int n, DType t)
+{
+    for (int i = 0; i < n; i++) dst[i] = ld1(src, i, t);
+}
+
+static void s_store(uint16_t *dst, const float *src, int n, DType t)
+{
+    for (int i = 0; i < n; i++) dst[i] = t == DTYPE_BF16 ? pp8_f2bf(src[i]) : pp8_f2h(src[i]);
+}
+
+static float lanes_total(const float acc[16])
+{
+    float s = 0.0f;
+    for (int l = 0; l < 16; l++) s += acc[l];
+    return s;
+}
+
+static float s_dot(const float *q, const uint16_t *k, int n, DType t)
+{
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) acc[l] += q[i + l] * ld1(k, i + l, t);
+    for (int l = 0; i < n; i++, l++) acc[l] += q[i] * ld1(k, i, t);
+    return lanes_total(acc);
+}
+
+static void s_scale_axpy(float *acc, float c, float p, const uint16_t *v, int n, DType t)
+{
+    for (int i = 0; i < n; i++) acc[i] = acc[i] * c + p * ld1(v, i, t);
+}
+
+static float s_sum(const float *x, int n)
+{
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) acc[l] += x[i + l];
+    for (int l = 0; i < n; i++, l++) acc[l] += x[i];
+    return lanes_total(acc);
+}
+
+static float s_sqdev(const float *x, float mean, int n)
+{
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) {
+            float d = x[i + l] - mean;
+            acc[l] += d * d;
+        }
+    for (int l = 0; i < n; i++, l++) {
+        float d = x[i] - mean;
+        acc[l] += d * d;
+    }
+    return lanes_total(acc);
+}
+
+static const VecOps SCALAR = {s_load, s_store, s_dot, s_scale_axpy, s_sum, s_sqdev};
+
+const VecOps *vec_ops_scalar(void) { return &SCALAR; }
+
+const VecOps *vec_ops_best(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) return vec_ops_avx512();
+    return &SCALAR;
+}
+
+const char *vec_ops_name(const VecOps *v) { return v == &SCALAR ? "scalar" : "avx512"; }

@@ -1,0 +1,32 @@
+/* Row primitives for the CPU backend's non-GEMM ops (attention, LayerNorm, elementwise), with an
+ * AVX-512 version chosen at run time. Both versions use the same order of fp32 operations
+ * (16 lane-wise partial sums, then lanes 0..15 in order), so a result never depends on the thread
+ * count. The GEMMs live in cpu_linear.h, not here. */
+#ifndef PP8_CPU_VEC_H
+#define PP8_CPU_VEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../dtype.h"
+
+typedef struct VecOps {
+    /* dst[i] = float(src[i]) */
+    void (*load)(float *dst, const uint16_t *src, int n, DType t);
+    /* dst[i] = round(src[i]) to t */
+    void (*store)(uint16_t *dst, const float *src, int n, DType t);
+    /* sum_i q[i] * float(k[i]) */
+    float (*dot)(const float *q, const uint16_t *k, int n, DType t);
+    /* acc[i] = acc[i] * c + p * float(v[i]) */
+    void (*scale_axpy)(float *acc, float c, float p, const uint16_t *v, int n, DType t);
+    /* sum_i x[i] and sum_i (x[i]-mean)^2 */
+    float (*sum)(const float *x, int n);
+    float (*sqdev)(const float *x, float mean, int n);
+} VecOps;
+
+const VecOps *vec_ops_scalar(void);
+const VecOps *vec_ops_avx512(void); /* only call when the CPU has avx512f + f16c */
+const VecOps *vec_ops_best(void);
+const char *vec_ops_name(const VecOps *v);
+
+#endif

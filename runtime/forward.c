@@ -1,0 +1,152 @@
+/* stage_forward(): BLOOM and OPT decoder blocks as transformers writes them (pre-LayerNorm, residual
+ * adds, fp32 softmax), a dozen coarse backend ops in model order. No scheduling, no transport. */
+#include "forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/check.h"
+
+#define ALIGN 64
+
+static size_t al(size_t b) { return (b + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
+
+size_t runstate_bytes(const Model *m, int R, int B, int S, int max_out, size_t *kv_bytes)
+{
+    const Config *c = &m->cfg;
+    size_t D = (size_t)c->hidden, L = (size_t)(m->layer_end - m->layer_begin);
+    size_t kv = 2 * L * (size_t)B * (size_t)S * D * 2;
+    if (kv_bytes) *kv_bytes = kv;
+    return al(2 * R * D) * 4 + al(2 * R * 3 * D) + al(2 * R * (size_t)c->ffn) + al(2 * (size_t)max_out * D) +
+           al(4 * (size_t)max_out * (size_t)c->vocab) + 4 * al(4 * (size_t)R) + 2 * al(kv / 2);
+}
+
+int runstate_alloc(RunState *rs, const Model *m, int R, int B, int S, int max_out, Err *e)
+{
+    memset(rs, 0, sizeof *rs);
+    const Config *c = &m->cfg;
+    Backend *be = m->be;
+    size_t D = (size_t)c->hidden;
+    rs->max_rows = R;
+    rs->slots = B;
+    rs->max_seq = S;
+    rs->max_out = max_out;
+    rs->arena_bytes = runstate_bytes(m, R, B, S, max_out, &rs->kv_bytes);
+    rs->arena = be->alloc(be->ctx, rs->arena_bytes);
+    if (!rs->arena)
+        return err_set(e, "cannot allocate %.2f GB for activations and the KV cache (batch %d, %d positions): use a "
+                          "smaller batch or --gen, or more ranks (pp8 plan)", rs->arena_bytes / 1e9, B, S);
+    char *p = rs->arena;
+#define TAKE(ptr, bytes)                                                                                             \
+    do {                                                                                                             \
+        (ptr) = (void *)p;                                                                                           \
+        p += al(bytes);                                                                                              \
+    } while (0)
+    TAKE(rs->x, 2 * R * D);
+    TAKE(rs->h, 2 * R * D);
+    TAKE(rs->att, 2 * R * D);
+    TAKE(rs->tmp, 2 * R * D);
+    TAKE(rs->qkv, 2 * R * 3 * D);
+    TAKE(rs->ffn, 2 * R * (size_t)c->ffn);
+    TAKE(rs->sel, 2 * (size_t)max_out * D);
+    TAKE(rs->logits, 4 * (size_t)max_out * (size_t)c->vocab);
+    TAKE(rs->tokens, 4 * (size_t)R);
+    TAKE(rs->pos, 4 * (size_t)R);
+    TAKE(rs->slot, 4 * (size_t)R);
+    TAKE(rs->out_idx, 4 * (size_t)R);
+    TAKE(rs->k_cache, rs->kv_bytes / 2);
+    TAKE(rs->v_cache, rs->kv_bytes / 2);
+#undef TAKE
+    int max_k = c->ffn > c->hidden ? c->ffn : c->hidden;
+    int max_n = c->ffn > 3 * c->hidden ? c->ffn : 3 * c->hidden;
+    if (m->last && c->vocab > max_n) max_n = c->vocab;
+    be->reserve(be->ctx, R, max_k, max_n);
+    return 0;
+}
+
+void runstate_free(RunState *rs, const Model *m)
+{
+    if (rs->arena) m->be->free(m->be->ctx, rs->arena);
+    memset(rs, 0, sizeof *rs);
+}
+
+static void linear(const Model *m, const Linear *w, const uint16_t *x, int rows, uint16_t *y)
+{
+    m->be->linear(m->be->ctx, w, x, rows, m->act, y, m->act, m->threshold);
+}
+
+void stage_forward(const Model *m, RunState *rs, int rows, const int32_t *tokens, const int32_t *pos,
+                   const int32_t *slot, const int32_t *out_idx, int nout)
+{
+    const Config *c = &m->cfg;
+    Backend *be = m->be;
+    void *ctx = be->ctx;
+    const int D = c->hidden, H = c->heads, E = c->head_dim, F = c->ffn;
+    const size_t RD = (size_t)rows * D;
+    PP8_CHECK(rows > 0 && rows <= rs->max_rows && nout <= rs->max_out, "micro-batch larger than the RunState");
+
+    be->to_device(ctx, rs->pos, pos, sizeof(int32_t) * rows);
+    be->to_device(ctx, rs->slot, slot, sizeof(int32_t) * rows);
+    if (m->first) {
+        be->to_device(ctx, rs->tokens, tokens, sizeof(int32_t) * rows);
+        if (c->arch == ARCH_BLOOM) {
+            be->embed(ctx, rs->x, rs->tokens, rs->pos, rows, m->embed, NULL, 0, D, m->act);
+            be->layernorm(ctx, rs->x, rs->x, m->emb_ln_g, m->emb_ln_b, rows, D, c->ln_eps, m->act);
+        } else {
+            /* OPTLearnedPositionalEmbedding: position p reads row p + 2 */
+            be->embed(ctx, rs->x, rs->tokens, rs->pos, rows, m->embed, m->pos_embed, 2, D, m->act);
+        }
+    }
+
+    const size_t layer_kv = (size_t)rs->slots * H * rs->max_seq * E;
+    for (int l = 0; l < m->layer_end - m->layer_begin; l++) {
+        const LayerWeights *w = &m->layers[l];
+        AttnArgs a = {
+            .rows = rows, .heads = H, .head_dim = E, .slot = rs->slot, .pos = rs->pos,
+            .k_cache = rs->k_cache + l * layer_kv, .v_cache = rs->v_cache + l * layer_kv,
+            .max_seq = rs->max_seq, .out = rs->att, .act = m->act,
+        };
+        be->layernorm(ctx, rs->h, rs->x, w->ln1_g, w->ln1_b, rows, D, c->ln_eps, m->act);
+        if (c->arch == ARCH_BLOOM) {
+            /* fused query_key_value, rows interleaved per head: [head][q|k|v][E] */
+            linear(m, &w->qkv, rs->h, rows, rs->qkv);
+            a.q = rs->qkv;
+            a.k = rs->qkv + E;
+            a.v = rs->qkv + 2 * E;
+            a.row_stride = 3 * D;
+            a.head_stride = 3 * E;
+            a.alibi = m->alibi;
+            a.score_scale = 1.0f / sqrtf((float)E); /* BloomAttention inv_norm_factor */
+        } else {
+            linear(m, &w->q, rs->h, rows, rs->qkv);
+            linear(m, &w->k, rs->h, rows, rs->qkv + RD);
+            linear(m, &w->v, rs->h, rows, rs->qkv + 2 * RD);
+            a.q = rs->qkv;
+            a.k = rs->qkv + RD;
+            a.v = rs->qkv + 2 * RD;
+            a.row_stride = D;
+            a.head_stride = E;
+            a.score_scale = 1.0f / sqrtf((float)E); /* OPTAttention scaling = head_dim^-0.5 */
+        }
+        be->attention(ctx, &a);
+        linear(m, &w->out, rs->att, rows, rs->tmp);
+        be->add(ctx, rs->x, rs->x, rs->tmp, RD, m->act);
+
+        be->layernorm(ctx, rs->h, rs->x, w->ln2_g, w->ln2_b, rows, D, c->ln_eps, m->act);
+        linear(m, &w->fc1, rs->h, rows, rs->ffn);
+        if (c->arch == ARCH_BLOOM)
+            be->gelu(ctx, rs->ffn, (size_t)rows * F, m->act);
+        else
+            be->relu(ctx, rs->ffn, (size_t)rows * F, m->act);
+        linear(m, &w->fc2, rs->ffn, rows, rs->tmp);
+        be->add(ctx, rs->x, rs->x, rs->tmp, RD, m->act);
+    }
+
+    if (m->last && nout > 0) {
+        be->to_device(ctx, rs->out_idx, out_idx, sizeof(int32_t) * nout);
+        be->gather_rows(ctx, rs->sel, rs->x, rs->out_idx, nout, 2 * (size_t)D);
+        be->layernorm(ctx, rs->sel, rs->sel, m->lnf_g, m->lnf_b, nout, D, c->ln_eps, m->act);
+        be->linear(ctx, &m->lm_head, rs->sel, nout, m->act, rs->logits, DTYPE_F32, 0.0f);
+    }
+}

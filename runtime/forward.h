@@ -1,0 +1,42 @@
+/* One pipeline stage's forward pass over the rows of one micro-batch, read top to bottom: embedding on
+ * the first rank, this rank's layers, final LayerNorm and LM head on the last. Sending and receiving
+ * happen around it (pipeline.c), never inside the layer loop.
+ *
+ * R rows of the largest micro-batch, B KV-cache slots (sequences), S max sequence, D hidden, F ffn,
+ * V vocab, L local layers, H heads, E head_dim */
+#ifndef PP8_FORWARD_H
+#define PP8_FORWARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+typedef struct RunState {
+    int max_rows, slots, max_seq, max_out;
+    uint16_t *x;      /* (R, D) residual stream; what crosses between ranks */
+    uint16_t *h;      /* (R, D) LayerNorm output */
+    uint16_t *qkv;    /* (R, 3D) BLOOM fused qkv, or OPT q | k | v planes of (R, D) each */
+    uint16_t *att;    /* (R, D) attention output */
+    uint16_t *ffn;    /* (R, F) */
+    uint16_t *tmp;    /* (R, D) projection outputs before the residual add */
+    uint16_t *sel;    /* (max_out, D) rows that need logits */
+    float *logits;    /* (max_out, V) last rank */
+    int32_t *tokens, *pos, *slot, *out_idx; /* (R) backend copies of the row descriptors */
+    uint16_t *k_cache, *v_cache;            /* (L, B, H, S, E) */
+    void *arena;
+    size_t arena_bytes, kv_bytes;
+} RunState;
+
+/* bytes runstate_alloc will take (activations + KV cache), for the planner and error messages */
+size_t runstate_bytes(const Model *m, int max_rows, int slots, int max_seq, int max_out, size_t *kv_bytes);
+int runstate_alloc(RunState *rs, const Model *m, int max_rows, int slots, int max_seq, int max_out, Err *e);
+void runstate_free(RunState *rs, const Model *m);
+
+/* rows: token ids (first rank), position and KV slot of each row (host arrays). On the first rank the
+ * input comes from the embedding, elsewhere from rs->x (received). On the last rank the logits of the
+ * nout rows listed in out_idx land in rs->logits (backend memory). */
+void stage_forward(const Model *m, RunState *rs, int rows, const int32_t *tokens, const int32_t *pos,
+                   const int32_t *slot, const int32_t *out_idx, int nout);
+
+#endif

@@ -1,0 +1,418 @@
+/* Loading one rank's slice of a model into one backend arena: size everything first, allocate once,
+ * then fill tensor by tensor (converting dtypes, quantizing linear layers per row for LLM.int8(), or
+ * taking an 8-bit checkpoint's CB/SCB as they are) and let the backend pack each linear layer.
+ * Random weights (no --model) are a pure function of (seed, tensor name, index), so every rank and
+ * every rank count builds identical weights. Running the model is forward.c's job. */
+#include "model.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../kernels/cpu/cpu_linear.h"
+#include "../kernels/numerics.h"
+#include "log.h"
+#include "safetensors.h"
+
+#define ALIGN 64
+
+typedef struct Loader {
+    Model *m;
+    const Checkpoint *ck; /* NULL: random weights */
+    uint64_t seed;
+    char *cursor;         /* next free byte of the arena (carving pass) */
+    size_t need;          /* bytes counted (sizing pass) */
+    bool sizing;
+    void *host;           /* staging buffer for one tensor, host memory */
+    size_t host_bytes;
+    float *host_scb;
+    Err *e;
+} Loader;
+
+/* ---- arena: the same walk sizes it and then carves it ---- */
+static void *carve(Loader *ld, size_t bytes)
+{
+    bytes = (bytes + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    if (ld->sizing) {
+        ld->need += bytes;
+        return NULL;
+    }
+    void *p = ld->cursor;
+    ld->cursor += bytes;
+    return p;
+}
+
+static void carve_linear(Loader *ld, Linear *w, DType wdt, int n, int k, bool bias)
+{
+    Backend *be = ld->m->be;
+    w->wdt = wdt;
+    w->n = n;
+    w->k = k;
+    w->w = carve(ld, be->linear_bytes(be->ctx, wdt, n, k));
+    w->scb = wdt == DTYPE_I8 ? carve(ld, sizeof(float) * (size_t)n) : NULL;
+    w->bias = bias ? carve(ld, 2 * (size_t)n) : NULL;
+}
+
+static void carve_all(Loader *ld)
+{
+    Model *m = ld->m;
+    const Config *c = &m->cfg;
+    size_t D = (size_t)c->hidden;
+    if (m->first) {
+        m->embed = carve(ld, 2 * (size_t)c->vocab * D);
+        if (c->arch == ARCH_OPT) m->pos_embed = carve(ld, 2 * (size_t)(c->max_pos + 2) * D);
+        if (c->arch == ARCH_BLOOM) {
+            m->emb_ln_g = carve(ld, 2 * D);
+            m->emb_ln_b = carve(ld, 2 * D);
+        }
+    }
+    for (int l = 0; l < m->layer_end - m->layer_begin; l++) {
+        LayerWeights *w = &m->layers[l];
+        w->ln1_g = carve(ld, 2 * D);
+        w->ln1_b = carve(ld, 2 * D);
+        w->ln2_g = carve(ld, 2 * D);
+        w->ln2_b = carve(ld, 2 * D);
+        if (c->arch == ARCH_BLOOM) {
+            carve_linear(ld, &w->qkv, m->wdt, 3 * c->hidden, c->hidden, true);
+        } else {
+            carve_linear(ld, &w->q, m->wdt, c->hidden, c->hidden, true);
+            carve_linear(ld, &w->k, m->wdt, c->hidden, c->hidden, true);
+            carve_linear(ld, &w->v, m->wdt, c->hidden, c->hidden, true);
+        }
+        carve_linear(ld, &w->out, m->wdt, c->hidden, c->hidden, true);
+        carve_linear(ld, &w->fc1, m->wdt, c->ffn, c->hidden, true);
+        carve_linear(ld, &w->fc2, m->wdt, c->hidden, c->ffn, true);
+    }
+    if (m->last) {
+        m->lnf_g = carve(ld, 2 * D);
+        m->lnf_b = carve(ld, 2 * D);
+        carve_linear(ld, &m->lm_head, m->act, c->vocab, c->hidden, false);
+    }
+    if (c->arch == ARCH_BLOOM) m->alibi = carve(ld, sizeof(float) * (size_t)c->heads);
+}
+
+/* ---- random weights: counter-based, so independent of threads and ranks ---- */
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+typedef enum { FILL_WEIGHT, FILL_ONE, FILL_BIAS } Fill;
+
+/* weights uniform with std 0.02 (transformers' initializer_range), LayerNorm gains 1 and biases
+ * small: activations stay finite through any depth because every block starts from a LayerNorm */
+static float random_value(uint64_t key, size_t i, Fill f)
+{
+    if (f == FILL_ONE) return 1.0f;
+    uint64_t r = mix64(key ^ mix64(i));
+    float u = (float)(r >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f; /* [-1, 1) */
+    return f == FILL_BIAS ? 0.01f * u : 0.02f * 1.7320508f * u;
+}
+
+/* ---- fetching one tensor into host staging, converted to `to` ---- */
+static void convert_rows(uint16_t *dst, DType to, const void *src, DType from, size_t n)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float f = from == DTYPE_F32   ? ((const float *)src)[i]
+                  : from == DTYPE_F16 ? pp8_h2f(((const uint16_t *)src)[i])
+                                      : pp8_bf2f(((const uint16_t *)src)[i]);
+        dst[i] = to == DTYPE_BF16 ? pp8_f2bf(f) : pp8_f2h(f);
+    }
+}
+
+static int fetch16(Loader *ld, uint16_t *host, DType to, const char *name, int64_t rows, int64_t cols, Fill fill)
+{
+    size_t n = (size_t)rows * (size_t)(cols > 0 ? cols : 1);
+    if (!ld->ck) {
+        uint64_t key = mix64(ld->seed ^ name_hash(name));
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            float f = random_value(key, i, fill);
+            host[i] = to == DTYPE_BF16 ? pp8_f2bf(f) : pp8_f2h(f);
+        }
+        return 0;
+    }
+    const StTensor *t;
+    int64_t shape[2] = {rows, cols};
+    if (ckpt_get(ld->ck, &t, -1, cols > 0 ? 2 : 1, shape, ld->e, "%s", name)) return -1;
+    convert_rows(host, to, t->data, t->dtype, n);
+    return 0;
+}
+
+static int stage_bytes(Loader *ld, size_t bytes)
+{
+    if (bytes <= ld->host_bytes) return 0;
+    free(ld->host);
+    ld->host = malloc(bytes);
+    ld->host_bytes = ld->host ? bytes : 0;
+    if (!ld->host) return err_set(ld->e, "out of host memory staging a %zu-byte tensor", bytes);
+    return 0;
+}
+
+static int load16(Loader *ld, uint16_t *dst, const char *name, int64_t rows, int64_t cols, Fill fill)
+{
+    size_t bytes = 2 * (size_t)rows * (size_t)(cols > 0 ? cols : 1);
+    if (stage_bytes(ld, bytes)) return -1;
+    if (fetch16(ld, ld->host, ld->m->act, name, rows, cols, fill)) return -1;
+    ld->m->be->to_device(ld->m->be->ctx, dst, ld->host, bytes);
+    return 0;
+}
+
+static int load_linear(Loader *ld, Linear *w, const char *base)
+{
+    Model *m = ld->m;
+    Backend *be = m->be;
+    char name[256];
+    size_t nk = (size_t)w->n * (size_t)w->k;
+    const StTensor *scb_t = NULL;
+    if (ld->ck) {
+        snprintf(name, sizeof name, "%s.SCB", base);
+        scb_t = ckpt_find(ld->ck, name);
+    }
+    if (scb_t) {
+        /* an 8-bit checkpoint (pp8 quantize or transformers' save of load_in_8bit): CB and SCB as they are */
+        if (w->wdt != DTYPE_I8)
+            return err_set(ld->e, "%s: tensor '%s' is int8 (an 8-bit checkpoint); run it with --dtype int8",
+                           ckpt_dir(ld->ck), name);
+        const StTensor *cb, *scb, *fmt;
+        int64_t shape[2] = {w->n, w->k}, nshape[1] = {w->n};
+        if (ckpt_get(ld->ck, &cb, DTYPE_I8, 2, shape, ld->e, "%s.weight", base)) return -1;
+        if (ckpt_get(ld->ck, &scb, DTYPE_F32, 1, nshape, ld->e, "%s.SCB", base)) return -1;
+        snprintf(name, sizeof name, "%s.weight_format", base);
+        if ((fmt = ckpt_find(ld->ck, name))) {
+            if (fmt->bytes < 1 || fmt->dtype != DTYPE_U8 || ((const uint8_t *)fmt->data)[0] != 0)
+                return err_set(ld->e, "%s: tensor '%s' is not 0 (row-wise int8): pp8 loads only row-format 8-bit "
+                                      "checkpoints; re-save it with bitsandbytes >= 0.45 or use pp8 quantize",
+                               ckpt_dir(ld->ck), name);
+        }
+        be->linear_pack(be->ctx, w, cb->data, scb->data);
+    } else {
+        snprintf(name, sizeof name, "%s.weight", base);
+        if (ld->ck) {
+            const StTensor *t = ckpt_find(ld->ck, name);
+            if (t && t->dtype == DTYPE_I8)
+                return err_set(ld->e, "%s: tensor '%s' is I8 but '%s.SCB' is missing: an 8-bit checkpoint needs the "
+                                      "per-row scales SCB (F32 [%d]) next to every int8 weight",
+                               ckpt_dir(ld->ck), name, base, w->n);
+        }
+        DType stage = w->wdt == DTYPE_BF16 ? DTYPE_BF16 : DTYPE_F16; /* LLM.int8() quantizes the fp16 weight */
+        if (stage_bytes(ld, 2 * nk + nk)) return -1;
+        uint16_t *w16 = ld->host;
+        if (fetch16(ld, w16, stage, name, w->n, w->k, FILL_WEIGHT)) return -1;
+        if (w->wdt == DTYPE_I8) {
+            int8_t *cb = (int8_t *)(w16 + nk);
+            float *scb = ld->host_scb;
+#pragma omp parallel for schedule(static)
+            for (int o = 0; o < w->n; o++)
+                ref_quantize_weights(cb + (size_t)o * w->k, scb + o, w16 + (size_t)o * w->k, 1, w->k);
+            be->linear_pack(be->ctx, w, cb, scb);
+        } else {
+            be->linear_pack(be->ctx, w, w16, NULL);
+        }
+    }
+    if (w->bias) {
+        snprintf(name, sizeof name, "%s.bias", base);
+        if (load16(ld, w->bias, name, w->n, 0, FILL_BIAS)) return -1;
+    }
+    return 0;
+}
+
+static int load_layer(Loader *ld, LayerWeights *w, int l)
+{
+    const Config *c = &ld->m->cfg;
+    char b[160], n[200];
+    if (c->arch == ARCH_BLOOM) {
+        snprintf(b, sizeof b, "transformer.h.%d", l);
+        snprintf(n, sizeof n, "%s.input_layernorm.weight", b);
+        if (load16(ld, w->ln1_g, n, c->hidden, 0, FILL_ONE)) return -1;
+        snprintf(n, sizeof n, "%s.input_layernorm.bias", b);
+        if (load16(ld, w->ln1_b, n, c->hidden, 0, FILL_BIAS)) return -1;
+        snprintf(n, sizeof n, "%s.self_attention.query_key_value", b);
+        if (load_linear(ld, &w->qkv, n)) return -1;
+        snprintf(n, sizeof n, "%s.self_attention.dense", b);
+        if (load_linear(ld, &w->out, n)) return -1;
+        snprintf(n, sizeof n, "%s.post_attention_layernorm.weight", b);
+        if (load16(ld, w->ln2_g, n, c->hidden, 0, FILL_ONE)) return -1;
+        snprintf(n, sizeof n, "%s.post_attention_layernorm.bias", b);
+        if (load16(ld, w->ln2_b, n, c->hidden, 0, FILL_BIAS)) return -1;
+        snprintf(n, sizeof n, "%s.mlp.dense_h_to_4h", b);
+        if (load_linear(ld, &w->fc1, n)) return -1;
+        snprintf(n, sizeof n, "%s.mlp.dense_4h_to_h", b);
+        return load_linear(ld, &w->fc2, n);
+    }
+    snprintf(b, sizeof b, "model.decoder.layers.%d", l);
+    snprintf(n, sizeof n, "%s.self_attn_layer_norm.weight", b);
+    if (load16(ld, w->ln1_g, n, c->hidden, 0, FILL_ONE)) return -1;
+    snprintf(n, sizeof n, "%s.self_attn_layer_norm.bias", b);
+    if (load16(ld, w->ln1_b, n, c->hidden, 0, FILL_BIAS)) return -1;
+    snprintf(n, sizeof n, "%s.self_attn.q_proj", b);
+    if (load_linear(ld, &w->q, n)) return -1;
+    snprintf(n, sizeof n, "%s.self_attn.k_proj", b);
+    if (load_linear(ld, &w->k, n)) return -1;
+    snprintf(n, sizeof n, "%s.self_attn.v_proj", b);
+    if (load_linear(ld, &w->v, n)) return -1;
+    snprintf(n, sizeof n, "%s.self_attn.out_proj", b);
+    if (load_linear(ld, &w->out, n)) return -1;
+    snprintf(n, sizeof n, "%s.final_layer_norm.weight", b);
+    if (load16(ld, w->ln2_g, n, c->hidden, 0, FILL_ONE)) return -1;
+    snprintf(n, sizeof n, "%s.final_layer_norm.bias", b);
+    if (load16(ld, w->ln2_b, n, c->hidden, 0, FILL_BIAS)) return -1;
+    snprintf(n, sizeof n, "%s.fc1", b);
+    if (load_linear(ld, &w->fc1, n)) return -1;
+    snprintf(n, sizeof n, "%s.fc2", b);
+    return load_linear(ld, &w->fc2, n);
+}
+
+static int load_ends(Loader *ld)
+{
+    Model *m = ld->m;
+    const Config *c = &m->cfg;
+    bool bloom = c->arch == ARCH_BLOOM;
+    const char *emb = bloom ? "transformer.word_embeddings.weight" : "model.decoder.embed_tokens.weight";
+    if (m->first) {
+        if (load16(ld, m->embed, emb, c->vocab, c->hidden, FILL_WEIGHT)) return -1;
+        if (bloom) {
+            if (load16(ld, m->emb_ln_g, "transformer.word_embeddings_layernorm.weight", c->hidden, 0, FILL_ONE) ||
+                load16(ld, m->emb_ln_b, "transformer.word_embeddings_layernorm.bias", c->hidden, 0, FILL_BIAS))
+                return -1;
+        } else if (load16(ld, m->pos_embed, "model.decoder.embed_positions.weight", c->max_pos + 2, c->hidden,
+                          FILL_WEIGHT)) {
+            return -1;
+        }
+    }
+    if (m->last) {
+        const char *g = bloom ? "transformer.ln_f.weight" : "model.decoder.final_layer_norm.weight";
+        const char *b = bloom ? "transformer.ln_f.bias" : "model.decoder.final_layer_norm.bias";
+        if (load16(ld, m->lnf_g, g, c->hidden, 0, FILL_ONE) || load16(ld, m->lnf_b, b, c->hidden, 0, FILL_BIAS))
+            return -1;
+        /* the LM head: lm_head.weight when saved (transformers saves it even when tied), else the
+         * tied embedding; it stays 16-bit in every mode (as transformers does for int8 models) */
+        const char *head = emb;
+        if (ld->ck && ckpt_find(ld->ck, "lm_head.weight")) head = "lm_head.weight";
+        else if (ld->ck && !c->tie_word_embeddings)
+            return err_set(ld->e, "%s: no tensor 'lm_head.weight' and tie_word_embeddings is false in config.json",
+                           ckpt_dir(ld->ck));
+        size_t nk = (size_t)c->vocab * c->hidden;
+        if (stage_bytes(ld, 2 * nk)) return -1;
+        if (fetch16(ld, ld->host, m->act, head, c->vocab, c->hidden, FILL_WEIGHT)) return -1;
+        m->be->linear_pack(m->be->ctx, &m->lm_head, ld->host, NULL);
+    }
+    if (bloom) {
+        float slopes[4096];
+        if (c->heads > 4096) return err_set(ld->e, "%s: n_head %d is too large", c->path, c->heads);
+        model_alibi_slopes(slopes, c->heads);
+        m->be->to_device(m->be->ctx, m->alibi, slopes, sizeof(float) * (size_t)c->heads);
+    }
+    return 0;
+}
+
+void model_alibi_slopes(float *slopes, int heads)
+{
+    /* transformers build_alibi_tensor: base = 2^(-(2^-(log2(p) - 3))) for p the largest power of two
+     * <= heads, slopes base^1..base^p, then for the remaining heads every other power of the base of 2p */
+    int p = 1;
+    while (p * 2 <= heads) p *= 2;
+    float base = (float)pow(2.0, -pow(2.0, -(log2((double)p) - 3.0)));
+    for (int i = 0; i < p; i++) slopes[i] = powf(base, (float)(i + 1));
+    if (p != heads) {
+        float extra = (float)pow(2.0, -pow(2.0, -(log2((double)(2 * p)) - 3.0)));
+        int rest = heads - p < p ? heads - p : p;
+        for (int i = 0; i < rest; i++) slopes[p + i] = powf(extra, (float)(1 + 2 * i));
+    }
+}
+
+static size_t linear_read_bytes(const Linear *w)
+{
+    if (!w->w) return 0;
+    return (size_t)w->n * (size_t)w->k * dtype_size(w->wdt) + (w->scb ? 4 * (size_t)w->n : 0) +
+           (w->bias ? 2 * (size_t)w->n : 0);
+}
+
+int model_load(Model *m, const Config *cfg, const ModelOptions *o, Backend *be, Err *e)
+{
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->wdt = o->wdt;
+    m->act = o->wdt == DTYPE_BF16 ? DTYPE_BF16 : DTYPE_F16;
+    m->threshold = o->threshold;
+    m->layer_begin = o->layer_begin;
+    m->layer_end = o->layer_end;
+    m->first = o->layer_begin == 0;
+    m->last = o->layer_end == cfg->layers;
+    m->be = be;
+    int L = o->layer_end - o->layer_begin;
+    m->layers = calloc((size_t)(L > 0 ? L : 1), sizeof *m->layers);
+    if (!m->layers) return err_set(e, "out of memory");
+
+    Checkpoint *ck = NULL;
+    if (o->model_dir && ckpt_open(&ck, o->model_dir, e)) return -1;
+    if (ck && cfg->load_in_8bit && o->wdt != DTYPE_I8) {
+        ckpt_close(ck);
+        return err_set(e, "%s is an 8-bit checkpoint (config.json quantization_config.load_in_8bit); run it with "
+                          "--dtype int8", o->model_dir);
+    }
+    Loader ld = {.m = m, .ck = ck, .seed = o->seed, .sizing = true, .e = e};
+    carve_all(&ld);
+    m->arena_bytes = ld.need;
+    m->arena = be->alloc(be->ctx, ld.need);
+    if (!m->arena) {
+        ckpt_close(ck);
+        return err_set(e, "cannot allocate %.2f GB for this rank's weights (layers %d..%d): use more ranks "
+                          "(pp8 plan shows how many)", ld.need / 1e9, o->layer_begin, o->layer_end - 1);
+    }
+    ld.sizing = false;
+    ld.cursor = m->arena;
+    carve_all(&ld);
+    size_t max_n = (size_t)(cfg->ffn > 3 * cfg->hidden ? cfg->ffn : 3 * cfg->hidden);
+    if (m->last && (size_t)cfg->vocab > max_n) max_n = (size_t)cfg->vocab;
+    ld.host_scb = malloc(sizeof(float) * max_n);
+    int rc = ld.host_scb ? 0 : err_set(e, "out of memory");
+
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double last_note = 0.0;
+    if (!rc) rc = load_ends(&ld);
+    for (int l = 0; !rc && l < L; l++) {
+        rc = load_layer(&ld, &m->layers[l], o->layer_begin + l);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        if (!rc && s - last_note > 2.0) {
+            log_info("loading: layer %d/%d of this rank's slice, %.1f s", l + 1, L, s);
+            last_note = s;
+        }
+    }
+    free(ld.host);
+    free(ld.host_scb);
+    ckpt_close(ck);
+    if (rc) return -1;
+
+    for (int l = 0; l < L; l++) {
+        LayerWeights *w = &m->layers[l];
+        m->weight_bytes_read += linear_read_bytes(&w->qkv) + linear_read_bytes(&w->q) + linear_read_bytes(&w->k) +
+                                linear_read_bytes(&w->v) + linear_read_bytes(&w->out) + linear_read_bytes(&w->fc1) +
+                                linear_read_bytes(&w->fc2) + 8 * (size_t)cfg->hidden;
+    }
+    if (m->last) m->weight_bytes_read += linear_read_bytes(&m->lm_head) + 4 * (size_t)cfg->hidden;
+    return 0;
+}
+
+void model_free(Model *m)
+{
+    if (m->arena) m->be->free(m->be->ctx, m->arena);
+    free(m->layers);
+    memset(m, 0, sizeof *m);
+}

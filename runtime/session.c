@@ -1,0 +1,236 @@
+/* See session.h. */
+#include "session.h"
+
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../parallel/control.h"
+#include "commands.h"
+#include "log.h"
+#include "plan.h"
+
+void session_defaults(SessionOpts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->wdt = DTYPE_I8;
+    o->threshold = 6.0f;
+    o->sched = SCHED_PIPELINED;
+    o->seed = 1234;
+}
+
+int parse_dtype(const char *s, DType *out, Err *e)
+{
+    if (!strcmp(s, "int8")) *out = DTYPE_I8;
+    else if (!strcmp(s, "fp16")) *out = DTYPE_F16;
+    else if (!strcmp(s, "bf16")) *out = DTYPE_BF16;
+    else return err_set(e, "--dtype %s: expected int8, fp16 or bf16", s);
+    return 0;
+}
+
+const char *dtype_label(DType t) { return t == DTYPE_I8 ? "int8" : t == DTYPE_BF16 ? "bf16" : "fp16"; }
+
+const char *session_flags_help(void)
+{
+    return "  --config C           model config.json; without --model the weights are seeded random\n"
+           "  --model DIR          Hugging Face checkpoint directory (config.json + *.safetensors)\n"
+           "  --dtype D            int8 (LLM.int8(), default) | fp16 | bf16\n"
+           "  --threshold T        LLM.int8() outlier threshold (default 6.0; 0 = plain int8 W8A8)\n"
+           "  --schedule S         pipelined (default) | naive (one micro-batch in flight)\n"
+           "  --micro-batches M    micro-batches per batch (default: stages, capped by the batch)\n"
+           "  --threads N          threads per rank (default: this rank's share of the node's cores)\n"
+           "  --backend B          cpu | cuda (default: cuda when built with CUDA and a GPU is present)\n"
+           "  --mem-per-rank GiB   memory budget per rank (default: node memory / ranks on the node)\n"
+           "  --seed N             seed of the random weights (default 1234)\n";
+}
+
+int session_flag(SessionOpts *o, int argc, char **argv, int *i, Err *e)
+{
+    const char *f = argv[*i], *v;
+    int n;
+    double d;
+#define VAL()                                                                                                        \
+    do {                                                                                                             \
+        if (!(v = cli_value(argc, argv, i, e))) return -1;                                                           \
+    } while (0)
+    if (!strcmp(f, "--config")) {
+        VAL();
+        o->config = v;
+    } else if (!strcmp(f, "--model")) {
+        VAL();
+        o->model = v;
+    } else if (!strcmp(f, "--dtype")) {
+        VAL();
+        if (parse_dtype(v, &o->wdt, e)) return -1;
+    } else if (!strcmp(f, "--threshold")) {
+        VAL();
+        if (cli_double(v, "--threshold", 0.0, 1e30, &d, e))
+            return err_set(e, "--threshold %s: must be a number >= 0 (0 turns outlier decomposition off)", v);
+        o->threshold = (float)d;
+    } else if (!strcmp(f, "--schedule")) {
+        VAL();
+        if (!strcmp(v, "pipelined")) o->sched = SCHED_PIPELINED;
+        else if (!strcmp(v, "naive")) o->sched = SCHED_NAIVE;
+        else return err_set(e, "--schedule %s: expected pipelined or naive", v);
+    } else if (!strcmp(f, "--micro-batches")) {
+        VAL();
+        if (cli_int(v, "--micro-batches", 1, 1 << 20, &o->micro_batches, e)) return -1;
+    } else if (!strcmp(f, "--threads")) {
+        VAL();
+        if (cli_int(v, "--threads", 1, 4096, &o->threads, e)) return -1;
+    } else if (!strcmp(f, "--backend")) {
+        VAL();
+        if (strcmp(v, "cpu") && strcmp(v, "cuda")) return err_set(e, "--backend %s: expected cpu or cuda", v);
+        o->backend = v;
+    } else if (!strcmp(f, "--mem-per-rank")) {
+        VAL();
+        if (cli_double(v, "--mem-per-rank", 1e-6, 1e9, &d, e)) return -1;
+        o->mem_per_rank = d * 1024.0 * 1024.0 * 1024.0;
+    } else if (!strcmp(f, "--seed")) {
+        VAL();
+        if (cli_int(v, "--seed", 0, 2147483647, &n, e)) return -1;
+        o->seed = (uint64_t)n;
+    } else {
+        return 0;
+    }
+#undef VAL
+    return 1;
+}
+
+int session_agree(int rc, Err *e) { return ctl_agree(rc != 0, e->msg, sizeof e->msg) ? -1 : 0; }
+
+static double node_memory_bytes(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    double kb = 0;
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "MemTotal: %lf kB", &kb) == 1) break;
+        fclose(f);
+    }
+    return kb * 1024.0;
+}
+
+static int open_backend(Session *s, Err *e)
+{
+    char msg[512] = "";
+    BackendOptions bo = {.threads = s->o.threads, .first_cpu = -1, .device = s->local_rank};
+    bool want_cuda = s->o.backend && !strcmp(s->o.backend, "cuda");
+    bool want_cpu = s->o.backend && !strcmp(s->o.backend, "cpu");
+    if (!want_cpu) {
+        s->be = backend_cuda_create(&bo, msg, sizeof msg);
+        if (!s->be && want_cuda) return err_set(e, "--backend cuda on rank %d: %s", s->rank, msg);
+        if (!s->be) log_info("no usable GPU (%s): running on the CPU backend", msg);
+    }
+    if (!s->be) {
+        /* this rank's share of the cores it may run on; ranks sharing a node without binding get
+         * disjoint cores (pinned), so nothing is oversubscribed */
+        int cores = backend_cpu_cores();
+        int share = cores >= s->local_size * 1 ? cores / s->local_size : 1;
+        if (bo.threads <= 0) bo.threads = share > 0 ? share : 1;
+        bo.first_cpu = cores >= s->local_size * bo.threads ? s->local_rank * bo.threads : -1;
+        s->be = backend_cpu_create(&bo, msg, sizeof msg);
+        if (!s->be) return err_set(e, "rank %d: %s", s->rank, msg);
+        omp_set_num_threads(bo.threads);
+        s->o.threads = bo.threads;
+    }
+    return 0;
+}
+
+static int split_layers(Session *s, int batch, int max_seq, Err *e)
+{
+    PlanRequest r = {0};
+    Plan p = {0};
+    r.dtype = s->o.wdt;
+    r.batch = batch;
+    r.prompt_len = max_seq;
+    r.gen = 0;
+    r.ranks = s->size;
+    r.micro_batches = s->o.micro_batches;
+    double mem = s->o.mem_per_rank > 0 ? s->o.mem_per_rank : node_memory_bytes() / s->local_size;
+    device_cpu(&r.dev, mem, 20.0, s->o.threads > 0 ? s->o.threads : 1);
+    if (plan_compute(&s->cfg, &r, &p, e)) return -1;
+    if (!p.fits) {
+        if (s->rank == 0) plan_print(stderr, &s->cfg, &r, &p);
+        int rc = err_set(e, "%s does not fit %d rank(s) of %.1f GiB each (%s): add ranks or memory, or use --dtype "
+                            "int8 (the plan above shows each rank's share; pp8 plan --ranks auto finds the minimum)",
+                         s->cfg.name, s->size, mem / (1024.0 * 1024 * 1024), p.why);
+        plan_free(&p);
+        return rc;
+    }
+    for (int i = 0; i < s->size; i++) {
+        s->layer_begin[i] = p.stages[i].layer_begin;
+        s->layer_end[i] = p.stages[i].layer_end;
+    }
+    plan_free(&p);
+    return 0;
+}
+
+static int load_model(Session *s, int max_rows, int slots, int max_seq, int max_out, Err *e)
+{
+    ModelOptions mo = {.model_dir = s->o.model, .wdt = s->o.wdt, .threshold = s->o.threshold,
+                       .layer_begin = s->layer_begin[s->rank], .layer_end = s->layer_end[s->rank], .seed = s->o.seed};
+    int rc = model_load(&s->m, &s->cfg, &mo, s->be, e);
+    s->model_loaded = rc == 0;
+    if (session_agree(rc, e)) return -1;
+    rc = runstate_alloc(&s->rs, &s->m, max_rows, slots, max_seq, max_out, e);
+    s->rs_ready = rc == 0;
+    return session_agree(rc, e);
+}
+
+int session_open(Session *s, const SessionOpts *o, int max_rows, int slots, int max_seq, int max_out, Err *e)
+{
+    memset(s, 0, sizeof *s);
+    s->o = *o;
+    s->rank = ctl_rank();
+    s->size = ctl_size();
+    ctl_node_info(&s->local_rank, &s->local_size);
+    int rc = 0;
+    if (!o->config && !o->model) rc = err_set(e, "give --config C (random weights) or --model DIR (see --help)");
+    if (!rc) rc = config_load(&s->cfg, o->model && !o->config ? o->model : o->config, e);
+    if (!rc && o->wdt != DTYPE_I8 && o->threshold != 6.0f) {
+        /* the threshold only means something for int8; accept it silently otherwise */
+    }
+    if (!rc && s->cfg.arch == ARCH_OPT && max_seq > s->cfg.max_pos)
+        rc = err_set(e, "%s: %d positions needed but max_position_embeddings is %d: shorten the prompt or --gen",
+                     s->cfg.path, max_seq, s->cfg.max_pos);
+    if (!rc && s->size > s->cfg.layers)
+        rc = err_set(e, "%d ranks but %s has only %d layers: every rank needs at least one layer; run with "
+                        "mpirun -np %d or fewer", s->size, s->cfg.name, s->cfg.layers, s->cfg.layers);
+    if (session_agree(rc, e)) return -1;
+    rc = open_backend(s, e);
+    if (session_agree(rc, e)) return -1;
+    s->layer_begin = calloc((size_t)s->size, sizeof(int));
+    s->layer_end = calloc((size_t)s->size, sizeof(int));
+    rc = s->layer_begin && s->layer_end ? split_layers(s, slots, max_seq, e) : err_set(e, "out of memory");
+    if (session_agree(rc, e)) return -1;
+    s->tr = transport_mpi_create();
+    if (session_agree(s->tr ? 0 : err_set(e, "rank %d: cannot create the MPI transport", s->rank), e)) return -1;
+    log_info("%s (%s, %d layers) on %d rank(s), %s weights, %s backend, %d thread(s)/rank", s->cfg.name,
+             arch_name(s->cfg.arch), s->cfg.layers, s->size, dtype_label(o->wdt), s->be->name, s->o.threads);
+    return load_model(s, max_rows, slots, max_seq, max_out, e);
+}
+
+int session_reload(Session *s, DType wdt, int max_rows, int slots, int max_seq, int max_out, Err *e)
+{
+    if (s->rs_ready) runstate_free(&s->rs, &s->m);
+    if (s->model_loaded) model_free(&s->m);
+    s->rs_ready = s->model_loaded = false;
+    s->o.wdt = wdt;
+    int rc = split_layers(s, slots, max_seq, e);
+    if (session_agree(rc, e)) return -1;
+    return load_model(s, max_rows, slots, max_seq, max_out, e);
+}
+
+void session_close(Session *s)
+{
+    if (s->rs_ready) runstate_free(&s->rs, &s->m);
+    if (s->model_loaded) model_free(&s->m);
+    transport_destroy(s->tr);
+    backend_destroy(s->be);
+    free(s->layer_begin);
+    free(s->layer_end);
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,62 @@
+/* What every running command (logits, generate, bench) sets up the same way: the flags they share,
+ * the config, the layer split, the backend, the transport, this rank's weights and the RunState. Every
+ * fallible step ends in a collective agreement, so a bad input on any rank stops all ranks together. */
+#ifndef PP8_SESSION_H
+#define PP8_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../parallel/transport.h"
+#include "config.h"
+#include "forward.h"
+#include "model.h"
+#include "pipeline.h"
+
+typedef struct SessionOpts {
+    const char *config;     /* --config: config.json (random weights unless --model) */
+    const char *model;      /* --model DIR */
+    DType wdt;              /* --dtype (default int8) */
+    float threshold;        /* --threshold (default 6.0) */
+    int threads;            /* --threads (0 = cores of this rank) */
+    const char *backend;    /* --backend cpu|cuda (NULL = cuda when built and present, else cpu) */
+    double mem_per_rank;    /* --mem-per-rank in bytes (0 = node memory / ranks on the node) */
+    Schedule sched;         /* --schedule */
+    int micro_batches;      /* --micro-batches (0 = default) */
+    uint64_t seed;          /* --seed for random weights */
+} SessionOpts;
+
+typedef struct Session {
+    SessionOpts o;
+    Config cfg;
+    int rank, size, local_rank, local_size;
+    int *layer_begin, *layer_end; /* (size) the split every rank agreed on */
+    Backend *be;
+    Transport *tr;
+    Model m;
+    RunState rs;
+    bool model_loaded, rs_ready;
+} Session;
+
+void session_defaults(SessionOpts *o);
+/* argv[*i] is a shared flag: consume it (and its value) and return 1; 0 when not a shared flag; -1 on a
+ * bad value */
+int session_flag(SessionOpts *o, int argc, char **argv, int *i, Err *e);
+/* the help lines for the shared flags */
+const char *session_flags_help(void);
+int parse_dtype(const char *s, DType *out, Err *e);
+const char *dtype_label(DType t); /* "int8" | "fp16" | "bf16" */
+
+/* Collective. Loads the config, splits the layers for (batch, max_seq), creates backend and transport,
+ * loads this rank's weights and a RunState for max_rows rows of one micro-batch, `slots` sequences of
+ * up to max_seq positions and max_out logit rows. */
+int session_open(Session *s, const SessionOpts *o, int max_rows, int slots, int max_seq, int max_out, Err *e);
+/* Collective: reload the weights in another dtype, keeping config, split, backend and transport. */
+int session_reload(Session *s, DType wdt, int max_rows, int slots, int max_seq, int max_out, Err *e);
+void session_close(Session *s);
+
+/* Every rank returns the same verdict: 0 when no rank failed, else -1 with e holding the first
+ * failing rank's message. */
+int session_agree(int rc, Err *e);
+
+#endif
