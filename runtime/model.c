@@ -110,16 +110,25 @@ static uint64_t name_hash(const char *s)
     return h;
 }
 
-typedef enum { FILL_WEIGHT, FILL_ONE, FILL_BIAS } Fill;
+typedef enum { FILL_WEIGHT, FILL_EMBED, FILL_ONE, FILL_GAIN, FILL_BIAS } Fill;
 
-/* weights uniform with std 0.02 (transformers' initializer_range), LayerNorm gains 1 and biases
- * small: activations stay finite through any depth because every block starts from a LayerNorm */
-static float random_value(uint64_t key, size_t i, Fill f)
+/* Random weights that behave like a trained model where it matters for speed and testing:
+ * - linear weights uniform with std 1/sqrt(K), so every block changes the residual stream (with
+ *   transformers' 0.02 the embedding dominates and generation only repeats the prompt);
+ * - embeddings std 0.02 (initializer_range); biases small;
+ * - the gains of the LayerNorms in front of the linear layers are 1 except two feature dims (D/3 and
+ *   2D/3) at 12, which gives LLM.int8() the few large-magnitude outlier features real models have
+ *   (Dettmers et al. 2022, section 4) — as the golden tiny models do — so benchmarks pay for the
+ *   decomposition. Every block starts from a LayerNorm, so activations stay finite at any depth. */
+static float random_value(uint64_t key, size_t i, Fill f, int k)
 {
     if (f == FILL_ONE) return 1.0f;
+    if (f == FILL_GAIN) return (i == (size_t)k / 3 || i == 2 * (size_t)k / 3) ? 12.0f : 1.0f;
     uint64_t r = mix64(key ^ mix64(i));
     float u = (float)(r >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f; /* [-1, 1) */
-    return f == FILL_BIAS ? 0.01f * u : 0.02f * 1.7320508f * u;
+    if (f == FILL_BIAS) return 0.01f * u;
+    if (f == FILL_EMBED) return 0.02f * 1.7320508f * u;
+    return 1.7320508f / sqrtf((float)k) * u;
 }
 
 /* ---- fetching one tensor into host staging, converted to `to` ---- */
@@ -141,7 +150,7 @@ static int fetch16(Loader *ld, uint16_t *host, DType to, const char *name, int64
         uint64_t key = mix64(ld->seed ^ name_hash(name));
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) {
-            float f = random_value(key, i, fill);
+            float f = random_value(key, i, fill, cols > 0 ? (int)cols : (int)rows);
             host[i] = to == DTYPE_BF16 ? pp8_f2bf(f) : pp8_f2h(f);
         }
         return 0;
@@ -238,7 +247,7 @@ static int load_layer(Loader *ld, LayerWeights *w, int l)
     if (c->arch == ARCH_BLOOM) {
         snprintf(b, sizeof b, "transformer.h.%d", l);
         snprintf(n, sizeof n, "%s.input_layernorm.weight", b);
-        if (load16(ld, w->ln1_g, n, c->hidden, 0, FILL_ONE)) return -1;
+        if (load16(ld, w->ln1_g, n, c->hidden, 0, FILL_GAIN)) return -1;
         snprintf(n, sizeof n, "%s.input_layernorm.bias", b);
         if (load16(ld, w->ln1_b, n, c->hidden, 0, FILL_BIAS)) return -1;
         snprintf(n, sizeof n, "%s.self_attention.query_key_value", b);
@@ -246,7 +255,7 @@ static int load_layer(Loader *ld, LayerWeights *w, int l)
         snprintf(n, sizeof n, "%s.self_attention.dense", b);
         if (load_linear(ld, &w->out, n)) return -1;
         snprintf(n, sizeof n, "%s.post_attention_layernorm.weight", b);
-        if (load16(ld, w->ln2_g, n, c->hidden, 0, FILL_ONE)) return -1;
+        if (load16(ld, w->ln2_g, n, c->hidden, 0, FILL_GAIN)) return -1;
         snprintf(n, sizeof n, "%s.post_attention_layernorm.bias", b);
         if (load16(ld, w->ln2_b, n, c->hidden, 0, FILL_BIAS)) return -1;
         snprintf(n, sizeof n, "%s.mlp.dense_h_to_4h", b);
@@ -256,7 +265,7 @@ static int load_layer(Loader *ld, LayerWeights *w, int l)
     }
     snprintf(b, sizeof b, "model.decoder.layers.%d", l);
     snprintf(n, sizeof n, "%s.self_attn_layer_norm.weight", b);
-    if (load16(ld, w->ln1_g, n, c->hidden, 0, FILL_ONE)) return -1;
+    if (load16(ld, w->ln1_g, n, c->hidden, 0, FILL_GAIN)) return -1;
     snprintf(n, sizeof n, "%s.self_attn_layer_norm.bias", b);
     if (load16(ld, w->ln1_b, n, c->hidden, 0, FILL_BIAS)) return -1;
     snprintf(n, sizeof n, "%s.self_attn.q_proj", b);
@@ -268,7 +277,7 @@ static int load_layer(Loader *ld, LayerWeights *w, int l)
     snprintf(n, sizeof n, "%s.self_attn.out_proj", b);
     if (load_linear(ld, &w->out, n)) return -1;
     snprintf(n, sizeof n, "%s.final_layer_norm.weight", b);
-    if (load16(ld, w->ln2_g, n, c->hidden, 0, FILL_ONE)) return -1;
+    if (load16(ld, w->ln2_g, n, c->hidden, 0, FILL_GAIN)) return -1;
     snprintf(n, sizeof n, "%s.final_layer_norm.bias", b);
     if (load16(ld, w->ln2_b, n, c->hidden, 0, FILL_BIAS)) return -1;
     snprintf(n, sizeof n, "%s.fc1", b);
@@ -284,13 +293,13 @@ static int load_ends(Loader *ld)
     bool bloom = c->arch == ARCH_BLOOM;
     const char *emb = bloom ? "transformer.word_embeddings.weight" : "model.decoder.embed_tokens.weight";
     if (m->first) {
-        if (load16(ld, m->embed, emb, c->vocab, c->hidden, FILL_WEIGHT)) return -1;
+        if (load16(ld, m->embed, emb, c->vocab, c->hidden, FILL_EMBED)) return -1;
         if (bloom) {
             if (load16(ld, m->emb_ln_g, "transformer.word_embeddings_layernorm.weight", c->hidden, 0, FILL_ONE) ||
                 load16(ld, m->emb_ln_b, "transformer.word_embeddings_layernorm.bias", c->hidden, 0, FILL_BIAS))
                 return -1;
         } else if (load16(ld, m->pos_embed, "model.decoder.embed_positions.weight", c->max_pos + 2, c->hidden,
-                          FILL_WEIGHT)) {
+                          FILL_EMBED)) {
             return -1;
         }
     }
@@ -308,7 +317,7 @@ static int load_ends(Loader *ld)
                            ckpt_dir(ld->ck));
         size_t nk = (size_t)c->vocab * c->hidden;
         if (stage_bytes(ld, 2 * nk)) return -1;
-        if (fetch16(ld, ld->host, m->act, head, c->vocab, c->hidden, FILL_WEIGHT)) return -1;
+        if (fetch16(ld, ld->host, m->act, head, c->vocab, c->hidden, FILL_EMBED)) return -1;
         m->be->linear_pack(m->be->ctx, &m->lm_head, ld->host, NULL);
     }
     if (bloom) {

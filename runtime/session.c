@@ -148,7 +148,7 @@ static int split_layers(Session *s, int batch, int max_seq, Err *e)
     r.prompt_len = max_seq;
     r.gen = 0;
     r.ranks = s->size;
-    r.micro_batches = s->o.micro_batches;
+    r.micro_batches = s->o.micro_batches < batch ? s->o.micro_batches : batch;
     double mem = s->o.mem_per_rank > 0 ? s->o.mem_per_rank : node_memory_bytes() / s->local_size;
     device_cpu(&r.dev, mem, 20.0, s->o.threads > 0 ? s->o.threads : 1);
     if (plan_compute(&s->cfg, &r, &p, e)) return -1;
