@@ -1,9 +1,380 @@
-/* PLACEHOLDER: being written; replaced before this is committed as done. */
+/* pp8 bench: pipeline throughput on a real model shape (random weights from --config, or --model),
+ * prefill and decode at several batch sizes, for several dtypes and schedules side by side in one run,
+ * so the ratios (int8 vs bf16, pipelined vs naive) come from the same machine state. Prints a table on
+ * stdout and, with --json, the same numbers with provenance. It measures; it asserts nothing. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../kernels/cpu/cpu_linear.h"
+#include "../kernels/cpu/membw.h"
+#include "../parallel/control.h"
 #include "commands.h"
+#include "log.h"
+#include "session.h"
+#include "version.h"
+
+#define MAXL 16
+
+typedef struct BenchArgs {
+    SessionOpts o;
+    DType dtypes[4];
+    int ndtypes;
+    int batch[MAXL], nbatch;
+    Schedule sched[2];
+    int nsched;
+    int prompt_len, gen;
+    const char *json;
+} BenchArgs;
+
+typedef struct BenchRun {
+    DType dtype;
+    Schedule sched;
+    int M, batch;
+    double prefill_s, decode_s, roofline_tps;
+    double busy[64]; /* per rank, decode phase */
+    const char *path_decode, *path_prefill;
+} BenchRun;
+
+static void usage(void)
+{
+    printf("usage: [mpirun -np N] pp8 bench (--config C | --model DIR) [options]\n\n"
+           "Prefill (batch x prompt tokens) then decode (--gen steps, one token per sequence each) through the\n"
+           "pipeline; reports tokens/s, ms per generated token (= decode wall time / (batch x gen)), each\n"
+           "stage's busy fraction (compute time / decode wall time) and the weight-read roofline.\n\n"
+           "  --dtype D[,D..]      int8 | fp16 | bf16, compared side by side (default int8,bf16)\n"
+           "  --batch B[,B..]      batch sizes (default 1,8,32)\n"
+           "  --prompt-len N       prompt tokens per sequence (default 32)\n"
+           "  --gen N              decode steps (default 16)\n"
+           "  --schedule S[,S..]   pipelined | naive, or both to compare (default pipelined)\n"
+           "  --json FILE          write the results (and provenance) as JSON\n%s",
+           session_flags_help());
+}
+
+static int parse(BenchArgs *a, int argc, char **argv, Err *e)
+{
+    session_defaults(&a->o);
+    a->dtypes[0] = DTYPE_I8;
+    a->dtypes[1] = DTYPE_BF16;
+    a->ndtypes = 2;
+    a->batch[0] = 1, a->batch[1] = 8, a->batch[2] = 32;
+    a->nbatch = 3;
+    a->sched[0] = SCHED_PIPELINED;
+    a->nsched = 1;
+    a->prompt_len = 32;
+    a->gen = 16;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (!strcmp(argv[i], "--dtype")) {
+            if (!(v = cli_value(argc, argv, &i, e))) return -1;
+            a->ndtypes = 0;
+            char buf[64];
+            snprintf(buf, sizeof buf, "%s", v);
+            for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+                if (a->ndtypes == 4) return err_set(e, "--dtype: at most 4 values");
+                if (parse_dtype(t, &a->dtypes[a->ndtypes++], e)) return -1;
+            }
+            continue;
+        }
+        if (!strcmp(argv[i], "--schedule")) {
+            if (!(v = cli_value(argc, argv, &i, e))) return -1;
+            a->nsched = 0;
+            char buf[64];
+            snprintf(buf, sizeof buf, "%s", v);
+            for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+                if (a->nsched == 2) return err_set(e, "--schedule: at most pipelined,naive");
+                if (!strcmp(t, "pipelined")) a->sched[a->nsched++] = SCHED_PIPELINED;
+                else if (!strcmp(t, "naive")) a->sched[a->nsched++] = SCHED_NAIVE;
+                else return err_set(e, "--schedule %s: expected pipelined, naive or pipelined,naive", t);
+            }
+            continue;
+        }
+        int r = session_flag(&a->o, argc, argv, &i, e);
+        if (r < 0) return -1;
+        if (r) continue;
+        if (!strcmp(argv[i], "--batch")) {
+            if (!(v = cli_value(argc, argv, &i, e)) || (a->nbatch = cli_int_list(v, "--batch", 1, 65536, a->batch, MAXL, e)) < 0)
+                return -1;
+        } else if (!strcmp(argv[i], "--prompt-len")) {
+            if (!(v = cli_value(argc, argv, &i, e)) || cli_int(v, "--prompt-len", 1, 1 << 20, &a->prompt_len, e)) return -1;
+        } else if (!strcmp(argv[i], "--gen")) {
+            if (!(v = cli_value(argc, argv, &i, e)) || cli_int(v, "--gen", 1, 1 << 20, &a->gen, e)) return -1;
+        } else if (!strcmp(argv[i], "--json")) {
+            if (!(a->json = cli_value(argc, argv, &i, e))) return -1;
+        } else {
+            return err_set(e, "unknown option '%s' (pp8 bench --help)", argv[i]);
+        }
+    }
+    if (!a->o.config && !a->o.model) return err_set(e, "give --config C (random weights) or --model DIR");
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int micro_batches_for(const BenchArgs *a, Schedule s, int batch, int ranks)
+{
+    int M = a->o.micro_batches > 0 ? a->o.micro_batches : (s == SCHED_NAIVE ? 1 : ranks);
+    return M < batch ? M : batch;
+}
+
+/* Per-rank DRAM read bandwidth of this rank's threads, each rank alone (the others wait): the ceiling
+ * one stage can read its weights at. Also the plain-loop figure, for comparison with ANCHORS.md. */
+static void measure_bandwidth(int threads, double *prefetch, double *plain)
+{
+    size_t bytes = (size_t)256 << 20;
+    for (int r = 0; r < ctl_size(); r++) {
+        ctl_barrier();
+        if (r == ctl_rank()) {
+            *prefetch = membw_read_gbs(threads, 1, bytes);
+            *plain = membw_read_gbs(threads, 0, bytes);
+        }
+    }
+    ctl_barrier();
+}
+
+static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, int batch, int32_t **prompts, int *lens,
+                    const double *bw_all, const double *wbytes_all, BenchRun *out)
+{
+    Engine en;
+    Err e = {{0}};
+    int M = micro_batches_for(a, sched, batch, s->size);
+    engine_init(&en, &s->m, &s->rs, s->tr, sched, batch, lens, (const int32_t *const *)prompts, M, a->gen + 1, &e);
+    ctl_barrier();
+    double t0 = now_s();
+    engine_run(&en, 0, 1);
+    ctl_barrier();
+    double t1 = now_s();
+    en.busy_s = 0;
+    engine_run(&en, 1, a->gen + 1);
+    ctl_barrier();
+    double t2 = now_s();
+    double busy = en.busy_s / (t2 - t1);
+    memset(out, 0, sizeof *out);
+    ctl_gather_double(&busy, 1, out->busy, 0);
+    out->dtype = dt;
+    out->sched = sched;
+    out->M = M;
+    out->batch = batch;
+    out->prefill_s = t1 - t0;
+    out->decode_s = t2 - t1;
+    /* weight-read roofline of one decode step: a token crosses every stage in turn and each stage
+     * reads its weights at least once per step, so the step takes at least sum_r bytes_r / bw_r
+     * (DESIGN.md, "when pipelining pays"); tokens/s <= batch / that */
+    double chain = 0;
+    for (int r = 0; r < s->size; r++) chain += wbytes_all[r] / (bw_all[r] * 1e9);
+    out->roofline_tps = batch / chain;
+    out->path_decode = s->be->linear_path(s->be->ctx, dt, (batch + M - 1) / M);
+    out->path_prefill = s->be->linear_path(s->be->ctx, dt, ((batch + M - 1) / M) * a->prompt_len);
+    engine_free(&en);
+}
+
+static const char *sched_name(Schedule s) { return s == SCHED_NAIVE ? "naive" : "pipelined"; }
+
+static void print_run(const BenchRun *r, const BenchArgs *a, int ranks)
+{
+    double tokens = (double)r->batch * a->gen;
+    printf("%-5s %-9s %3d %6d %10.1f %10.1f %11.2f %10.1f %10.1f %5.0f%%  ", dtype_label(r->dtype), sched_name(r->sched),
+           r->M, r->batch, r->prefill_s, r->batch * (double)a->prompt_len / r->prefill_s, 1e3 * r->decode_s / tokens,
+           tokens / r->decode_s, r->roofline_tps, 100.0 * (tokens / r->decode_s) / r->roofline_tps);
+    for (int i = 0; i < ranks; i++) printf("%s%.0f%%", i ? "/" : "", 100 * r->busy[i]);
+    printf("\n");
+}
+
+static cJSON *json_report(const BenchArgs *a, Session *s, const BenchRun *runs, int nruns, double bw_pf, double bw_plain,
+                          int *lb, int *le, double *wb_all, double *kv_all, double *ws_all)
+{
+    cJSON *root = cJSON_CreateObject(), *o;
+    o = cJSON_AddObjectToObject(root, "pp8");
+    cJSON_AddStringToObject(o, "version", version_string());
+    cJSON_AddStringToObject(o, "git", version_git());
+    o = cJSON_AddObjectToObject(root, "host");
+    cJSON_AddStringToObject(o, "cpu", host_cpu_model());
+    cJSON_AddStringToObject(o, "flags", cpu_isa_string());
+    cJSON_AddNumberToObject(o, "cores", sysconf(_SC_NPROCESSORS_ONLN));
+    cJSON_AddNumberToObject(root, "ranks", s->size);
+    cJSON_AddNumberToObject(root, "threads_per_rank", s->o.threads);
+    cJSON_AddStringToObject(root, "backend", s->be->name);
+    o = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(o, "config", s->cfg.path);
+    cJSON_AddStringToObject(o, "arch", arch_name(s->cfg.arch));
+    cJSON_AddNumberToObject(o, "hidden", s->cfg.hidden);
+    cJSON_AddNumberToObject(o, "layers", s->cfg.layers);
+    cJSON_AddNumberToObject(o, "vocab", s->cfg.vocab);
+    cJSON_AddNumberToObject(o, "params", config_params(&s->cfg));
+    cJSON_AddStringToObject(o, "weights", s->o.model ? "checkpoint" : "random (seeded)");
+    cJSON *plan = cJSON_AddArrayToObject(root, "plan");
+    for (int r = 0; r < s->size; r++) {
+        cJSON *st = cJSON_CreateObject();
+        cJSON_AddNumberToObject(st, "rank", r);
+        cJSON_AddNumberToObject(st, "layer_begin", lb[r]);
+        cJSON_AddNumberToObject(st, "layer_end", le[r]);
+        cJSON *b = cJSON_AddObjectToObject(st, "bytes");
+        cJSON_AddNumberToObject(b, "weights", wb_all[r]);
+        cJSON_AddNumberToObject(b, "kv_cache", kv_all[r]);
+        cJSON_AddNumberToObject(b, "workspace", ws_all[r]);
+        cJSON_AddNumberToObject(b, "reserve", 0);
+        cJSON_AddItemToArray(plan, st);
+    }
+    o = cJSON_AddObjectToObject(root, "read_bandwidth_gbs");
+    cJSON_AddNumberToObject(o, "prefetch", bw_pf);
+    cJSON_AddNumberToObject(o, "plain", bw_plain);
+    cJSON *arr = cJSON_AddArrayToObject(root, "runs");
+    for (int i = 0; i < nruns; i++) {
+        const BenchRun *r = &runs[i];
+        double tokens = (double)r->batch * a->gen;
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "dtype", dtype_label(r->dtype));
+        cJSON_AddNumberToObject(j, "threshold", r->dtype == DTYPE_I8 ? a->o.threshold : 0);
+        cJSON_AddStringToObject(j, "schedule", sched_name(r->sched));
+        cJSON_AddNumberToObject(j, "micro_batches", r->M);
+        cJSON_AddNumberToObject(j, "batch", r->batch);
+        cJSON_AddNumberToObject(j, "prompt_len", a->prompt_len);
+        cJSON_AddNumberToObject(j, "gen", a->gen);
+        cJSON_AddNumberToObject(j, "prefill_s", r->prefill_s);
+        cJSON_AddNumberToObject(j, "prefill_tokens_per_s", r->batch * (double)a->prompt_len / r->prefill_s);
+        cJSON_AddNumberToObject(j, "decode_s", r->decode_s);
+        cJSON_AddNumberToObject(j, "decode_ms_per_token", 1e3 * r->decode_s / tokens);
+        cJSON_AddNumberToObject(j, "decode_tokens_per_s", tokens / r->decode_s);
+        cJSON_AddNumberToObject(j, "roofline_tokens_per_s", r->roofline_tps);
+        cJSON *busy = cJSON_AddArrayToObject(j, "stage_busy");
+        for (int q = 0; q < s->size; q++) cJSON_AddItemToArray(busy, cJSON_CreateNumber(r->busy[q]));
+        cJSON *kp = cJSON_AddObjectToObject(j, "kernel_paths");
+        cJSON_AddStringToObject(kp, "linear_decode", r->path_decode);
+        cJSON_AddStringToObject(kp, "linear_prefill", r->path_prefill);
+        cJSON_AddItemToArray(arr, j);
+    }
+    return root;
+}
 
 int cmd_bench(int argc, char **argv, Err *e)
 {
-    (void)argc;
-    (void)argv;
-    return err_set(e, "not implemented yet");
+    BenchArgs a;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            if (ctl_rank() == 0) usage();
+            return 0;
+        }
+    if (parse(&a, argc, argv, e)) return -1;
+    if (ctl_size() > 64) return err_set(e, "pp8 bench reports at most 64 ranks");
+
+    int maxb = 0;
+    for (int i = 0; i < a.nbatch; i++) maxb = a.batch[i] > maxb ? a.batch[i] : maxb;
+    /* the RunState must hold the largest micro-batch any run uses */
+    int max_rows = 0, max_out = 0;
+    for (int i = 0; i < a.nbatch; i++)
+        for (int q = 0; q < a.nsched; q++) {
+            int M = micro_batches_for(&a, a.sched[q], a.batch[i], ctl_size());
+            int per = (a.batch[i] + M - 1) / M;
+            if (per * a.prompt_len > max_rows) max_rows = per * a.prompt_len;
+            if (per > max_out) max_out = per;
+        }
+    int max_seq = a.prompt_len + a.gen + 1;
+    Session s;
+    SessionOpts o = a.o;
+    o.wdt = a.dtypes[0];
+    if (session_open(&s, &o, max_rows, maxb, max_seq, max_out, e)) {
+        session_close(&s);
+        return -1;
+    }
+    /* deterministic prompts: the same on every rank and every run */
+    int32_t **prompts = calloc((size_t)maxb, sizeof *prompts);
+    int *lens = calloc((size_t)maxb, sizeof *lens);
+    uint64_t st = 88172645463325252ull;
+    for (int b = 0; b < maxb; b++) {
+        lens[b] = a.prompt_len;
+        prompts[b] = calloc((size_t)a.prompt_len, sizeof(int32_t));
+        for (int t = 0; t < a.prompt_len; t++) {
+            st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+            prompts[b][t] = (int32_t)(st % (uint64_t)s.cfg.vocab);
+        }
+    }
+    double bw_pf = 0, bw_plain = 0;
+    measure_bandwidth(s.o.threads, &bw_pf, &bw_plain);
+    double *bw_all = calloc((size_t)s.size, sizeof(double)), *wb_all = calloc((size_t)s.size, sizeof(double));
+    double *kv_all = calloc((size_t)s.size, sizeof(double)), *ws_all = calloc((size_t)s.size, sizeof(double));
+    MPI_Allgather(&bw_pf, 1, MPI_DOUBLE, bw_all, 1, MPI_DOUBLE, MPI_COMM_WORLD);
+    log_info("read bandwidth per rank (%d thread(s), prefetching stream over 256 MiB): %.1f GB/s (plain loop %.1f)",
+             s.o.threads, bw_pf, bw_plain);
+
+    int nruns = 0, cap = a.ndtypes * a.nbatch * a.nsched;
+    BenchRun *runs = calloc((size_t)cap, sizeof *runs);
+    int rc = 0;
+    if (s.rank == 0) {
+        printf("pp8 bench: %s (%s, %d layers, hidden %d, vocab %d), %d rank(s) x %d thread(s), prompt %d, gen %d, %s\n",
+               s.cfg.name, arch_name(s.cfg.arch), s.cfg.layers, s.cfg.hidden, s.cfg.vocab, s.size, s.o.threads,
+               a.prompt_len, a.gen, s.o.model ? "checkpoint weights" : "random weights");
+        printf("read bandwidth per rank: %.1f GB/s (prefetching stream), %.1f GB/s (plain loop)\n", bw_pf, bw_plain);
+    }
+    for (int d = 0; d < a.ndtypes && !rc; d++) {
+        if (d > 0 && (rc = session_reload(&s, a.dtypes[d], max_rows, maxb, max_seq, max_out, e))) break;
+        double wb = (double)s.m.weight_bytes_read, kv = (double)s.rs.kv_bytes,
+               ws = (double)(s.rs.arena_bytes - s.rs.kv_bytes);
+        MPI_Allgather(&wb, 1, MPI_DOUBLE, wb_all, 1, MPI_DOUBLE, MPI_COMM_WORLD);
+        MPI_Allgather(&kv, 1, MPI_DOUBLE, kv_all, 1, MPI_DOUBLE, MPI_COMM_WORLD);
+        MPI_Allgather(&ws, 1, MPI_DOUBLE, ws_all, 1, MPI_DOUBLE, MPI_COMM_WORLD);
+        if (s.rank == 0) {
+            printf("\n%s: layers per rank", dtype_label(a.dtypes[d]));
+            for (int r = 0; r < s.size; r++)
+                printf(" %d:[%d,%d) %.2f GB", r, s.layer_begin[r], s.layer_end[r], wb_all[r] / 1e9);
+            printf(" (weights read per decode step; KV cache %.2f GB on rank 0)\n", kv_all[0] / 1e9);
+            printf("dtype sched       M  batch  prefill_s prefill_t/s  ms/token  decode_t/s roofline_t/s  frac  busy/stage\n");
+            fflush(stdout);
+        }
+        for (int b = 0; b < a.nbatch; b++)
+            for (int q = 0; q < a.nsched; q++) {
+                BenchRun *r = &runs[nruns++];
+                run_one(&s, &a, a.dtypes[d], a.sched[q], a.batch[b], prompts, lens, bw_all, wb_all, r);
+                if (s.rank == 0) {
+                    print_run(r, &a, s.size);
+                    fflush(stdout);
+                }
+            }
+    }
+    if (!rc && s.rank == 0) {
+        /* ratios measured side by side in this run */
+        printf("\n");
+        for (int i = 0; i < nruns; i++)
+            for (int j = 0; j < nruns; j++) {
+                const BenchRun *x = &runs[i], *y = &runs[j];
+                double tx = x->batch * (double)a.gen / x->decode_s, ty = y->batch * (double)a.gen / y->decode_s;
+                if (x->batch == y->batch && x->sched == y->sched && x->dtype == DTYPE_I8 && y->dtype == DTYPE_BF16)
+                    printf("ratio int8/bf16 %-9s batch %4d: decode %.2fx, prefill %.2fx\n", sched_name(x->sched),
+                           x->batch, tx / ty, y->prefill_s / x->prefill_s);
+                if (x->batch == y->batch && x->dtype == y->dtype && x->sched == SCHED_PIPELINED &&
+                    y->sched == SCHED_NAIVE)
+                    printf("ratio pipelined/naive %s batch %4d (M %d vs %d): decode %.2fx, prefill %.2fx\n",
+                           dtype_label(x->dtype), x->batch, x->M, y->M, tx / ty, y->prefill_s / x->prefill_s);
+            }
+        if (a.json) {
+            cJSON *root = json_report(&a, &s, runs, nruns, bw_pf, bw_plain, s.layer_begin, s.layer_end, wb_all, kv_all,
+                                      ws_all);
+            char *txt = cJSON_Print(root);
+            FILE *f = fopen(a.json, "w");
+            if (!f || fputs(txt, f) < 0 || fclose(f)) rc = err_set(e, "%s: cannot write the JSON report", a.json);
+            else log_info("wrote %s", a.json);
+            free(txt);
+            cJSON_Delete(root);
+        }
+    }
+    rc = session_agree(rc, e);
+    for (int b = 0; b < maxb; b++) free(prompts[b]);
+    free(prompts);
+    free(lens);
+    free(runs);
+    free(bw_all);
+    free(wb_all);
+    free(kv_all);
+    free(ws_all);
+    session_close(&s);
+    return rc;
 }

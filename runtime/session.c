@@ -154,9 +154,10 @@ static int split_layers(Session *s, int batch, int max_seq, Err *e)
     if (plan_compute(&s->cfg, &r, &p, e)) return -1;
     if (!p.fits) {
         if (s->rank == 0) plan_print(stderr, &s->cfg, &r, &p);
-        int rc = err_set(e, "%s does not fit %d rank(s) of %.1f GiB each (%s): add ranks or memory, or use --dtype "
-                            "int8 (the plan above shows each rank's share; pp8 plan --ranks auto finds the minimum)",
-                         s->cfg.name, s->size, mem / (1024.0 * 1024 * 1024), p.why);
+        int rc = err_set(e, "%s does not fit %d rank(s) of %.1f GiB each (%s): add ranks or memory%s (the plan above "
+                            "shows each rank's share; pp8 plan --ranks auto finds the minimum)",
+                         s->cfg.name, s->size, mem / (1024.0 * 1024 * 1024), p.why,
+                         s->o.wdt == DTYPE_I8 ? "" : ", or use --dtype int8");
         plan_free(&p);
         return rc;
     }
