@@ -35,7 +35,8 @@ void ckpt_close(Checkpoint *ck);
 const StTensor *ckpt_find(const Checkpoint *ck, const char *name);
 
 /* Fetch by printf-style name with validation: fails naming the tensor and the file, the expected and the
- * found dtype/shape. want_dtype < 0 accepts any float dtype (F32/F16/BF16). shape entries < 0 match any. */
+ * found dtype/shape. want_dtype < 0 accepts any float dtype (F32/F16/BF16). shape entries < 0 match any;
+ * ndim < 0 accepts any shape (shape may then be NULL). */
 int ckpt_get(const Checkpoint *ck, const StTensor **out, int want_dtype, int ndim, const int64_t *shape, Err *e,
              const char *fmt, ...) __attribute__((format(printf, 7, 8)));
 
@@ -44,7 +45,9 @@ const StTensor *ckpt_tensor(const Checkpoint *ck, int i);
 const char *ckpt_file_path(const Checkpoint *ck, int file);
 const char *ckpt_dir(const Checkpoint *ck);
 
-/* Writing: tensors are written in the order given, 8-byte aligned header, __metadata__ {"format":"pt"}. */
+/* Writing: tensors are written in the order given, 8-byte aligned header, __metadata__ {"format":"pt"}.
+ * The format has no padding between tensors: give the widest elements first (F32, then 16-bit, then
+ * 8-bit) so every tensor's data stays aligned in a reader's mmap. Writes path.tmp, then renames. */
 typedef struct StWriteTensor {
     const char *name;
     DType dtype;
@@ -53,5 +56,11 @@ typedef struct StWriteTensor {
     const void *data;
 } StWriteTensor;
 int st_write(const char *path, const StWriteTensor *t, int n, Err *e);
+
+/* Produces the bytes of tensor i (buf holds exactly its size) for st_write_stream; returns 0 or -1 with e
+ * set. Lets a writer hold one tensor at a time instead of the whole model (pp8 quantize). */
+typedef int (*StFillFn)(void *ctx, int i, void *buf, size_t bytes, Err *e);
+/* As st_write, but tensors whose data is NULL are produced by fill (called once each, in order). */
+int st_write_stream(const char *path, const StWriteTensor *t, int n, StFillFn fill, void *ctx, Err *e);
 
 #endif
