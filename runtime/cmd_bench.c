@@ -121,9 +121,14 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static int micro_batches_for(const BenchArgs *a, Schedule s, int batch, int ranks)
+/* --micro-batches applies to both schedules (so they compare like for like); without it, naive takes
+ * 1 (accelerate's device_map) and pipelined the planner's choice for this batch */
+static int micro_batches_for(const BenchArgs *a, const Session *s, Schedule sched, int batch)
 {
-    int M = a->o.micro_batches > 0 ? a->o.micro_batches : (s == SCHED_NAIVE ? 1 : ranks);
+    int M = a->o.micro_batches > 0 ? a->o.micro_batches
+            : sched == SCHED_NAIVE  ? 1
+            : s                     ? session_default_micro_batches(s, batch, a->prompt_len, a->gen)
+                                    : 1;
     return M < batch ? M : batch;
 }
 
@@ -147,7 +152,7 @@ static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, in
 {
     Engine en;
     Err e = {{0}};
-    int M = micro_batches_for(a, sched, batch, s->size);
+    int M = micro_batches_for(a, s, sched, batch);
     engine_init(&en, &s->m, &s->rs, s->tr, sched, batch, lens, (const int32_t *const *)prompts, M, a->gen + 1, &e);
     ctl_barrier();
     double t0 = now_s();
@@ -269,11 +274,11 @@ int cmd_bench(int argc, char **argv, Err *e)
 
     int maxb = 0;
     for (int i = 0; i < a.nbatch; i++) maxb = a.batch[i] > maxb ? a.batch[i] : maxb;
-    /* the RunState must hold the largest micro-batch any run uses */
+    /* the RunState must hold the largest micro-batch any run uses (M = 1 unless given) */
     int max_rows = 0, max_out = 0;
     for (int i = 0; i < a.nbatch; i++)
         for (int q = 0; q < a.nsched; q++) {
-            int M = micro_batches_for(&a, a.sched[q], a.batch[i], ctl_size());
+            int M = micro_batches_for(&a, NULL, a.sched[q], a.batch[i]);
             int per = (a.batch[i] + M - 1) / M;
             if (per * a.prompt_len > max_rows) max_rows = per * a.prompt_len;
             if (per > max_out) max_out = per;

@@ -69,12 +69,17 @@ int cmd_generate(int argc, char **argv, Err *e)
         tokens_free(&tb);
         return -1;
     }
+    /* the RunState is sized for the largest micro-batch any M up to the stage count could make */
     int size = ctl_size();
-    int M = o.micro_batches > 0 ? o.micro_batches : (o.sched == SCHED_NAIVE ? 1 : size);
-    if (M > tb.n) M = tb.n;
-    int max_seqs, rows = max_group_rows(&tb, M, &max_seqs);
+    int Mmax = o.micro_batches > 0 ? o.micro_batches : 1;
+    if (Mmax > tb.n) Mmax = tb.n;
+    int max_seqs, rows = max_group_rows(&tb, 1, &max_seqs);
+    (void)size;
     Session s;
     rc = session_open(&s, &o, rows, tb.n, tb.max_len + max_new, max_seqs, e);
+    int M = o.micro_batches > 0 ? Mmax
+            : o.sched == SCHED_NAIVE ? 1
+                                     : session_default_micro_batches(&s, tb.n, tb.max_len, max_new);
     Engine en;
     if (!rc) {
         rc = engine_init(&en, &s.m, &s.rs, s.tr, o.sched, tb.n, tb.len, (const int32_t *const *)tb.ids, M, max_new, e);

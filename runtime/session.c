@@ -139,24 +139,47 @@ static int open_backend(Session *s, Err *e)
     return 0;
 }
 
-static int split_layers(Session *s, int batch, int max_seq, Err *e)
+/* the planner's request for this session's ranks and memory: a CPU device of this rank's threads
+ * (the planner's CPU bandwidth and peaks) or the memory given by --mem-per-rank */
+static PlanRequest session_request(const Session *s, int batch, int prompt_len, int gen)
 {
     PlanRequest r = {0};
-    Plan p = {0};
     r.dtype = s->o.wdt;
     r.batch = batch;
-    r.prompt_len = max_seq;
-    r.gen = 0;
+    r.prompt_len = prompt_len;
+    r.gen = gen;
     r.ranks = s->size;
     r.micro_batches = s->o.micro_batches < batch ? s->o.micro_batches : batch;
     double mem = s->o.mem_per_rank > 0 ? s->o.mem_per_rank : node_memory_bytes() / s->local_size;
-    device_cpu(&r.dev, mem, 20.0, s->o.threads > 0 ? s->o.threads : 1);
+    int threads = s->o.threads > 0 ? s->o.threads : 1;
+    device_cpu(&r.dev, mem, 10.0 * threads, threads);
+    return r;
+}
+
+int session_default_micro_batches(const Session *s, int batch, int prompt_len, int gen)
+{
+    PlanRequest r = session_request(s, batch, prompt_len, gen);
+    r.micro_batches = 0;
+    Plan p = {0};
+    Err e = {{0}};
+    int M = 1;
+    if (plan_compute(&s->cfg, &r, &p, &e) == 0) {
+        M = plan_default_micro_batches(&s->cfg, &r, &p);
+        plan_free(&p);
+    }
+    return M < 1 ? 1 : M > batch ? batch : M;
+}
+
+static int split_layers(Session *s, int batch, int max_seq, Err *e)
+{
+    PlanRequest r = session_request(s, batch, max_seq, 0);
+    Plan p = {0};
     if (plan_compute(&s->cfg, &r, &p, e)) return -1;
     if (!p.fits) {
         if (s->rank == 0) plan_print(stderr, &s->cfg, &r, &p);
         int rc = err_set(e, "%s does not fit %d rank(s) of %.1f GiB each (%s): add ranks or memory%s (the plan above "
                             "shows each rank's share; pp8 plan --ranks auto finds the minimum)",
-                         s->cfg.name, s->size, mem / (1024.0 * 1024 * 1024), p.why,
+                         s->cfg.name, s->size, r.dev.mem_bytes / (1024.0 * 1024 * 1024), p.why,
                          s->o.wdt == DTYPE_I8 ? "" : ", or use --dtype int8");
         plan_free(&p);
         return rc;

@@ -54,6 +54,10 @@ int session_open(Session *s, const SessionOpts *o, int max_rows, int slots, int 
 /* Collective: reload the weights in another dtype, keeping config, split, backend and transport. */
 int session_reload(Session *s, DType wdt, int max_rows, int slots, int max_seq, int max_out, Err *e);
 void session_close(Session *s);
+/* The pipelined schedule's default micro-batch count for this workload: what the planner's time model
+ * says is fastest (1 where decode is weight-bound, up to the stage count where stages compute). Not
+ * collective; every rank computes the same. */
+int session_default_micro_batches(const Session *s, int batch, int prompt_len, int gen);
 
 /* Every rank returns the same verdict: 0 when no rank failed, else -1 with e holding the first
  * failing rank's message. */
