@@ -351,7 +351,7 @@ static size_t linear_read_bytes(const Linear *w)
            (w->bias ? 2 * (size_t)w->n : 0);
 }
 
-int model_load(Model *m, const Config *cfg, const ModelOptions *o, Backend *be, Err *e)
+static int model_load_slice(Model *m, const Config *cfg, const ModelOptions *o, Backend *be, Err *e)
 {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
@@ -417,6 +417,13 @@ int model_load(Model *m, const Config *cfg, const ModelOptions *o, Backend *be, 
     }
     if (m->last) m->weight_bytes_read += linear_read_bytes(&m->lm_head) + 4 * (size_t)cfg->hidden;
     return 0;
+}
+
+int model_load(Model *m, const Config *cfg, const ModelOptions *o, Backend *be, Err *e)
+{
+    int rc = model_load_slice(m, cfg, o, be, e);
+    if (rc) model_free(m); /* nothing half-loaded survives a refusal */
+    return rc;
 }
 
 void model_free(Model *m)

@@ -22,7 +22,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 if [ "$asan" = 1 ]; then
   build=build-asan
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPP8_ASAN=ON -DPP8_CUDA=OFF
-  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_odr_violation=0
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_odr_violation=0:fast_unwind_on_malloc=0
   export LSAN_OPTIONS=suppressions=$here/tests/lsan.supp:print_suppressions=0
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 else

@@ -48,6 +48,8 @@ expect "unknown flag" "--bogus" -- "$PP8" generate --model "$G" --tokens 1,2 --b
 expect "more ranks than layers" "layers" -- "${MPI[@]}" -np 3 "$PP8" logits --model "$G" --tokens 1,2 --out "$tmp/x.npy"
 expect "model does not fit the budget" "does not fit" -- "${MPI[@]}" -np 2 "$PP8" generate --config "$PP8_SRC/configs/opt-1.3b.json" \
   --tokens 1,2 --mem-per-rank 0.5
+expect "batch larger than the KV-cache budget" "KV cache" -- "$PP8" bench --config "$PP8_SRC/configs/opt-125m.json" \
+  --batch 1024 --prompt-len 1000 --gen 16 --mem-per-rank 2 --dtype int8
 expect "--backend cuda without a GPU" "cuda" -- "$PP8" generate --model "$G" --tokens 1,2 --backend cuda
 expect "OPT prompt longer than max positions" "max_position_embeddings" -- "$PP8" generate --model "$PP8_GOLDEN/opt-tiny" \
   --tokens 1,2,3 --max-new 100
