@@ -1,9 +1,392 @@
-/* PLACEHOLDER: the CUDA backend is being written. */
+/* The CUDA backend: backend.h's vtable on one device and one non-blocking stream. Memory, reserve()
+ * (every scratch buffer and the cuBLASLt workspace, sized once: no cudaMalloc in the token loop), and the
+ * linear layers: LLM.int8() (quantize -> int8 GEMV or cuBLASLt IMMA -> dequant -> outlier part) and the
+ * fp16/bf16 cuBLASLt baseline. The other ops are thin calls into one .cu file per op family. It never
+ * selects the device for a rank (cuda_pick_device in cuda_host.c does) and knows nothing of NCCL. */
 #include <stdio.h>
-#include "../backend.h"
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda_internal.cuh"
+
+typedef struct CudaCtx {
+    int device, cc_major, cc_minor;
+    cudaStream_t stream;
+    CudaGemm *gemm;
+    /* scratch from reserve(); cuda_scratch_plan says how large */
+    CudaScratchPlan plan;
+    int max_rows, max_k, max_n;
+    void *workspace;
+    int8_t *ca;      /* (max_rows, max_k) */
+    float *sca;      /* (max_rows) */
+    uint8_t *flags;  /* (max_k) */
+    int32_t *cols;   /* (max_k) ascending outlier columns, then the count at cols[max_k] */
+    int32_t *c32;    /* (plan.c32_elems) int32 products, reused as fp32 outlier sums */
+    uint16_t *xo;    /* (max_rows, chunk) */
+    uint16_t *wd;    /* (max_n, chunk) */
+    int *ncols_host; /* pinned: the outlier count the cuBLASLt path needs on the host */
+    cudaEvent_t ncols_ready;
+} CudaCtx;
+
+extern "C" void cuda_fatal(const char *file, int line, const char *func, const char *lib, const char *name,
+                           const char *what, const char *stmt)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s error %s: %s", lib, name ? name : "?", what ? what : "?");
+    pp8_fatal(file, line, func, msg, stmt);
+}
+
+/* ---- memory ---- */
+static void *cu_alloc(void *ctx, size_t bytes)
+{
+    (void)ctx;
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
+    if (e == cudaErrorMemoryAllocation) { /* the caller reports "does not fit"; clear the sticky-free error */
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    CUDA_CHECK(e);
+    return p;
+}
+
+static void cu_free(void *ctx, void *p)
+{
+    (void)ctx;
+    if (p) CUDA_CHECK(cudaFree(p));
+}
+
+static int cu_is_device(const void *p)
+{
+    cudaPointerAttributes at;
+    if (cudaPointerGetAttributes(&at, p) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return at.type == cudaMemoryTypeDevice || at.type == cudaMemoryTypeManaged;
+}
+
+/* cudaMemcpyDefault: either side may be host or device memory (unified addressing), so the runtime can
+ * also copy device -> device with to_device. A copy that touches host memory returns when it is done
+ * (the host buffer may be reused at once); device -> device only enqueues. bytes == 0: a stream sync. */
+static void cu_copy(CudaCtx *c, void *dst, const void *src, size_t bytes)
+{
+    if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, c->stream));
+    if (!bytes || !cu_is_device(dst) || !cu_is_device(src)) CUDA_CHECK(cudaStreamSynchronize(c->stream));
+}
+
+static void cu_to_device(void *ctx, void *dst, const void *src, size_t bytes)
+{
+    cu_copy((CudaCtx *)ctx, dst, src, bytes);
+}
+static void cu_to_host(void *ctx, void *dst, const void *src, size_t bytes)
+{
+    cu_copy((CudaCtx *)ctx, dst, src, bytes);
+}
+
+static void cu_sync(void *ctx) { CUDA_CHECK(cudaStreamSynchronize(((CudaCtx *)ctx)->stream)); }
+
+static void scratch_free(CudaCtx *c)
+{
+    void *bufs[] = {c->workspace, c->ca, c->sca, c->flags, c->cols, c->c32, c->xo, c->wd};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) CUDA_CHECK(cudaFree(bufs[i]));
+    c->workspace = NULL, c->ca = NULL, c->sca = NULL, c->flags = NULL, c->cols = NULL, c->c32 = NULL;
+    c->xo = NULL, c->wd = NULL;
+}
+
+static void *scratch_alloc(size_t bytes)
+{
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
+    if (e == cudaErrorMemoryAllocation)
+        pp8_fatal(__FILE__, __LINE__, __func__,
+                  "out of GPU memory for the CUDA "
+                  "backend's scratch (the planner's reserve was too small)",
+                  "cudaMalloc");
+    CUDA_CHECK(e);
+    return p;
+}
+
+static void cu_reserve(void *ctx, int max_rows, int max_k, int max_n)
+{
+    CudaCtx *c = (CudaCtx *)ctx;
+    if (c->workspace && max_rows <= c->max_rows && max_k <= c->max_k && max_n <= c->max_n) return;
+    if (c->workspace) { /* growing: keep the larger of old and new; happens before the token loop only */
+        if (c->max_rows > max_rows) max_rows = c->max_rows;
+        if (c->max_k > max_k) max_k = c->max_k;
+        if (c->max_n > max_n) max_n = c->max_n;
+    }
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    scratch_free(c);
+    cuda_scratch_plan(&c->plan, c->cc_major, max_rows, max_k, max_n);
+    c->max_rows = max_rows > 0 ? max_rows : 1;
+    c->max_k = max_k > 0 ? max_k : 1;
+    c->max_n = max_n > 0 ? max_n : 1;
+    c->workspace = scratch_alloc(c->plan.workspace);
+    c->ca = (int8_t *)scratch_alloc(c->plan.ca);
+    c->sca = (float *)scratch_alloc(c->plan.sca);
+    c->flags = (uint8_t *)scratch_alloc(c->plan.flags);
+    c->cols = (int32_t *)scratch_alloc(c->plan.cols);
+    c->c32 = (int32_t *)scratch_alloc(c->plan.c32);
+    c->xo = (uint16_t *)scratch_alloc(c->plan.xo);
+    c->wd = (uint16_t *)scratch_alloc(c->plan.wd);
+    cuda_gemm_set_workspace(c->gemm, c->workspace, c->plan.workspace);
+}
+
+/* ---- linear layers ---- */
+static size_t cu_linear_bytes(void *ctx, DType wdt, int n, int k)
+{
+    (void)ctx;
+    return cuda_linear_bytes(wdt, n, k);
+}
+
+/* Row-major [N, K] as given (int8 CB + SCB, or the 16-bit W): both the GEMV and cuBLASLt's TN call read
+ * exactly this layout, so packing is a copy. */
+static void cu_linear_pack(void *ctx, Linear *w, const void *rowmajor, const float *scb)
+{
+    CudaCtx *c = (CudaCtx *)ctx;
+    size_t bytes = cuda_linear_bytes(w->wdt, w->n, w->k);
+    PP8_CHECK(bytes > 0, "linear_pack: weight dtype must be I8, F16 or BF16 and N, K positive");
+    PP8_CHECK(w->w, "linear_pack: w->w was not allocated (linear_bytes)");
+    cu_copy(c, w->w, rowmajor, bytes);
+    if (w->wdt == DTYPE_I8) {
+        PP8_CHECK(scb && w->scb, "linear_pack: int8 weights need SCB (host) and w->scb (device)");
+        PP8_CHECK(w->k < 133144, "linear_pack: int8 K >= 133144 would overflow the exact int32 accumulator");
+        cu_copy(c, w->scb, scb, sizeof(float) * (size_t)w->n);
+    }
+}
+
+static void check_scratch(const CudaCtx *c, int rows, int k, int n)
+{
+    PP8_CHECK(c->workspace, "reserve() was not called before linear");
+    PP8_CHECK(rows <= c->max_rows && k <= c->max_k && n <= c->max_n,
+              "linear larger than reserve(max_rows, max_k, max_n)");
+}
+
+/* LLM.int8() (DESIGN.md): outlier columns and CA/SCA for the whole micro-batch, then either the GEMV
+ * kernel (product + dequant + outlier part in ascending column order: the CPU's bits) or cuBLASLt:
+ * int8 IMMA -> int32, dequant to Y1, and the outlier columns as an fp16 x fp16 -> fp32 cuBLASLt product
+ * whose sum k_int8_outlier_finish adds to Y1 with one rounding. cuBLAS's fp32 summation order is
+ * unspecified, so on rows with outlier columns the cuBLASLt path may differ from the CPU by one fp16 ulp;
+ * the int8 part (exact int32) and every row of a product without outliers are bit-exact. */
+static void linear_int8(CudaCtx *c, const Linear *w, const uint16_t *x, int rows, uint16_t *y, float t)
+{
+    const int n = w->n, k = w->k;
+    cudaStream_t st = c->stream;
+    int32_t *ncols_dev = c->cols + c->max_k;
+    cuda_int8_outliers(x, rows, k, t, c->flags, c->cols, ncols_dev, st);
+    cuda_int8_quant_rows(x, rows, k, t, c->flags, c->ca, c->sca, st);
+    /* IMMA also needs 4-byte aligned pointers; the runtime's arena gives 64, but never fail on it */
+    if (cuda_int8_use_gemv(rows, n, k) || ((uintptr_t)w->w & 3)) {
+        cuda_int8_gemv((const int8_t *)w->w, w->scb, w->bias, c->ca, c->sca, x, c->cols, ncols_dev, rows, n, k, y, st);
+        return;
+    }
+    int has_outliers = t > 0.0f;
+    if (has_outliers) { /* the count is needed on the host to size the outlier GEMMs */
+        CUDA_CHECK(cudaMemcpyAsync(c->ncols_host, ncols_dev, sizeof(int32_t), cudaMemcpyDeviceToHost, st));
+        CUDA_CHECK(cudaEventRecord(c->ncols_ready, st));
+    }
+    int ncols = -1;
+    const int rb = cuda_rows_per_block(c->plan.c32_elems, rows, n);
+    for (int r0 = 0; r0 < rows; r0 += rb) {
+        const int nr = rows - r0 < rb ? rows - r0 : rb;
+        const int8_t *ca = c->ca + (size_t)r0 * k;
+        uint16_t *yb = y + (size_t)r0 * n;
+        cuda_gemm_run(c->gemm, DTYPE_I8, DTYPE_I32, nr, n, k, w->w, ca, c->c32, 0, st); /* step 1 */
+        cuda_int8_dequant(c->c32, c->sca + r0, w->scb, w->bias, nr, n, yb, st);         /* step 2 */
+        if (!has_outliers) continue;
+        if (ncols < 0) { /* waits only for the quantization, not for the GEMM just enqueued */
+            CUDA_CHECK(cudaEventSynchronize(c->ncols_ready));
+            ncols = *c->ncols_host;
+            PP8_CHECK(ncols >= 0 && ncols <= k, "outlier column count out of range");
+        }
+        if (ncols == 0) continue;
+        float *sum = (float *)c->c32; /* the int32 products are consumed by the dequant above */
+        int c0, nc, kpad;
+        for (int i = 0; (kpad = cuda_outlier_chunk_cols(ncols, c->plan.chunk, i, &c0, &nc)) > 0; i++) {
+            cuda_int8_gather_x(x + (size_t)r0 * k, nr, k, c->cols, c0, nc, kpad, c->xo, st);
+            cuda_int8_gather_wd((const int8_t *)w->w, w->scb, n, k, c->cols, c0, nc, kpad, c->wd, st); /* step 3 */
+            cuda_gemm_run(c->gemm, DTYPE_F16, DTYPE_F32, nr, n, kpad, c->wd, c->xo, sum, i > 0, st);
+        }
+        cuda_int8_outlier_finish(yb, sum, (size_t)nr * n, st); /* step 4: Y = fp16(Y1 + sum) */
+    }
+}
+
+static void cu_linear(void *ctx, const Linear *w, const uint16_t *x, int rows, DType act, void *y, DType ydt,
+                      float threshold)
+{
+    CudaCtx *c = (CudaCtx *)ctx;
+    if (rows <= 0) return;
+    check_scratch(c, rows, w->k, w->n);
+    if (w->wdt == DTYPE_I8) {
+        PP8_CHECK(act == DTYPE_F16 && ydt == DTYPE_F16, "LLM.int8() takes and returns fp16 activations");
+        linear_int8(c, w, x, rows, (uint16_t *)y, threshold);
+        return;
+    }
+    PP8_CHECK(w->wdt == act, "16-bit linear: weights and activations must have the same dtype");
+    PP8_CHECK(ydt == act || ydt == DTYPE_F32, "16-bit linear: output must be the activation dtype or F32");
+    /* y = x W^T + b with one rounding: b is C of a beta = 1 GEMM, added to the fp32 sum (CUDA-NOTES §2) */
+    if (w->bias) cuda_bias_rows(y, ydt, w->bias, act, rows, w->n, c->stream);
+    cuda_gemm_run(c->gemm, act, ydt, rows, w->n, w->k, w->w, x, y, w->bias != NULL, c->stream);
+}
+
+static const char *cu_linear_path(void *ctx, DType wdt, int rows)
+{
+    (void)ctx;
+    if (wdt == DTYPE_I8) return rows <= CUDA_GEMV_MAX_ROWS ? "cuda-int8-gemv-dp4a" : "cuda-int8-cublaslt-imma";
+    if (wdt == DTYPE_BF16) return "cuda-bf16-cublaslt";
+    if (wdt == DTYPE_F16) return "cuda-f16-cublaslt";
+    return "?";
+}
+
+/* ---- the other ops ---- */
+static void cu_embed(void *ctx, uint16_t *x, const int32_t *tokens, const int32_t *pos, int rows, const uint16_t *table,
+                     const uint16_t *pos_table, int pos_offset, int dim, DType act)
+{
+    cuda_embed(x, tokens, pos, rows, table, pos_table, pos_offset, dim, act, ((CudaCtx *)ctx)->stream);
+}
+
+static void cu_layernorm(void *ctx, uint16_t *y, const uint16_t *x, const uint16_t *g, const uint16_t *b, int rows,
+                         int dim, float eps, DType act)
+{
+    cuda_layernorm(y, x, g, b, rows, dim, eps, act, ((CudaCtx *)ctx)->stream);
+}
+
+static void cu_attention(void *ctx, const AttnArgs *a) { cuda_attention(a, ((CudaCtx *)ctx)->stream); }
+
+static void cu_gelu(void *ctx, uint16_t *x, size_t n, DType act) { cuda_gelu(x, n, act, ((CudaCtx *)ctx)->stream); }
+
+static void cu_relu(void *ctx, uint16_t *x, size_t n, DType act)
+{
+    (void)act;
+    cuda_relu(x, n, ((CudaCtx *)ctx)->stream);
+}
+
+static void cu_add(void *ctx, uint16_t *y, const uint16_t *a, const uint16_t *b, size_t n, DType act)
+{
+    cuda_add(y, a, b, n, act, ((CudaCtx *)ctx)->stream);
+}
+
+static void cu_gather_rows(void *ctx, void *dst, const void *src, const int32_t *idx, int n, size_t row_bytes)
+{
+    cuda_gather_rows(dst, src, idx, n, row_bytes, ((CudaCtx *)ctx)->stream);
+}
+
+static void cu_destroy(void *ctx)
+{
+    CudaCtx *c = (CudaCtx *)ctx;
+    CUDA_CHECK(cudaSetDevice(c->device));
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    cuda_gemm_destroy(c->gemm);
+    scratch_free(c);
+    CUDA_CHECK(cudaFreeHost(c->ncols_host));
+    CUDA_CHECK(cudaEventDestroy(c->ncols_ready));
+    CUDA_CHECK(cudaStreamDestroy(c->stream));
+    free(c);
+}
+
+/* ---- plain-C entry points (cuda_host.h) ---- */
+extern "C" int backend_cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
+static CudaCtx *cuda_ctx(Backend *b) { return b && b->name && !strcmp(b->name, "cuda") ? (CudaCtx *)b->ctx : NULL; }
+
+extern "C" void *backend_cuda_stream(Backend *b)
+{
+    CudaCtx *c = cuda_ctx(b);
+    return c ? (void *)c->stream : NULL;
+}
+
+extern "C" int backend_cuda_int8_quantize(Backend *b, const uint16_t *x, int rows, int k, float t, int8_t *q,
+                                          float *absmax, int32_t *cols)
+{
+    CudaCtx *c = cuda_ctx(b);
+    PP8_CHECK(c, "backend_cuda_int8_quantize: not a CUDA backend");
+    if (rows <= 0 || k <= 0) return 0;
+    /* its own flags and count (a tool call, not the token loop), so it works for any k */
+    uint8_t *flags = (uint8_t *)scratch_alloc((size_t)k);
+    int32_t *ncols_dev = (int32_t *)scratch_alloc(sizeof(int32_t));
+    cuda_int8_outliers(x, rows, k, t, flags, cols, ncols_dev, c->stream);
+    cuda_int8_quant_rows(x, rows, k, t, flags, q, absmax, c->stream);
+    int32_t n = 0;
+    CUDA_CHECK(cudaMemcpyAsync(&n, ncols_dev, sizeof n, cudaMemcpyDeviceToHost, c->stream));
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    CUDA_CHECK(cudaFree(flags));
+    CUDA_CHECK(cudaFree(ncols_dev));
+    return n;
+}
+
 extern "C" Backend *backend_cuda_create(const BackendOptions *o, char *err, size_t errlen)
 {
-    (void)o;
-    snprintf(err, errlen, "cuda backend not implemented yet");
-    return NULL;
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count <= 0) {
+        snprintf(err, errlen, "--backend cuda: no CUDA device (cudaGetDeviceCount: %s)",
+                 e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    int dev = o ? o->device : 0;
+    if (dev < 0 || dev >= count) {
+        snprintf(err, errlen, "--backend cuda: device %d requested but %d visible (one rank per GPU)", dev, count);
+        return NULL;
+    }
+    int major = 0, minor = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+    if (major < 8) { /* built for sm_80 and sm_90 (+ compute_90 PTX for newer GPUs) */
+        snprintf(err, errlen,
+                 "--backend cuda: device %d has compute capability %d.%d; pp8 needs 8.0 or newer "
+                 "(A100, H100)",
+                 dev, major, minor);
+        return NULL;
+    }
+    Backend *b = (Backend *)calloc(1, sizeof *b);
+    CudaCtx *c = (CudaCtx *)calloc(1, sizeof *c);
+    if (!b || !c) {
+        free(b);
+        free(c);
+        snprintf(err, errlen, "out of memory creating the CUDA backend");
+        return NULL;
+    }
+    c->device = dev;
+    c->cc_major = major;
+    c->cc_minor = minor;
+    /* the calling thread's device from now on: cuBLASLt's handle and NCCL's communicator bind to it */
+    CUDA_CHECK(cudaSetDevice(dev));
+    /* non-blocking: no implicit sync with the legacy default stream (NCCL's advice, CUDA-NOTES §4) */
+    CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&c->ncols_ready, cudaEventDisableTiming));
+    CUDA_CHECK(cudaMallocHost((void **)&c->ncols_host, sizeof(int)));
+    c->gemm = cuda_gemm_create();
+
+    b->name = "cuda";
+    b->ctx = c;
+    b->alloc = cu_alloc;
+    b->free = cu_free;
+    b->to_device = cu_to_device;
+    b->to_host = cu_to_host;
+    b->sync = cu_sync;
+    b->reserve = cu_reserve;
+    b->linear_bytes = cu_linear_bytes;
+    b->linear_pack = cu_linear_pack;
+    b->embed = cu_embed;
+    b->layernorm = cu_layernorm;
+    b->linear = cu_linear;
+    b->attention = cu_attention;
+    b->gelu = cu_gelu;
+    b->relu = cu_relu;
+    b->add = cu_add;
+    b->gather_rows = cu_gather_rows;
+    b->linear_path = cu_linear_path;
+    b->destroy = cu_destroy;
+    return b;
 }

@@ -1,0 +1,147 @@
+/* Host-side decisions of the CUDA backend as plain C, so they build and are unit-tested on machines
+ * without nvcc or a GPU: cuBLASLt matrix layouts of the "TN" call as plain structs, which int8 path a
+ * shape takes, scratch/workspace sizes, pointer alignment classes, the GEMM plan cache's bookkeeping and
+ * device selection; plus the few plain-C entry points of the CUDA backend the runtime and tests call.
+ * Nothing here includes a CUDA header or launches anything; kernels/cuda/ turns these into real calls. */
+#ifndef PP8_CUDA_HOST_H
+#define PP8_CUDA_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- cuBLASLt descriptors as plain data (all matrices column-major, CUBLASLT_ORDER_COL) ---- */
+typedef enum { CUDA_MAT_I8 = 0, CUDA_MAT_I32, CUDA_MAT_F16, CUDA_MAT_BF16, CUDA_MAT_F32 } CudaMatType;
+typedef enum {
+    CUDA_COMPUTE_32I = 0, /* CUBLAS_COMPUTE_32I, scale type CUDA_R_32I: alpha/beta are int32_t */
+    CUDA_COMPUTE_32F      /* CUBLAS_COMPUTE_32F, scale type CUDA_R_32F: alpha/beta are float */
+} CudaCompute;
+
+typedef struct CudaMatLayout {
+    CudaMatType type;
+    uint64_t rows, cols; /* cublasLtMatrixLayoutCreate's uint64_t rows, cols */
+    int64_t ld;          /* and int64_t ld */
+} CudaMatLayout;
+
+typedef struct CudaGemmDesc {
+    CudaCompute compute;
+    int transa, transb;    /* 1 = CUBLAS_OP_T */
+    CudaMatLayout a, b, c; /* D uses c's layout (C == D, in place) */
+} CudaGemmDesc;
+
+/* y (M, N) row-major = x (M, K) row-major . w (N, K)^T row-major, in the form bitsandbytes >= 0.45 uses
+ * (csrc/ops.cu igemmlt; CUDA-NOTES.md §1-2): cuBLASLt A = w as a K x N column-major matrix (ld K) with
+ * TRANSA = T, B = x as K x M (ld K), C = D = y as N x M (ld N), which is y row-major. No data transform,
+ * no COL32 layouts. in: DTYPE_I8 (out must be DTYPE_I32; int8 IMMA also needs N and K multiples of 4)
+ * or DTYPE_F16 / DTYPE_BF16 (out = in or DTYPE_F32). Returns 0, or -1 for a combination cuBLASLt's
+ * type table does not list or a shape it cannot take. */
+int cuda_gemm_describe(CudaGemmDesc *g, DType in, DType out, int m, int n, int k);
+
+/* int8 IMMA requirement set 1 (cuBLAS doc, cublasLtMatmul, "regular ordering"): cuBLASLt's m and k,
+ * i.e. N and K here, multiples of 4. */
+int cuda_int8_shape_ok(int n, int k);
+
+/* Rows up to which `linear` takes the int8 GEMV kernel (each weight byte read once per call). */
+#define CUDA_GEMV_MAX_ROWS 8
+/* 1 when an int8 product of M rows takes the dp4a GEMV kernel (M <= CUDA_GEMV_MAX_ROWS, or a shape
+ * IMMA cannot take, which the kernel then runs in blocks of CUDA_GEMV_MAX_ROWS rows); 0 = cuBLASLt. */
+int cuda_int8_use_gemv(int m, int n, int k);
+
+/* Bytes of Linear.w in the CUDA backend: the row-major [N, K] matrix as given (int8 CB or 16-bit W);
+ * 0 for a weight dtype the backend does not take. Every N and K is accepted. */
+size_t cuda_linear_bytes(DType wdt, int n, int k);
+
+/* cuBLASLt workspace: 32 MiB from Hopper (sm_90) on, 4 MiB before (cuBLAS doc, cublasSetWorkspace()). */
+size_t cuda_workspace_bytes(int cc_major);
+
+/* Largest power of two <= 256 that divides the address (256 for NULL): what a pointer guarantees to
+ * CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_*_BYTES (default 256; CUDA-NOTES.md §3). */
+uint32_t cuda_ptr_align(uintptr_t p);
+
+/* Widest copy unit (16, 8, 4, 2 or 1 bytes) that divides both addresses and the row size. */
+int cuda_copy_width(uintptr_t dst, uintptr_t src, size_t row_bytes);
+
+/* Blocks of `block` threads for a grid-stride loop over n items: ceil(n / block), at least 1, capped
+ * at 65535 (the loop covers the rest). */
+unsigned cuda_grid_1d(size_t n, unsigned block);
+
+/* ---- scratch, sized once by reserve() (no cudaMalloc in the token loop) ---- */
+/* The int32 product buffer (also the fp32 outlier sums) holds at most this many elements; larger
+ * products run in blocks of rows. */
+#define CUDA_C32_MAX_ELEMS ((size_t)32 << 20)
+/* Outlier columns go through cuBLASLt in chunks padded to a multiple of this (zero columns add +0). */
+#define CUDA_OUTLIER_PAD 16
+#define CUDA_OUTLIER_CHUNK_MAX 256
+#define CUDA_WD_MAX_BYTES ((size_t)32 << 20)
+
+typedef struct CudaScratchPlan {
+    size_t workspace; /* cuBLASLt workspace */
+    size_t ca;        /* (max_rows, max_k) int8 CA */
+    size_t sca;       /* (max_rows) float */
+    size_t flags;     /* (max_k) uint8 outlier-column flags */
+    size_t cols;      /* (max_k) int32 outlier columns, ascending, + 1 for the count */
+    size_t c32;       /* int32 products / fp32 outlier sums, c32_elems elements */
+    size_t xo;        /* (max_rows, chunk) fp16 gathered outlier columns of x */
+    size_t wd;        /* (max_n, chunk) fp16 dequantized outlier weight columns */
+    size_t c32_elems;
+    int chunk;    /* outlier columns per cuBLASLt call, a multiple of CUDA_OUTLIER_PAD */
+    size_t total; /* sum of the above, each rounded up to 256 bytes */
+} CudaScratchPlan;
+void cuda_scratch_plan(CudaScratchPlan *p, int cc_major, int max_rows, int max_k, int max_n);
+
+/* Outlier columns per cuBLASLt call for outputs up to max_n: Wd chunk within CUDA_WD_MAX_BYTES,
+ * a multiple of CUDA_OUTLIER_PAD in [CUDA_OUTLIER_PAD, CUDA_OUTLIER_CHUNK_MAX]. */
+int cuda_outlier_chunk(int max_n);
+/* Chunk i of ncols outlier columns: first column c0 and count nc (return value: the padded width,
+ * nc rounded up to CUDA_OUTLIER_PAD; 0 when i is past the end). */
+int cuda_outlier_chunk_cols(int ncols, int chunk, int i, int *c0, int *nc);
+/* Rows per block so that rows x n fits in cap elements (at least 1, at most rows). */
+int cuda_rows_per_block(size_t cap, int rows, int n);
+
+/* Dynamic shared memory of the attention kernel: q (E floats) and the scores of S positions. */
+size_t cuda_attn_smem_bytes(int head_dim, int max_seq);
+
+/* ---- GEMM plan cache: heuristics are queried once per key and reused (cuBLAS doc 3.1.2) ---- */
+#define CUDA_PLAN_SLOTS 128
+typedef struct CudaGemmKey {
+    int in, out; /* DType of x/w and of y */
+    int m, n, k;
+    int align_a, align_b, align_c; /* cuda_ptr_align of w, x, y: the MIN_ALIGNMENT preferences */
+} CudaGemmKey;
+typedef struct CudaPlanCache {
+    CudaGemmKey key[CUDA_PLAN_SLOTS];
+    unsigned char used[CUDA_PLAN_SLOTS];
+    int next; /* round-robin victim when full */
+} CudaPlanCache;
+void cuda_plan_cache_init(CudaPlanCache *c);
+/* Slot holding key. *fresh = 1 when the caller must build the plan there; *evicted = 1 when the slot
+ * held another plan that must be destroyed first. */
+int cuda_plan_cache_find(CudaPlanCache *c, const CudaGemmKey *key, int *fresh, int *evicted);
+
+/* ---- device selection (node-local rank -> device), called before backend_cuda_create ---- */
+/* dev = local_rank. exclusive: every GPU of the node gets exactly one rank (local_size == ndev).
+ * Returns 0, or -1 with one line in err (no device; more ranks than GPUs; exclusive mismatch). */
+int cuda_pick_device(int local_rank, int local_size, int ndev, int exclusive, int *dev, char *err, size_t errlen);
+
+/* ---- plain-C entry points of the CUDA backend (stubs answering "not built" without CUDA) ---- */
+/* Visible CUDA devices; 0 when there is none, the driver fails, or pp8 was built without CUDA. */
+int backend_cuda_device_count(void);
+/* The backend's cudaStream_t (non-blocking, created by backend_cuda_create on o->device): pass it to
+ * transport_nccl_create so hidden states move in order with the compute. NULL for other backends. */
+void *backend_cuda_stream(Backend *b);
+/* The activation quantization of the int8 `linear` alone, for tests and tools, on device buffers:
+ * x (rows, k) fp16 -> q (rows, k) int8 (outlier columns zeroed), absmax (rows) float, cols (k) int32
+ * ascending outlier columns; returns their count. t = 0 gives the per-row weight quantization (CB, SCB)
+ * of bitsandbytes. Synchronizes the stream. */
+int backend_cuda_int8_quantize(Backend *b, const uint16_t *x, int rows, int k, float t, int8_t *q, float *absmax,
+                               int32_t *cols);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

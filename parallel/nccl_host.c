@@ -1,0 +1,74 @@
+/* Request bookkeeping and issue/group decisions of the NCCL transport (see nccl_host.h). Plain C with no
+ * NCCL, CUDA or MPI calls, so the CPU-only build compiles it and tests/test_cuda_host.c covers it. */
+#include "nccl_host.h"
+
+#include <stdint.h>
+#include <string.h>
+
+void nccl_req_init(NcclReqTable *t) { memset(t, 0, sizeof *t); }
+
+int nccl_req_post(NcclReqTable *t, int kind, const void *buf, size_t bytes, int peer, int rank, int size)
+{
+    if (kind != NCCL_OP_SEND && kind != NCCL_OP_RECV) return -1;
+    if (peer < 0 || peer >= size || peer == rank) return -1;
+    for (int i = 0; i < TRANSPORT_MAX_PENDING; i++)
+        if (t->state[i] == NCCL_REQ_FREE) {
+            t->op[i].kind = kind;
+            t->op[i].peer = peer;
+            t->op[i].buf = (void *)(uintptr_t)buf; /* sends never write through it */
+            t->op[i].bytes = bytes;
+            t->state[i] = NCCL_REQ_POSTED;
+            t->pending[t->npending++] = i;
+            return i;
+        }
+    return -1;
+}
+
+int nccl_req_take_pending(NcclReqTable *t, int *ids)
+{
+    int n = t->npending;
+    for (int i = 0; i < n; i++) {
+        ids[i] = t->pending[i];
+        t->state[ids[i]] = NCCL_REQ_ISSUED;
+    }
+    t->npending = 0;
+    return n;
+}
+
+int nccl_req_state(const NcclReqTable *t, int req)
+{
+    return req >= 0 && req < TRANSPORT_MAX_PENDING ? t->state[req] : NCCL_REQ_FREE;
+}
+
+int nccl_req_release(NcclReqTable *t, int req)
+{
+    if (nccl_req_state(t, req) != NCCL_REQ_ISSUED) return -1;
+    t->state[req] = NCCL_REQ_FREE;
+    return 0;
+}
+
+int nccl_step_needs_group(int rank, int size) { return size > 2 && rank > 0 && rank < size - 1; }
+
+int nccl_should_issue(const NcclReqTable *t, int middle)
+{
+    if (t->npending == 0) return 0;
+    if (!middle) return 1;
+    int sends = 0, recvs = 0;
+    for (int i = 0; i < t->npending; i++) {
+        if (t->op[t->pending[i]].kind == NCCL_OP_SEND)
+            sends++;
+        else
+            recvs++;
+    }
+    return sends > 0 && recvs > 0;
+}
+
+int nccl_batch_needs_group(int n) { return n > 1; }
+
+int nccl_devices_unique(const char *ids, int n, size_t stride)
+{
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (!strncmp(ids + (size_t)i * stride, ids + (size_t)j * stride, stride)) return 0;
+    return 1;
+}

@@ -1,0 +1,13 @@
+# CUDA backend and NCCL transport. test_cuda_host (plain C: cuBLASLt layouts, int8 path choice, scratch
+# sizes, plan cache, device selection, NCCL request/group logic) builds and runs everywhere. The gpu tests
+# are built with CUDA and exit 77 (skipped, never passed) when no device is visible; test_gpu_nccl runs
+# on 2 ranks and every rank skips unless each has its own GPU.
+pp8_test(test_cuda_host SOURCES test_cuda_host.c LABELS unit cuda TIMEOUT 60)
+if(PP8_HAVE_CUDA)
+  pp8_test(test_gpu_int8_matmul SOURCES test_gpu_int8_matmul.c ARGS ${PP8_GOLDEN_DIR}/int8_matmul.safetensors
+           LABELS gpu cuda TIMEOUT 120)
+  pp8_test(test_gpu_ops SOURCES test_gpu_ops.c LABELS gpu cuda TIMEOUT 300)
+  if(PP8_HAVE_NCCL)
+    pp8_test(test_gpu_nccl SOURCES test_gpu_nccl.c PROCS 2 LABELS gpu cuda nccl TIMEOUT 120)
+  endif()
+endif()

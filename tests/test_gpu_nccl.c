@@ -1,0 +1,147 @@
+/* The NCCL transport over 2 ranks, set up the way the runtime must do it (cuda_pick_device by node-local
+ * rank -> backend_cuda_create -> transport_nccl_create with backend_cuda_stream): a chain of several
+ * posted sends of different sizes (incl. an odd byte count and an empty message) received in order, a
+ * message back from the last rank to the first, and both directions in flight at once. Contents are
+ * checked byte for byte on the host. Every rank exits 77 (skipped) unless each rank has its own GPU. */
+#include <mpi.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/backend.h"
+#include "../kernels/check.h"
+#include "../kernels/cuda_host.h"
+#include "../parallel/control.h"
+#include "../parallel/transport.h"
+
+static Backend *g_b;
+static int g_fail;
+
+static void abort_hook(int code) { ctl_abort(code); }
+
+static unsigned char pattern(int msg, size_t i) { return (unsigned char)(msg * 37 + i * 11 + 3); }
+
+static void *dev_pattern(int msg, size_t bytes)
+{
+    unsigned char *h = malloc(bytes ? bytes : 1);
+    for (size_t i = 0; i < bytes; i++) h[i] = pattern(msg, i);
+    void *d = g_b->alloc(g_b->ctx, bytes ? bytes : 1);
+    PP8_CHECK(d, "device alloc");
+    if (bytes) g_b->to_device(g_b->ctx, d, h, bytes);
+    free(h);
+    return d;
+}
+
+static void check_pattern(const char *what, int msg, const void *d, size_t bytes)
+{
+    unsigned char *h = malloc(bytes ? bytes : 1);
+    if (bytes) g_b->to_host(g_b->ctx, h, d, bytes);
+    size_t bad = 0;
+    for (size_t i = 0; i < bytes; i++) bad += h[i] != pattern(msg, i);
+    if (bad) {
+        fprintf(stderr, "FAIL rank %d %s (message %d, %zu bytes): %zu bytes differ\n", ctl_rank(), what, msg, bytes,
+                bad);
+        g_fail++;
+    }
+    free(h);
+}
+
+#define T_CHECK(call)                                                                                                  \
+    do {                                                                                                               \
+        if ((call) != 0) {                                                                                             \
+            fprintf(stderr, "FAIL rank %d: %s\n", ctl_rank(), #call);                                                  \
+            g_fail++;                                                                                                  \
+        }                                                                                                              \
+    } while (0)
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    pp8_set_abort_hook(abort_hook);
+    int rank = ctl_rank(), size = ctl_size();
+    int lrank, lsize, dev = -1;
+    ctl_node_info(&lrank, &lsize);
+    char err[512] = "";
+    int ndev = backend_cuda_device_count();
+    int ok = size == 2 && cuda_pick_device(lrank, lsize, ndev, 0, &dev, err, sizeof err) == 0;
+    if (ok) {
+        BackendOptions o = {.threads = 0, .first_cpu = -1, .device = dev};
+        g_b = backend_cuda_create(&o, err, sizeof err);
+        ok = g_b != NULL;
+    }
+    int all = 0;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (!all) { /* every rank skips together */
+        if (!ok) printf("rank %d skipped: %s\n", rank, size != 2 ? "needs exactly 2 ranks" : err);
+        if (g_b) backend_destroy(g_b);
+        MPI_Finalize();
+        return 77;
+    }
+
+    Transport *t = transport_nccl_create(backend_cuda_stream(g_b), err, sizeof err);
+    if (!t) {
+        fprintf(stderr, "FAIL rank %d: transport_nccl_create: %s\n", rank, err);
+        backend_destroy(g_b);
+        MPI_Finalize();
+        return 1;
+    }
+    if (t->rank != rank || t->size != 2 || strcmp(t->name, "nccl")) fprintf(stderr, "FAIL rank/size/name\n"), g_fail++;
+
+    /* 1. chain 0 -> 1: four messages posted before any wait, received in posting order */
+    const size_t sizes[4] = {2 * 64, 2 * 1000 + 1, 0, 2 * 4096 * 3};
+    void *buf[4];
+    int req[4];
+    for (int i = 0; i < 4; i++) buf[i] = rank == 0 ? dev_pattern(i, sizes[i]) : dev_pattern(99, sizes[i]);
+    for (int i = 0; i < 4; i++) {
+        if (rank == 0)
+            T_CHECK(t->isend(t->ctx, buf[i], sizes[i], 1, 7100 + i, &req[i]));
+        else
+            T_CHECK(t->irecv(t->ctx, buf[i], sizes[i], 0, 7100 + i, &req[i]));
+    }
+    for (int i = 3; i >= 0; i--) T_CHECK(t->wait(t->ctx, req[i])); /* any wait order */
+    if (rank == 1)
+        for (int i = 0; i < 4; i++) check_pattern("chain", i, buf[i], sizes[i]);
+
+    /* 2. back edge 1 -> 0 */
+    void *back = rank == 1 ? dev_pattern(5, 3000) : dev_pattern(98, 3000);
+    int r;
+    if (rank == 1)
+        T_CHECK(t->isend(t->ctx, back, 3000, 0, 7, &r));
+    else
+        T_CHECK(t->irecv(t->ctx, back, 3000, 1, 7, &r));
+    T_CHECK(t->wait(t->ctx, r));
+    if (rank == 0) check_pattern("back edge", 5, back, 3000);
+
+    /* 3. both directions in flight: each rank's first operation is the one the other rank's first matches */
+    const size_t big = (size_t)1 << 20;
+    void *out = dev_pattern(10 + rank, big), *in = dev_pattern(97, big);
+    int rs, rr;
+    if (rank == 0) {
+        T_CHECK(t->isend(t->ctx, out, big, 1, 1, &rs));
+        T_CHECK(t->irecv(t->ctx, in, big, 1, 2, &rr));
+    } else {
+        T_CHECK(t->irecv(t->ctx, in, big, 0, 1, &rr));
+        T_CHECK(t->isend(t->ctx, out, big, 0, 2, &rs));
+    }
+    T_CHECK(t->wait(t->ctx, rr));
+    T_CHECK(t->wait(t->ctx, rs));
+    check_pattern("exchange", 10 + (1 - rank), in, big);
+
+    /* 4. refused: a peer that is not another rank, and waiting on a request twice */
+    int bogus;
+    if (t->isend(t->ctx, out, 16, rank, 0, &bogus) == 0) fprintf(stderr, "FAIL send to self accepted\n"), g_fail++;
+    if (t->wait(t->ctx, rr) == 0) fprintf(stderr, "FAIL second wait accepted\n"), g_fail++;
+
+    transport_destroy(t);
+    for (int i = 0; i < 4; i++) g_b->free(g_b->ctx, buf[i]);
+    g_b->free(g_b->ctx, back);
+    g_b->free(g_b->ctx, out);
+    g_b->free(g_b->ctx, in);
+    backend_destroy(g_b);
+    int total = 0;
+    MPI_Allreduce(&g_fail, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    if (rank == 0) printf("%s (%d failures over 2 ranks)\n", total ? "FAILED" : "all checked", total);
+    MPI_Finalize();
+    return total ? 1 : 0;
+}
