@@ -44,11 +44,12 @@ static int engine_common(Engine *en, Model *m, RunState *rs, Transport *tr, Sche
     bool ok = en->h_tok && en->h_pos && en->h_slot && en->h_out && en->h_sampled && (!m->last || en->h_logits);
     bool mpi = !strcmp(tr->name, "mpi"), host = !strcmp(m->be->name, "cpu");
     en->staged = mpi && !host; /* receives go through recvbuf before reaching the device */
+    en->device_ring = !mpi;    /* NCCL sends from device copies: rs->x is overwritten by the next recv */
     if (en->staged && !m->first) ok = ok && (en->recvbuf = malloc(2 * R * D));
     for (int i = 0; i < 4; i++) {
         en->sendreq[i] = -1;
-        if (mpi && !m->last) {
-            en->sendbuf[i] = malloc(2 * R * D);
+        if (!m->last) {
+            en->sendbuf[i] = en->device_ring ? m->be->alloc(m->be->ctx, 2 * R * D) : malloc(2 * R * D);
             ok = ok && en->sendbuf[i];
         }
     }
@@ -105,7 +106,8 @@ void engine_free(Engine *en)
 {
     for (int i = 0; i < 4; i++) {
         if (en->sendreq[i] >= 0) en->tr->wait(en->tr->ctx, en->sendreq[i]);
-        free(en->sendbuf[i]);
+        if (en->device_ring && en->sendbuf[i]) en->m->be->free(en->m->be->ctx, en->sendbuf[i]);
+        else free(en->sendbuf[i]);
     }
     free(en->recvbuf);
     free(en->group);
@@ -190,9 +192,9 @@ static void recv_until(Engine *en, long k)
     }
 }
 
-/* Hidden states: over NCCL straight from/to the device buffer (the stream orders them with the
- * kernels); over MPI from host buffers, through a ring of four so that compute goes on while sends
- * complete (the CPU backend's memory is host memory, so it receives in place). */
+/* Hidden states leave through a ring of four send buffers so that compute goes on while sends
+ * complete: host buffers over MPI, device buffers over NCCL (copies ordered on the stream). Receives
+ * land in rs->x directly, except MPI into a device backend, which stages through host memory. */
 static void recv_hidden(Engine *en, int rows)
 {
     size_t bytes = 2 * (size_t)rows * (size_t)en->m->cfg.hidden;
@@ -208,12 +210,12 @@ static void send_hidden(Engine *en, long k, int rows)
     size_t bytes = 2 * (size_t)rows * (size_t)en->m->cfg.hidden;
     int b = (int)(k % 4);
     if (en->sendreq[b] >= 0) PP8_CHECK(en->tr->wait(en->tr->ctx, en->sendreq[b]) == 0, "sending a hidden state failed");
-    const void *src = en->rs->x;
-    if (en->sendbuf[b]) {
+    /* host ring (MPI): copy out; device ring (NCCL): a device-to-device copy ordered on the stream */
+    if (en->device_ring)
+        en->m->be->to_device(en->m->be->ctx, en->sendbuf[b], en->rs->x, bytes);
+    else
         en->m->be->to_host(en->m->be->ctx, en->sendbuf[b], en->rs->x, bytes);
-        src = en->sendbuf[b];
-    }
-    PP8_CHECK(en->tr->isend(en->tr->ctx, src, bytes, en->rank + 1, CTL_TAG_HIDDEN, &en->sendreq[b]) == 0,
+    PP8_CHECK(en->tr->isend(en->tr->ctx, en->sendbuf[b], bytes, en->rank + 1, CTL_TAG_HIDDEN, &en->sendreq[b]) == 0,
               "isend failed");
 }
 

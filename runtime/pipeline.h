@@ -38,8 +38,9 @@ typedef struct Engine {
     int32_t *h_tok, *h_pos, *h_slot, *h_out; /* (R) host row descriptors */
     int32_t *h_sampled;                      /* (R) */
     float *h_logits;                         /* (max_out, V) host copy of logits */
-    void *sendbuf[4];          /* host ring for MPI sends */
+    void *sendbuf[4];          /* send ring: host (MPI) or device (NCCL) */
     void *recvbuf;             /* host staging of MPI receives for a device backend */
+    bool device_ring;          /* sendbuf are backend (device) buffers: the NCCL transport */
     bool staged;
     int sendreq[4];
     long items_done, items_recv;             /* work items finished (last rank) / received (rank 0) */

@@ -1,11 +1,13 @@
 /* See session.h. */
 #include "session.h"
 
+#include <mpi.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/cuda_host.h"
 #include "../parallel/control.h"
 #include "commands.h"
 #include "log.h"
@@ -41,6 +43,7 @@ const char *session_flags_help(void)
            "  --micro-batches M    micro-batches per batch (default: stages, capped by the batch)\n"
            "  --threads N          threads per rank (default: this rank's share of the node's cores)\n"
            "  --backend B          cpu | cuda (default: cuda when built with CUDA and a GPU is present)\n"
+           "  --exclusive-gpus     require exactly one rank per GPU of each node (error otherwise)\n"
            "  --mem-per-rank GiB   memory budget per rank (default: node memory / ranks on the node)\n"
            "  --seed N             seed of the random weights (default 1234)\n";
 }
@@ -83,6 +86,8 @@ int session_flag(SessionOpts *o, int argc, char **argv, int *i, Err *e)
         VAL();
         if (strcmp(v, "cpu") && strcmp(v, "cuda")) return err_set(e, "--backend %s: expected cpu or cuda", v);
         o->backend = v;
+    } else if (!strcmp(f, "--exclusive-gpus")) {
+        o->exclusive_gpus = 1;
     } else if (!strcmp(f, "--mem-per-rank")) {
         VAL();
         if (cli_double(v, "--mem-per-rank", 1e-6, 1e9, &d, e)) return -1;
@@ -120,15 +125,25 @@ static int open_backend(Session *s, Err *e)
     bool want_cuda = s->o.backend && !strcmp(s->o.backend, "cuda");
     bool want_cpu = s->o.backend && !strcmp(s->o.backend, "cpu");
     if (!want_cpu) {
-        s->be = backend_cuda_create(&bo, msg, sizeof msg);
+        /* one rank per GPU: the node-local rank picks the device */
+        int ndev = backend_cuda_device_count(), dev = 0;
+        if (ndev == 0 && !want_cuda) {
+            s->be = NULL;
+            snprintf(msg, sizeof msg, "no CUDA device");
+        } else if (cuda_pick_device(s->local_rank, s->local_size, ndev, s->o.exclusive_gpus, &dev, msg, sizeof msg)) {
+            if (want_cuda) return err_set(e, "--backend cuda on rank %d: %s", s->rank, msg);
+        } else {
+            bo.device = dev;
+            s->be = backend_cuda_create(&bo, msg, sizeof msg);
+        }
         if (!s->be && want_cuda) return err_set(e, "--backend cuda on rank %d: %s", s->rank, msg);
-        if (!s->be) log_info("no usable GPU (%s): running on the CPU backend", msg);
+        if (!s->be) log_info("running on the CPU backend (CUDA: %s)", msg);
     }
     if (!s->be) {
         /* this rank's share of the cores it may run on; ranks sharing a node without binding get
          * disjoint cores (pinned), so nothing is oversubscribed */
         int cores = backend_cpu_cores();
-        int share = cores >= s->local_size * 1 ? cores / s->local_size : 1;
+        int share = cores / s->local_size;
         if (bo.threads <= 0) bo.threads = share > 0 ? share : 1;
         bo.first_cpu = cores >= s->local_size * bo.threads ? s->local_rank * bo.threads : -1;
         s->be = backend_cpu_create(&bo, msg, sizeof msg);
@@ -137,6 +152,22 @@ static int open_backend(Session *s, Err *e)
         s->o.threads = bo.threads;
     }
     return 0;
+}
+
+/* Hidden states over NCCL when every rank runs on a GPU (collective), else over MPI. */
+static int open_transport(Session *s, Err *e)
+{
+    int all_cuda = !strcmp(s->be->name, "cuda"), any = 0;
+    char msg[512] = "";
+    MPI_Allreduce(MPI_IN_PLACE, &all_cuda, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    (void)any;
+    if (all_cuda && s->size > 1) {
+        s->tr = transport_nccl_create(backend_cuda_stream(s->be), msg, sizeof msg);
+        if (!s->tr) return err_set(e, "NCCL transport: %s", msg);
+        return 0;
+    }
+    s->tr = transport_mpi_create();
+    return s->tr ? 0 : err_set(e, "rank %d: cannot create the MPI transport", s->rank);
 }
 
 /* the planner's request for this session's ranks and memory: a CPU device of this rank's threads
@@ -230,8 +261,7 @@ int session_open(Session *s, const SessionOpts *o, int max_rows, int slots, int 
     s->layer_end = calloc((size_t)s->size, sizeof(int));
     rc = s->layer_begin && s->layer_end ? split_layers(s, slots, max_seq, e) : err_set(e, "out of memory");
     if (session_agree(rc, e)) return -1;
-    s->tr = transport_mpi_create();
-    if (session_agree(s->tr ? 0 : err_set(e, "rank %d: cannot create the MPI transport", s->rank), e)) return -1;
+    if (session_agree(open_transport(s, e), e)) return -1;
     log_info("%s (%s, %d layers) on %d rank(s), %s weights, %s backend, %d thread(s)/rank", s->cfg.name,
              arch_name(s->cfg.arch), s->cfg.layers, s->size, dtype_label(o->wdt), s->be->name, s->o.threads);
     return load_model(s, max_rows, slots, max_seq, max_out, e);

@@ -20,6 +20,7 @@ typedef struct SessionOpts {
     float threshold;        /* --threshold (default 6.0) */
     int threads;            /* --threads (0 = cores of this rank) */
     const char *backend;    /* --backend cpu|cuda (NULL = cuda when built and present, else cpu) */
+    int exclusive_gpus;     /* --exclusive-gpus: one rank per GPU of the node, checked */
     double mem_per_rank;    /* --mem-per-rank in bytes (0 = node memory / ranks on the node) */
     Schedule sched;         /* --schedule */
     int micro_batches;      /* --micro-batches (0 = default) */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../kernels/cpu/cpu_linear.h"
+#include "../kernels/cuda_host.h"
 
 const char *version_string(void) { return PP8_VERSION; }
 const char *version_git(void) { return PP8_GIT; }
@@ -46,6 +47,10 @@ void version_print(FILE *f)
             " (cuda: not built)"
 #endif
     );
+#ifdef PP8_HAVE_CUDA
+    fprintf(f, "cuda devices visible: %d (sm_80 + sm_90 code; GPU path compiled, never run on a GPU in CI)\n",
+            backend_cuda_device_count());
+#endif
     fprintf(f, "transport: mpi%s\n",
 #ifdef PP8_HAVE_NCCL
             ", nccl"
