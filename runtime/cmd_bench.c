@@ -58,6 +58,7 @@ static void usage(void)
 
 static int parse(BenchArgs *a, int argc, char **argv, Err *e)
 {
+    memset(a, 0, sizeof *a);
     session_defaults(&a->o);
     a->dtypes[0] = DTYPE_I8;
     a->dtypes[1] = DTYPE_BF16;
@@ -335,6 +336,9 @@ int cmd_bench(int argc, char **argv, Err *e)
             printf("dtype sched       M  batch  prefill_s prefill_t/s  ms/token  decode_t/s roofline_t/s  frac  busy/stage\n");
             fflush(stdout);
         }
+        /* one untimed run first: thread start-up, AMX permission and tile setup, first touches */
+        BenchRun warm;
+        run_one(&s, &a, a.dtypes[d], a.sched[0], a.batch[0], prompts, lens, bw_all, wb_all, &warm);
         for (int b = 0; b < a.nbatch; b++)
             for (int q = 0; q < a.nsched; q++) {
                 BenchRun *r = &runs[nruns++];

@@ -30,7 +30,9 @@ static void *cpu_alloc(void *ctx, size_t bytes)
 {
     (void)ctx;
     void *p = NULL;
-    if (posix_memalign(&p, 64, bytes ? (bytes + 63) & ~(size_t)63 : 64)) return NULL;
+    size_t n = bytes ? (bytes + 63) & ~(size_t)63 : 64;
+    if (posix_memalign(&p, 64, n)) return NULL;
+    memset(p, 0, n); /* first touch now, not inside a timed token loop */
     return p;
 }
 
