@@ -13,10 +13,17 @@ mkdir -p out
 ranks=2; [ "$(nproc)" -ge 2 ] || ranks=1
 echo "== pp8 plan: ranks needed for OPT-1.3B under an 8 GiB-per-rank budget (batch 1, 8, 32)"
 ./build/pp8 plan --config configs/opt-1.3b.json --mem-per-rank 8 --compare --batch 1,8,32 --json out/plan-opt-1.3b.json
-echo "== pp8 plan: BLOOM-176B on A100-80GB, bf16 vs int8 (modelled)"
-./build/pp8 plan --config configs/bloom-176b.json --gpu a100-80g --compare --json out/plan-bloom-176b.json | head -20
+echo "== pp8 plan: BLOOM-176B on A100-80GB, bf16 vs int8 (modelled; the full breakdown: pp8 plan ... --compare)"
+./build/pp8 plan --config configs/bloom-176b.json --gpu a100-80g --compare --json out/plan-bloom-176b-a100-80g.json | sed -n '1,/^$/p;/^modelled ms per token/,/^$/p'
+plans=()
+for m in bloom-176b opt-175b opt-66b bloom-7b1; do
+  for g in a100-40g a100-80g; do
+    ./build/pp8 plan --config "configs/$m.json" --gpu "$g" --compare --json "out/plan-$m-$g.json" >/dev/null
+    plans+=("out/plan-$m-$g.json")
+  done
+done
 echo "== pp8 bench: $ranks ranks, int8 vs bf16, batch 1, 8, 32"
 bash launch/pp8run -np "$ranks" -- pp8 bench --config configs/opt-1.3b.json --dtype int8,bf16 --batch 1,8,32 \
   --prompt-len 32 --gen 16 --json out/bench-opt-1.3b.json "$@"
-bash launch/plot.sh out/bench-opt-1.3b.json --plan out/plan-bloom-176b.json --out out >/dev/null 2>&1 &&
+bash launch/plot.sh out/bench-opt-1.3b.json --plan "${plans[@]}" --out out >/dev/null 2>&1 &&
   echo "plots: out/ms_per_token.png out/gpus_per_model.png" || true
