@@ -1,6 +1,7 @@
 /* CPU linear layers: packing, the LLM.int8() decomposed product and the 16-bit baseline, with run-time
  * ISA dispatch (AMX, AVX-512 VNNI/BF16, AVX2, scalar). Internal to the cpu backend; the scalar
- * reference functions at the bottom are what tests compare every fast path against. */
+ * reference functions at the bottom are what tests compare every fast path against.
+ * Nothing here allocates per call: scratch is sized once by cpu_linear_reserve. */
 #ifndef PP8_CPU_LINEAR_H
 #define PP8_CPU_LINEAR_H
 
@@ -11,6 +12,8 @@
 
 typedef struct CpuLinear CpuLinear; /* scratch + dispatch state, one per backend */
 
+/* threads: OpenMP threads of every parallel region (0 = all cores available to the process).
+ * The environment variable PP8_ISA=scalar|avx2|avx512|amx caps the dispatch. */
 CpuLinear *cpu_linear_create(int threads);
 void cpu_linear_destroy(CpuLinear *c);
 void cpu_linear_reserve(CpuLinear *c, int max_rows, int max_k, int max_n);
@@ -22,6 +25,22 @@ const char *cpu_linear_path(CpuLinear *c, DType wdt, int rows);
 /* ISA features found at run time, e.g. "avx512f avx512_vnni avx512_bf16 amx_int8 amx_bf16" */
 const char *cpu_isa_string(void);
 
+/* ---- knobs for tests and benchmarks ---- */
+int cpu_linear_threads(const CpuLinear *c);
+void cpu_linear_set_threads(CpuLinear *c, int threads); /* must not exceed the count given at create */
+/* Paths this machine can run for wdt, best last (e.g. "scalar", "avx2-int8", "avx512-vnni", "amx-int8");
+ * returns the count written to names. */
+int cpu_linear_path_list(DType wdt, const char **names, int max);
+/* Forces the path named (one of cpu_linear_path_list) for every row count; NULL returns to automatic
+ * dispatch. Returns -1 when the path is unknown or not available here. */
+int cpu_linear_force_path(CpuLinear *c, DType wdt, const char *path);
+/* int8 only: when non-NULL, every later call also writes its exact int32 accumulators acc (rows, N)
+ * (CA . CB^T) here; for tests that compare paths before the epilogue. */
+void cpu_linear_debug_acc(CpuLinear *c, int32_t *acc);
+/* Tile-resident AMX int8 rate (tdpbssd, no memory traffic) with `threads` threads, in GOP/s; 0 when
+ * AMX is not usable. The compute roof the benchmark compares against. */
+double cpu_linear_amx_peak_gops(int threads);
+
 /* ---- scalar references (row-major weights), DESIGN.md's four steps ---- */
 /* per-row weight quantization: CB (N,K), SCB (N) from fp16 W */
 void ref_quantize_weights(int8_t *cb, float *scb, const uint16_t *w, int n, int k);
@@ -30,11 +49,66 @@ int ref_outlier_cols(int *cols, const uint16_t *x, int m, int k, float t);
 /* CA (M,K), SCA (M) with outlier columns zeroed */
 void ref_quantize_acts(int8_t *ca, float *sca, const uint16_t *x, int m, int k, const int *cols, int ncols,
                        float t);
+/* acc (M,N) = CA . CB^T, exact int32 */
+void ref_int8_acc(int32_t *acc, const int8_t *ca, const int8_t *cb, int m, int k, int n);
 /* full LLM.int8() product into fp16 y (M,N) */
 void ref_int8_linear(uint16_t *y, const uint16_t *x, int m, int k, const int8_t *cb, const float *scb,
                      const uint16_t *bias, int n, float t);
 /* 16-bit product, fp32 accumulate in ascending k, y of dtype ydt (act dtype or F32) */
 void ref_linear16(void *y, DType ydt, const uint16_t *x, DType act, int m, int k, const uint16_t *w, DType wdt,
                   const uint16_t *bias, int n);
+
+/* ---- internal: what linear.c hands the ISA-specific kernels (linear_*_avx512.c, _amx.c, _avx2.c) ----
+ * Packed layouts (cpu_linear_pack), nb = ceil(N/16) blocks of 16 output rows:
+ *   I8:   [nb][KP/4][16][4] int8 (KP = K rounded up to 64), then int32 wsum[nb*16] = sum_k CB[o,k]
+ *         (the u8 x s8 correction of vpdpbusd). One 1 KiB run of 16 k-groups is one AMX B tile.
+ *   BF16: [nb][KP/2][16][2] (KP = K rounded up to 32): vdpbf16ps / AMX-BF16 B-tile pairs.
+ *   F16:  [nb][KP][16] (KP = K rounded up to 32): 16 outputs of one k = one vcvtph2ps. */
+typedef struct LinJob {
+    const Linear *w;
+    int m, k, n;     /* M rows, K, N */
+    int kp, nb;      /* padded K of the packed layout, blocks of 16 outputs */
+    void *y;         /* (M, N) of ydt */
+    DType ydt;
+    /* int8 */
+    const int8_t *ca; /* (MP, KP) rows ca_ld bytes apart: CA, s8 (AMX, scalar) or u8 = CA ^ 0x80 (VNNI) */
+    int ca_ld, xs_ld; /* row strides of ca (bytes) and xs (elements): KP + 64 bytes, so that the rows of
+                       * one tile or one register block do not all map to the same L1 set */
+    const float *sca; /* (M) */
+    const uint16_t *x; /* (M, K) the fp16 activations, for the outlier part */
+    const int *ocols; /* (nout) ascending outlier columns */
+    int nout;
+    const float *xo;  /* (M, nout) fp32 values of x in the outlier columns (exact: fp16 -> fp32) */
+    int32_t *dbg_acc; /* (M, N) or NULL */
+    /* 16-bit */
+    const void *xs;   /* (MP, KP) rows xs_ld apart, staged activations: bf16 for BF16, float for F16 */
+} LinJob;
+
+/* per-thread scratch bytes every kernel may use (tile stores, outlier sums, GEMV accumulators) */
+#define LIN_TSCRATCH (64 * 1024)
+
+/* Each kernel computes output blocks [b0, b1) for all M rows, epilogue included. */
+void lin_i8_scalar(const LinJob *j, int b0, int b1, void *ts);
+void lin_i8_epilogue_scalar(const LinJob *j, int blk, int r0, int nr, const int32_t *acc, int stride);
+void lin_i8_vnni_avx512(const LinJob *j, int b0, int b1, void *ts);
+void lin_i8_epilogue_avx512(const LinJob *j, int blk, int r0, int nr, const int32_t *acc, int stride, void *ts);
+void lin_i8_amx(const LinJob *j, int b0, int b1, void *ts);
+void lin_i8_avx2(const LinJob *j, int b0, int b1, void *ts);
+void lin_16_scalar(const LinJob *j, int b0, int b1, void *ts);
+void lin_bf16_avx512(const LinJob *j, int b0, int b1, void *ts);
+void lin_bf16_amx(const LinJob *j, int b0, int b1, void *ts);
+void lin_f16_avx512(const LinJob *j, int b0, int b1, void *ts);
+void lin_16_avx2(const LinJob *j, int b0, int b1, void *ts);
+/* 16-bit epilogue: y[r0.., blk*16..] = round(acc + bias), acc (nr, 16) fp32 with row stride */
+void lin_16_epilogue_scalar(const LinJob *j, int blk, int r0, int nr, const float *acc, int stride);
+void lin_16_epilogue_avx512(const LinJob *j, int blk, int r0, int nr, const float *acc, int stride);
+
+/* Activation quantization, AVX-512 versions of linear.c's scalar ones (bit-identical): outlier flags of
+ * columns [c0, c1) over all rows; one row's SCA and CA (xor 0x80 for u8), padded with zeros to kp. */
+void lin_i8_flags_avx512(const uint16_t *x, int m, int k, float t, int c0, int c1, uint8_t *flags);
+float lin_i8_quant_row_avx512(int8_t *ca, const uint16_t *x, int k, int kp, float t, const uint8_t *flags,
+                              int nout, uint8_t xor_mask);
+/* AMX tile-resident tdpbssd rate, GOP/s (cpu_linear_amx_peak_gops checks AMX first) */
+double lin_amx_peak_run(int threads);
 
 #endif

@@ -1,0 +1,587 @@
+/* CPU linear layers: packing, run-time ISA dispatch, LLM.int8() activation quantization and outlier
+ * columns, the scalar kernels and epilogues, and the OpenMP split over output columns. The SIMD inner
+ * loops live in linear_avx512.c / linear_amx.c / linear_avx2.c and run only after the CPUID checks here.
+ * Deliberately no allocation per call (cpu_linear_reserve sizes everything) and no per-call choice
+ * that depends on the thread count: every output is computed by one thread in a fixed order.
+ *
+ * Why hand-written kernels and not oneDNN (shared/ANCHORS.md, this machine kind): oneDNN 2.6 s8 matmul
+ * reaches 5.5-6.1 GB/s (1T) / 10-11.5 GB/s (2T) at M=1, 60-90% of the 11.2-12.1 / 20.3-23.1 GB/s
+ * read ceiling, 220-310 GOP/s at M=32 (~37% of min(bandwidth bound, AMX peak)) and 300-500 GOP/s at
+ * M=512. The issue-3 targets are >= 85% at M=1 and >= 70% at M=32. These kernels, `pp8 bench-linear`
+ * on this VM with weights on 2 MiB pages: M=1 int8 0.96-1.0 of a prefetching read of the same
+ * weights (17.5-18.4 GB/s 1T, 33-35 GB/s 2T), M=32 0.76-0.90 of the bandwidth bound, M=512
+ * 1.3-1.5 TOP/s 1T / 2.6-3.4 TOP/s 2T. */
+#include <cpuid.h>
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../check.h"
+#include "../numerics.h"
+#include "cpu_linear.h"
+
+/* ---- ISA detection (Intel SDM vol. 2A, CPUID leaf 1 / leaf 7; XCR0 via xgetbv) ---- */
+
+enum { TIER_SCALAR, TIER_AVX2, TIER_AVX512, TIER_AMX, TIER_COUNT };
+static const char *const g_tier_name[TIER_COUNT] = {"scalar", "avx2", "avx512", "amx"};
+
+typedef struct Isa {
+    int avx2;         /* avx2 + fma + f16c, ymm state enabled by the OS */
+    int avx512;       /* avx512 f/bw/vl/dq + vnni + f16c, zmm state enabled */
+    int avx512_bf16;  /* vdpbf16ps */
+    int amx_int8;     /* amx-tile + amx-int8, tile state in XCR0 and arch_prctl permission granted */
+    int amx_bf16;
+    int amx_refused;  /* the CPU has AMX but the kernel refused the tile-data permission */
+    char str[160];
+} Isa;
+
+static Isa g_isa;
+static pthread_once_t g_isa_once = PTHREAD_ONCE_INIT;
+
+static uint64_t isa_xgetbv0(void)
+{
+    uint32_t a, d;
+    __asm__ volatile("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
+    return ((uint64_t)d << 32) | a;
+}
+
+/* Linux >= 5.16: AMX tile data must be requested once per process before the first tile instruction,
+ * else SIGILL (Documentation/arch/x86/xstate.rst). ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18. */
+static int isa_amx_request(void)
+{
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+}
+
+static void isa_detect(void)
+{
+    Isa *s = &g_isa;
+    unsigned a, b, c, d;
+    unsigned max = __get_cpuid_max(0, NULL);
+    int osxsave = 0, avx = 0, fma = 0, f16c = 0;
+    uint64_t xcr0 = 0;
+    if (max >= 1 && __get_cpuid(1, &a, &b, &c, &d)) {
+        fma = (c >> 12) & 1;
+        osxsave = (c >> 27) & 1;
+        avx = (c >> 28) & 1;
+        f16c = (c >> 29) & 1;
+    }
+    if (osxsave) xcr0 = isa_xgetbv0();
+    int ymm_os = (xcr0 & 0x6) == 0x6, zmm_os = ymm_os && (xcr0 & 0xe0) == 0xe0;
+    int amx_os = (xcr0 & (3ull << 17)) == (3ull << 17);
+    if (max >= 7) {
+        __cpuid_count(7, 0, a, b, c, d);
+        int avx2 = (b >> 5) & 1, f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+        int vnni = (c >> 11) & 1;
+        int amx_bf16 = (d >> 22) & 1, amx_tile = (d >> 24) & 1, amx_int8 = (d >> 25) & 1;
+        unsigned a1 = 0, b1, c1, d1;
+        if (a >= 1) __cpuid_count(7, 1, a1, b1, c1, d1);
+        int avx512_bf16 = (a1 >> 5) & 1;
+        s->avx2 = ymm_os && avx && avx2 && fma && f16c;
+        s->avx512 = s->avx2 && zmm_os && f && dq && bw && vl && vnni;
+        s->avx512_bf16 = s->avx512 && avx512_bf16;
+        if (s->avx512 && amx_os && amx_tile && amx_int8) {
+            if (isa_amx_request()) {
+                s->amx_int8 = 1;
+                s->amx_bf16 = amx_bf16 && s->avx512_bf16;
+            } else {
+                s->amx_refused = 1;
+            }
+        }
+    }
+    snprintf(s->str, sizeof s->str, "%s%s%s%s%s%s%s", s->avx2 ? "avx2 " : "", s->avx512 ? "avx512f " : "",
+             s->avx512 ? "avx512_vnni " : "", s->avx512_bf16 ? "avx512_bf16 " : "", s->amx_int8 ? "amx_int8 " : "",
+             s->amx_bf16 ? "amx_bf16 " : "", s->amx_refused ? "(amx: tile permission refused) " : "");
+    size_t len = strlen(s->str);
+    if (len && s->str[len - 1] == ' ') s->str[len - 1] = 0;
+    if (!len) snprintf(s->str, sizeof s->str, "scalar");
+}
+
+static const Isa *isa_get(void)
+{
+    pthread_once(&g_isa_once, isa_detect);
+    return &g_isa;
+}
+
+const char *cpu_isa_string(void) { return isa_get()->str; }
+
+/* ---- paths ---- */
+
+/* Row counts from which the AMX kernels take over from the AVX-512 kernels. Measured side by side
+ * (K=4096, N=12288): at M=1 the four-stream VNNI/bf16 GEMVs read ~5-15% faster than AMX with one
+ * 16-row tile; at M=2 AMX is already ~15% faster than the multi-row VNNI kernel (12.9 vs 15.0 GB/s). */
+#define LIN_I8_AMX_MIN_ROWS 2
+#define LIN_BF16_AMX_MIN_ROWS 2
+
+typedef enum { DT_I8, DT_BF16, DT_F16, DT_COUNT } LinDt;
+
+static const char *const g_path_name[DT_COUNT][TIER_COUNT] = {
+    {"scalar", "avx2-int8", "avx512-vnni", "amx-int8"},
+    {"scalar", "avx2-fma", "avx512-bf16", "amx-bf16"},
+    {"scalar", "avx2-f16c", "avx512-f16c", NULL},
+};
+
+static int lin_dt(DType wdt)
+{
+    switch (wdt) {
+    case DTYPE_I8: return DT_I8;
+    case DTYPE_BF16: return DT_BF16;
+    case DTYPE_F16: return DT_F16;
+    default: PP8_CHECK(0, "linear weights must be I8, F16 or BF16"); return 0;
+    }
+}
+
+/* Is tier `t` runnable for dtype `dt` on this machine? */
+static int lin_tier_ok(int dt, int t)
+{
+    const Isa *s = isa_get();
+    switch (t) {
+    case TIER_SCALAR: return 1;
+    case TIER_AVX2: return s->avx2;
+    case TIER_AVX512: return dt == DT_BF16 ? s->avx512_bf16 : s->avx512;
+    case TIER_AMX: return dt == DT_I8 ? s->amx_int8 : dt == DT_BF16 ? s->amx_bf16 : 0;
+    }
+    return 0;
+}
+
+struct CpuLinear {
+    int threads, max_threads;
+    int cap;                 /* highest tier allowed (PP8_ISA) */
+    int forced[DT_COUNT];    /* tier forced by cpu_linear_force_path, or -1 */
+    int max_rows, max_k, max_n;
+    int8_t *ca;              /* (MP, KP) quantized activations */
+    void *xs;                /* (MP, KP) staged 16-bit activations (float for F16, bf16 for BF16) */
+    float *sca;              /* (MP) */
+    uint8_t *flags;          /* (KP) outlier flag per column */
+    int *ocols;              /* (KP) outlier columns, ascending */
+    float *xo;               /* (MP, KP) fp32 x of the outlier columns (int8); aliases xs */
+    uint8_t *ts;             /* (max_threads, ts_bytes) per-thread scratch */
+    size_t ts_bytes;         /* LIN_TSCRATCH */
+    int32_t *dbg_acc;
+};
+
+static int lin_tier(const CpuLinear *c, int dt, int rows)
+{
+    if (c->forced[dt] >= 0) return c->forced[dt];
+    for (int t = c->cap; t > TIER_SCALAR; t--) {
+        if (!lin_tier_ok(dt, t)) continue;
+        if (t == TIER_AMX && dt == DT_I8 && rows < LIN_I8_AMX_MIN_ROWS) continue;
+        if (t == TIER_AMX && dt == DT_BF16 && rows < LIN_BF16_AMX_MIN_ROWS) continue;
+        return t;
+    }
+    return TIER_SCALAR;
+}
+
+const char *cpu_linear_path(CpuLinear *c, DType wdt, int rows)
+{
+    int dt = lin_dt(wdt);
+    return g_path_name[dt][lin_tier(c, dt, rows)];
+}
+
+int cpu_linear_path_list(DType wdt, const char **names, int max)
+{
+    int dt = lin_dt(wdt), n = 0;
+    for (int t = 0; t < TIER_COUNT && n < max; t++)
+        if (g_path_name[dt][t] && lin_tier_ok(dt, t)) names[n++] = g_path_name[dt][t];
+    return n;
+}
+
+int cpu_linear_force_path(CpuLinear *c, DType wdt, const char *path)
+{
+    int dt = lin_dt(wdt);
+    if (!path) {
+        c->forced[dt] = -1;
+        return 0;
+    }
+    for (int t = 0; t < TIER_COUNT; t++)
+        if (g_path_name[dt][t] && !strcmp(g_path_name[dt][t], path)) {
+            if (!lin_tier_ok(dt, t)) return -1;
+            c->forced[dt] = t;
+            return 0;
+        }
+    return -1;
+}
+
+void cpu_linear_debug_acc(CpuLinear *c, int32_t *acc) { c->dbg_acc = acc; }
+
+/* ---- lifetime and scratch ---- */
+
+static int lin_round_up(int v, int m) { return (v + m - 1) / m * m; }
+static int lin_kp(int dt, int k) { return lin_round_up(k > 0 ? k : 1, dt == DT_I8 ? 64 : 32); }
+
+static void *lin_alloc(size_t bytes)
+{
+    bytes = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, bytes ? bytes : 64);
+    PP8_CHECK(p != NULL, "out of memory for linear-layer scratch");
+    memset(p, 0, bytes);
+    return p;
+}
+
+CpuLinear *cpu_linear_create(int threads)
+{
+    isa_get(); /* detect (and request AMX tile permission) once, before any kernel runs */
+    CpuLinear *c = calloc(1, sizeof *c);
+    PP8_CHECK(c != NULL, "out of memory");
+    if (threads <= 0) threads = omp_get_num_procs();
+    c->threads = c->max_threads = threads;
+    c->cap = TIER_AMX;
+    for (int d = 0; d < DT_COUNT; d++) c->forced[d] = -1;
+    const char *env = getenv("PP8_ISA");
+    if (env && *env) {
+        int found = -1;
+        for (int t = 0; t < TIER_COUNT; t++)
+            if (!strcmp(env, g_tier_name[t])) found = t;
+        if (found < 0)
+            fprintf(stderr, "[pp8 %s] warning: PP8_ISA=%s is not one of scalar|avx2|avx512|amx; ignored\n",
+                    pp8_log_prefix(), env);
+        else
+            c->cap = found;
+    }
+    return c;
+}
+
+void cpu_linear_destroy(CpuLinear *c)
+{
+    if (!c) return;
+    free(c->ca);
+    free(c->xs);
+    free(c->sca);
+    free(c->flags);
+    free(c->ocols);
+    free(c->ts);
+    free(c);
+}
+
+int cpu_linear_threads(const CpuLinear *c) { return c->threads; }
+
+void cpu_linear_set_threads(CpuLinear *c, int threads)
+{
+    PP8_CHECK(threads >= 1 && threads <= c->max_threads, "thread count above the one given at create");
+    c->threads = threads;
+}
+
+void cpu_linear_reserve(CpuLinear *c, int max_rows, int max_k, int max_n)
+{
+    PP8_CHECK(max_rows >= 0 && max_k >= 0 && max_n >= 0, "negative linear-layer sizes");
+    if (max_rows <= c->max_rows && max_k <= c->max_k && max_n <= c->max_n && c->ca) return;
+    if (max_rows < c->max_rows) max_rows = c->max_rows;
+    if (max_k < c->max_k) max_k = c->max_k;
+    if (max_n < c->max_n) max_n = c->max_n;
+    free(c->ca);
+    free(c->xs);
+    free(c->sca);
+    free(c->flags);
+    free(c->ocols);
+    free(c->ts);
+    size_t mp = (size_t)lin_round_up(max_rows > 0 ? max_rows : 1, 32), kp = (size_t)lin_kp(DT_I8, max_k);
+    c->ca = lin_alloc(mp * (kp + 64));
+    c->xs = lin_alloc(mp * (kp + 16) * sizeof(float));
+    c->sca = lin_alloc(mp * sizeof(float));
+    c->flags = lin_alloc(kp);
+    c->ocols = lin_alloc(kp * sizeof(int));
+    c->xo = c->xs; /* int8 calls never stage 16-bit activations */
+    c->ts_bytes = LIN_TSCRATCH;
+    c->ts = lin_alloc((size_t)c->max_threads * c->ts_bytes);
+    c->max_rows = max_rows;
+    c->max_k = max_k;
+    c->max_n = max_n;
+}
+
+/* ---- packing ---- */
+
+size_t cpu_linear_bytes(DType wdt, int n, int k)
+{
+    int dt = lin_dt(wdt);
+    size_t np = (size_t)lin_round_up(n > 0 ? n : 1, 16), kp = (size_t)lin_kp(dt, k);
+    if (dt == DT_I8) return np * kp + np * sizeof(int32_t);
+    return np * kp * sizeof(uint16_t);
+}
+
+void cpu_linear_pack(Linear *w, const void *rowmajor, const float *scb)
+{
+    int dt = lin_dt(w->wdt), n = w->n, k = w->k, kp = lin_kp(dt, k), nb = (n + 15) / 16;
+    PP8_CHECK(((uintptr_t)w->w & 63) == 0, "packed weights must be 64-byte aligned");
+    if (dt == DT_I8) {
+        const int8_t *cb = rowmajor;
+        int8_t *dst = w->w;
+        int32_t *wsum = (int32_t *)(dst + (size_t)nb * 16 * kp);
+        for (int b = 0; b < nb; b++)
+            for (int l = 0; l < 16; l++) {
+                int o = b * 16 + l;
+                int32_t s = 0;
+                for (int i = 0; i < kp; i++) {
+                    int8_t v = o < n && i < k ? cb[(size_t)o * k + i] : 0;
+                    dst[(((size_t)b * (kp / 4) + i / 4) * 16 + l) * 4 + (i & 3)] = v;
+                    s += v;
+                }
+                wsum[o] = s;
+            }
+        PP8_CHECK(w->scb != NULL && scb != NULL, "int8 weights need SCB");
+        memcpy(w->scb, scb, sizeof(float) * (size_t)n);
+        return;
+    }
+    const uint16_t *src = rowmajor;
+    uint16_t *dst = w->w;
+    for (int b = 0; b < nb; b++)
+        for (int l = 0; l < 16; l++) {
+            int o = b * 16 + l;
+            for (int i = 0; i < kp; i++) {
+                uint16_t v = o < n && i < k ? src[(size_t)o * k + i] : 0;
+                size_t at = dt == DT_BF16 ? (((size_t)b * (kp / 2) + i / 2) * 16 + l) * 2 + (i & 1)
+                                          : ((size_t)b * kp + i) * 16 + l;
+                dst[at] = v;
+            }
+        }
+}
+
+/* ---- scalar activation quantization (the AVX-512 versions must give the same bits) ---- */
+
+static void lin_i8_flags_scalar(const uint16_t *x, int m, int k, float t, int c0, int c1, uint8_t *flags)
+{
+    for (int j = c0; j < c1; j++) {
+        int out = 0;
+        for (int r = 0; r < m; r++) out |= pp8_i8_is_outlier(fabsf(pp8_h2f(x[(size_t)r * k + j])), t);
+        flags[j] = (uint8_t)out;
+    }
+}
+
+static float lin_i8_quant_row_scalar(int8_t *ca, const uint16_t *x, int k, int kp, float t, const uint8_t *flags,
+                                     int nout, uint8_t xor_mask)
+{
+    float amax = 0.0f;
+    for (int j = 0; j < k; j++) {
+        float a = fabsf(pp8_h2f(x[j]));
+        if (!pp8_i8_is_outlier(a, t)) amax = fmaxf(amax, a);
+    }
+    float s = pp8_i8_scale(amax);
+    for (int j = 0; j < k; j++) {
+        int8_t q = nout && flags[j] ? 0 : pp8_i8_quant(pp8_h2f(x[j]), s);
+        ca[j] = (int8_t)((uint8_t)q ^ xor_mask);
+    }
+    for (int j = k; j < kp; j++) ca[j] = (int8_t)xor_mask;
+    return amax;
+}
+
+/* ---- scalar kernels on the packed layouts ---- */
+
+static int lin_min(int a, int b) { return a < b ? a : b; }
+
+void lin_i8_epilogue_scalar(const LinJob *j, int blk, int r0, int nr, const int32_t *acc, int stride)
+{
+    const Linear *w = j->w;
+    const int8_t *wb = (const int8_t *)w->w + (size_t)blk * 16 * j->kp;
+    int o0 = blk * 16, nv = lin_min(16, j->n - o0);
+    uint16_t *y = j->y;
+    for (int r = 0; r < nr; r++) {
+        int row = r0 + r;
+        for (int l = 0; l < nv; l++) {
+            int o = o0 + l;
+            int32_t a = acc[(size_t)r * stride + l];
+            if (j->dbg_acc) j->dbg_acc[(size_t)row * j->n + o] = a;
+            float bias = w->bias ? pp8_h2f(w->bias[o]) : 0.0f;
+            uint16_t v = pp8_i8_dequant(a, j->sca[row], w->scb[o], bias); /* DESIGN.md step 2 */
+            if (j->nout) {
+                float sum = 0.0f; /* steps 3-4: ascending outlier columns, sum from 0 */
+                for (int c = 0; c < j->nout; c++) {
+                    int col = j->ocols[c];
+                    int8_t cb = wb[((size_t)(col / 4) * 16 + l) * 4 + (col & 3)];
+                    sum = pp8_i8_outlier_term(sum, j->x[(size_t)row * j->k + col], pp8_i8_weight_dequant(cb, w->scb[o]));
+                }
+                v = pp8_i8_outlier_finish(v, sum);
+            }
+            y[(size_t)row * j->n + o] = v;
+        }
+    }
+}
+
+void lin_i8_scalar(const LinJob *j, int b0, int b1, void *ts)
+{
+    (void)ts;
+    int kg = j->kp / 4;
+    for (int b = b0; b < b1; b++) {
+        const int8_t *wb = (const int8_t *)j->w->w + (size_t)b * 16 * j->kp;
+        for (int r = 0; r < j->m; r++) {
+            const int8_t *a = j->ca + (size_t)r * j->ca_ld;
+            int32_t acc[16] = {0};
+            for (int g = 0; g < kg; g++)
+                for (int l = 0; l < 16; l++)
+                    for (int q = 0; q < 4; q++) acc[l] += (int32_t)a[g * 4 + q] * wb[((size_t)g * 16 + l) * 4 + q];
+            lin_i8_epilogue_scalar(j, b, r, 1, acc, 16);
+        }
+    }
+}
+
+static float lin_load16(uint16_t v, DType dt) { return dt == DTYPE_BF16 ? pp8_bf2f(v) : pp8_h2f(v); }
+
+void lin_16_epilogue_scalar(const LinJob *j, int blk, int r0, int nr, const float *acc, int stride)
+{
+    const Linear *w = j->w;
+    int o0 = blk * 16, nv = lin_min(16, j->n - o0);
+    for (int r = 0; r < nr; r++)
+        for (int l = 0; l < nv; l++) {
+            int o = o0 + l;
+            float v = acc[(size_t)r * stride + l];
+            if (w->bias) v = pp8_add(v, lin_load16(w->bias[o], w->wdt));
+            size_t i = (size_t)(r0 + r) * j->n + o;
+            if (j->ydt == DTYPE_F32)
+                ((float *)j->y)[i] = v;
+            else if (j->ydt == DTYPE_BF16)
+                ((uint16_t *)j->y)[i] = pp8_f2bf(v);
+            else
+                ((uint16_t *)j->y)[i] = pp8_f2h(v);
+        }
+}
+
+/* Ascending k with one fp32 accumulator per output: the same sums as ref_linear16, bit for bit. */
+void lin_16_scalar(const LinJob *j, int b0, int b1, void *ts)
+{
+    (void)ts;
+    DType dt = j->w->wdt;
+    int kp = j->kp;
+    for (int b = b0; b < b1; b++) {
+        const uint16_t *wb = (const uint16_t *)j->w->w + (size_t)b * 16 * kp;
+        for (int r = 0; r < j->m; r++) {
+            const uint16_t *xr = j->x + (size_t)r * j->k;
+            float acc[16] = {0};
+            for (int i = 0; i < j->k; i++) {
+                float xv = lin_load16(xr[i], dt);
+                for (int l = 0; l < 16; l++) {
+                    uint16_t wv = dt == DTYPE_BF16 ? wb[((size_t)(i / 2) * 16 + l) * 2 + (i & 1)] : wb[(size_t)i * 16 + l];
+                    acc[l] = pp8_add(acc[l], pp8_mul(xv, lin_load16(wv, dt)));
+                }
+            }
+            lin_16_epilogue_scalar(j, b, r, 1, acc, 16);
+        }
+    }
+}
+
+/* ---- the product ---- */
+
+typedef void (*LinKernel)(const LinJob *j, int b0, int b1, void *ts);
+
+/* Thread `tid` of `nt` gets blocks [*b0, *b1), in pairs so the AMX kernels can run two B tiles. */
+static void lin_split(int nb, int nt, int tid, int *b0, int *b1)
+{
+    int pairs = (nb + 1) / 2;
+    *b0 = lin_min(nb, 2 * (int)((long)pairs * tid / nt));
+    *b1 = lin_min(nb, 2 * (int)((long)pairs * (tid + 1) / nt));
+}
+
+static void lin_run_int8(CpuLinear *c, LinJob *j, int tier, float t)
+{
+    static const LinKernel kern[TIER_COUNT] = {lin_i8_scalar, lin_i8_avx2, lin_i8_vnni_avx512, lin_i8_amx};
+    /* vpdpbusd multiplies u8 by s8: the VNNI kernels take CA + 128 and subtract 128 * sum_k CB (exact) */
+    uint8_t xor_mask = tier == TIER_AVX512 ? 0x80 : 0;
+    int simd = tier >= TIER_AVX512, m = j->m, k = j->k, kp = j->kp;
+    int mp = tier == TIER_AMX ? lin_round_up(m, 16) : m;
+    if (t < 0.0f) t = 0.0f;
+#pragma omp parallel num_threads(c->threads)
+    {
+        int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        if (t > 0.0f) { /* outlier columns: each thread flags a column range over every row */
+            int c0 = lin_min(k, lin_round_up((int)((long)k * tid / nt), 64));
+            int c1 = lin_min(k, lin_round_up((int)((long)k * (tid + 1) / nt), 64));
+            if (tid == nt - 1) c1 = k;
+            if (c1 > c0) {
+                if (simd)
+                    lin_i8_flags_avx512(j->x, m, k, t, c0, c1, c->flags);
+                else
+                    lin_i8_flags_scalar(j->x, m, k, t, c0, c1, c->flags);
+            }
+#pragma omp barrier
+#pragma omp single
+            {
+                int n = 0;
+                for (int i = 0; i < k; i++)
+                    if (c->flags[i]) c->ocols[n++] = i;
+                j->nout = n;
+            }
+        }
+        for (int r = (int)((long)mp * tid / nt); r < (int)((long)mp * (tid + 1) / nt); r++) {
+            int8_t *car = c->ca + (size_t)r * j->ca_ld;
+            if (r >= m) { /* AMX tile padding rows: zeros */
+                memset(car, 0, (size_t)kp);
+            } else if (simd) {
+                c->sca[r] = lin_i8_quant_row_avx512(car, j->x + (size_t)r * k, k, kp, t, c->flags, j->nout, xor_mask);
+            } else {
+                c->sca[r] = lin_i8_quant_row_scalar(car, j->x + (size_t)r * k, k, kp, t, c->flags, j->nout, xor_mask);
+            }
+            if (r < m) /* the epilogue broadcasts these; one fp16 -> fp32 per outlier value per call */
+                for (int o = 0; o < j->nout; o++) c->xo[(size_t)r * j->nout + o] = pp8_h2f(j->x[(size_t)r * k + c->ocols[o]]);
+        }
+#pragma omp barrier
+        int b0, b1;
+        lin_split(j->nb, nt, tid, &b0, &b1);
+        if (b1 > b0) kern[tier](j, b0, b1, c->ts + (size_t)tid * c->ts_bytes);
+    }
+}
+
+static void lin_run_16(CpuLinear *c, LinJob *j, int tier)
+{
+    int dt = lin_dt(j->w->wdt);
+    LinKernel k16 = tier == TIER_SCALAR ? lin_16_scalar
+                    : tier == TIER_AVX2 ? lin_16_avx2
+                    : tier == TIER_AMX  ? lin_bf16_amx
+                    : dt == DT_BF16     ? lin_bf16_avx512
+                                        : lin_f16_avx512;
+    int m = j->m, k = j->k, kp = j->kp;
+    int mp = tier == TIER_AMX ? lin_round_up(m, 16) : m;
+    int stage = tier != TIER_SCALAR;
+#pragma omp parallel num_threads(c->threads)
+    {
+        int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+        /* stage activations padded to KP with zeros (the kernels read whole pairs / tiles): fp32 for the
+         * F16 kernels (vbroadcastss operands), the bf16 bits for the BF16 ones */
+        if (stage)
+            for (int r = (int)((long)mp * tid / nt); r < (int)((long)mp * (tid + 1) / nt); r++) {
+                const uint16_t *xr = j->x + (size_t)r * k;
+                if (dt == DT_F16) {
+                    float *d = (float *)c->xs + (size_t)r * j->xs_ld;
+                    for (int i = 0; i < kp; i++) d[i] = r < m && i < k ? pp8_h2f(xr[i]) : 0.0f;
+                } else {
+                    uint16_t *d = (uint16_t *)c->xs + (size_t)r * j->xs_ld;
+                    for (int i = 0; i < kp; i++) d[i] = r < m && i < k ? xr[i] : 0;
+                }
+            }
+#pragma omp barrier
+        int b0, b1;
+        lin_split(j->nb, nt, tid, &b0, &b1);
+        if (b1 > b0) k16(j, b0, b1, c->ts + (size_t)tid * c->ts_bytes);
+    }
+}
+
+void cpu_linear(CpuLinear *c, const Linear *w, const uint16_t *x, int rows, DType act, void *y, DType ydt,
+                float threshold)
+{
+    PP8_CHECK(c->ca != NULL, "cpu_linear_reserve was not called");
+    PP8_CHECK(rows >= 0 && rows <= c->max_rows, "more rows than cpu_linear_reserve allowed");
+    PP8_CHECK(w->k <= c->max_k && w->n <= c->max_n, "layer larger than cpu_linear_reserve allowed");
+    if (rows == 0 || w->n == 0) return;
+    int dt = lin_dt(w->wdt), tier = lin_tier(c, dt, rows);
+    LinJob j = {.w = w, .m = rows, .k = w->k, .n = w->n, .kp = lin_kp(dt, w->k), .nb = (w->n + 15) / 16,
+                .y = y, .ydt = ydt, .ca = c->ca, .sca = c->sca, .x = x, .ocols = c->ocols, .nout = 0, .xo = c->xo,
+                .dbg_acc = c->dbg_acc, .xs = c->xs};
+    j.ca_ld = j.kp + 64;
+    j.xs_ld = j.kp + (dt == DT_F16 ? 16 : 32);
+    if (dt == DT_I8) {
+        PP8_CHECK(act == DTYPE_F16 && ydt == DTYPE_F16, "LLM.int8() linear takes and gives fp16");
+        lin_run_int8(c, &j, tier, threshold);
+    } else {
+        PP8_CHECK(act == w->wdt, "16-bit linear: activation dtype must equal the weight dtype");
+        PP8_CHECK(ydt == act || ydt == DTYPE_F32, "16-bit linear: output is the activation dtype or F32");
+        lin_run_16(c, &j, tier);
+    }
+}
+
+/* ---- AMX compute roof for the benchmark ---- */
+
+double cpu_linear_amx_peak_gops(int threads)
+{
+    if (!isa_get()->amx_int8) return 0.0;
+    return lin_amx_peak_run(threads);
+}

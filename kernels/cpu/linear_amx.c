@@ -1,0 +1,243 @@
+/* AMX kernels of the CPU linear layers: int8 (tdpbssd, exact int32, then the shared AVX-512 LLM.int8()
+ * epilogue) and bf16 (tdpbf16ps, fp32 accumulate, then the 16-bit epilogue) for M >= 2; plus the
+ * tile-resident tdpbssd rate the benchmark reports as the compute roof.
+ * Runs only after linear.c's CPUID/XCR0 checks and the arch_prctl tile-data permission. Tiles are
+ * configured once per thread per call, not around tile ops (re-configuring costs ~30%, ANCHORS.md). */
+#include <immintrin.h>
+#include <omp.h>
+
+#include "cpu_linear.h"
+
+/* Software prefetch of each B-tile (weight) stream, every line twice: LIN_AMX_PF_FAR bytes ahead, then
+ * again LIN_AMX_PF_NEAR ahead (the second catches prefetches dropped while the fill buffers were full).
+ * Tile loads that wait on memory stall the AMX pipeline. Measured at M=32 on this VM (2 MiB pages,
+ * interleaved A/B against a prefetching read of the same weights): 2+4 KiB ~0.87 of the read rate;
+ * one level at 2, 4, 8 or 16 KiB 0.75-0.78; T2 (L2) for the far level 0.80. */
+#define LIN_AMX_PF_NEAR 2048
+#define LIN_AMX_PF_FAR 4096
+
+/* Intel SDM vol. 1 ch. 18 / intrinsics guide `_tile_loadconfig`: palette 1, tiles 0-7 of 16 rows x 64
+ * bytes. Tiles: C 0..3 (C[mi][ni] = 2*mi + ni), A 4..5, B 6..7. A static const object: gcc 12 does not
+ * see that ldtilecfg reads its operand and dropped the stores into a local config as dead (seen at -O2
+ * in a test program: #UD on the first tile instruction). */
+typedef struct __attribute__((aligned(64))) LinTileCfg {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} LinTileCfg;
+
+static const LinTileCfg g_lin_tile_cfg = {
+    .palette = 1,
+    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+    .rows = {16, 16, 16, 16, 16, 16, 16, 16},
+};
+
+static void lin_amx_config(void) { _tile_loadconfig(&g_lin_tile_cfg); }
+
+/* always_inline and unrolled: gcc 12's IPA pure/const pass sees no side effect in a function that only
+ * prefetches and, when it does not inline it, deletes the calls (the first AMX kernels had no prefetch
+ * at all); a rolled loop tripled the instructions per k step, so fewer k steps fit in the
+ * out-of-order window while a tile load waits. */
+static inline __attribute__((always_inline)) void lin_amx_prefetch(const char *p)
+{
+#pragma GCC unroll 16
+    for (int l = 0; l < 1024; l += 64) {
+        _mm_prefetch(p + LIN_AMX_PF_FAR + l, _MM_HINT_T0);
+        _mm_prefetch(p + LIN_AMX_PF_NEAR + l, _MM_HINT_T0);
+    }
+}
+
+/* the first lines of the next block pair, so the weight stream keeps flowing through the epilogue */
+static inline __attribute__((always_inline)) void lin_amx_prefetch_next(const char *next, int nblocks, size_t bs)
+{
+    for (int q = 0; q < nblocks; q++)
+        for (int l = 0; l < LIN_AMX_PF_FAR; l += 64) _mm_prefetch(next + q * bs + l, _MM_HINT_T0);
+}
+
+/* B tile kc of block b = bytes [kc*1024, +1024) of the block: the packed layout is the AMX B layout. */
+
+/* 2 m-tiles x 2 n-blocks, first pass over these weights: the hot loop at M >= 17, without branches */
+#define LIN_AMX_LOOP22(DP, ASTEP)                                                                             \
+    for (int kc = 0; kc < nkc; kc++) {                                                                       \
+        const char *p0 = w0 + (size_t)kc * 1024, *p1 = w1 + (size_t)kc * 1024;                               \
+        lin_amx_prefetch(p0);                                                                                \
+        lin_amx_prefetch(p1);                                                                                \
+        _tile_loadd(6, p0, 64);                                                                              \
+        _tile_loadd(7, p1, 64);                                                                              \
+        _tile_loadd(4, a0 + (size_t)kc * ASTEP, astride);                                                    \
+        _tile_loadd(5, a1 + (size_t)kc * ASTEP, astride);                                                    \
+        DP(0, 4, 6);                                                                                         \
+        DP(1, 4, 7);                                                                                         \
+        DP(2, 5, 6);                                                                                         \
+        DP(3, 5, 7);                                                                                         \
+    }
+
+/* the general case: 2x2, 2x1, 1x2 or 1x1 tiles; prefetch only on the first pass (pf) */
+#define LIN_AMX_LOOP(DP, ASTEP)                                                                               \
+    for (int kc = 0; kc < nkc; kc++) {                                                                       \
+        const char *p0 = w0 + (size_t)kc * 1024, *p1 = w1 + (size_t)kc * 1024;                               \
+        if (pf) {                                                                                            \
+            lin_amx_prefetch(p0);                                                                            \
+            if (two) lin_amx_prefetch(p1);                                                                   \
+        }                                                                                                    \
+        _tile_loadd(6, p0, 64);                                                                              \
+        if (two) _tile_loadd(7, p1, 64);                                                                     \
+        _tile_loadd(4, a0 + (size_t)kc * ASTEP, astride);                                                    \
+        if (twom) _tile_loadd(5, a1 + (size_t)kc * ASTEP, astride);                                          \
+        DP(0, 4, 6);                                                                                         \
+        if (two) DP(1, 4, 7);                                                                                \
+        if (twom) DP(2, 5, 6);                                                                               \
+        if (two && twom) DP(3, 5, 7);                                                                        \
+    }
+
+/* One 16-row tile against up to four n-blocks (M <= 16): four weight streams in flight, which read
+ * ~10% faster than two; the B tiles alternate between tiles 6 and 7. */
+#define LIN_AMX_LOOP14(DP, ASTEP)                                                                             \
+    for (int kc = 0; kc < nkc; kc++) {                                                                       \
+        const char *p = w0 + (size_t)kc * 1024;                                                              \
+        for (int q = 0; q < nn; q++) lin_amx_prefetch(p + q * bs);                                           \
+        _tile_loadd(4, a0 + (size_t)kc * ASTEP, astride);                                                    \
+        _tile_loadd(6, p, 64);                                                                               \
+        if (nn > 1) _tile_loadd(7, p + bs, 64);                                                              \
+        DP(0, 4, 6);                                                                                         \
+        if (nn > 1) DP(1, 4, 7);                                                                             \
+        if (nn > 2) {                                                                                        \
+            _tile_loadd(6, p + 2 * bs, 64);                                                                  \
+            DP(2, 4, 6);                                                                                     \
+        }                                                                                                    \
+        if (nn > 3) {                                                                                        \
+            _tile_loadd(7, p + 3 * bs, 64);                                                                  \
+            DP(3, 4, 7);                                                                                     \
+        }                                                                                                    \
+    }
+
+#define LIN_DPBSSD(c, a, b) _tile_dpbssd(c, a, b)
+#define LIN_DPBF16PS(c, a, b) _tile_dpbf16ps(c, a, b)
+
+static inline void lin_amx_store22(void *cbuf)
+{
+    char *c = cbuf; /* (32, 32) x 4 bytes: C00 | C01 over C10 | C11 */
+    _tile_stored(0, c, 128);
+    _tile_stored(1, c + 64, 128);
+    _tile_stored(2, c + 16 * 128, 128);
+    _tile_stored(3, c + 16 * 128 + 64, 128);
+}
+
+static inline void lin_amx_store14(void *cbuf)
+{
+    char *c = cbuf; /* (16, 64) x 4 bytes: C0 | C1 | C2 | C3 */
+    _tile_stored(0, c, 256);
+    _tile_stored(1, c + 64, 256);
+    _tile_stored(2, c + 128, 256);
+    _tile_stored(3, c + 192, 256);
+}
+
+static inline void lin_amx_epilogue(const LinJob *j, int i8, int blk, int r0, int nr, const char *acc, int stride,
+                                    void *ets)
+{
+    if (i8)
+        lin_i8_epilogue_avx512(j, blk, r0, nr, (const int32_t *)acc, stride, ets);
+    else
+        lin_16_epilogue_avx512(j, blk, r0, nr, (const float *)acc, stride);
+}
+
+/* The int8 and bf16 kernels differ only in the tile op, the element size and the epilogue. Per thread:
+ * blocks [b0, b1); M <= 16: one 16-row tile against four n-blocks; else 2x2 tiles (32 rows x 32
+ * outputs) over all of K with C resident in the tiles, the weights of a block pair read from memory
+ * once and from L2 for further row pairs. A rows beyond M are zeros (linear.c pads to 16). */
+#define LIN_AMX_KERNEL(NAME, DP, I8)                                                                          \
+    void NAME(const LinJob *j, int b0, int b1, void *ts)                                                     \
+    {                                                                                                        \
+        lin_amx_config();                                                                                    \
+        const int es = (I8) ? 1 : 2;                                                                         \
+        int kp = j->kp, nkc = kp * es / 64, mp = (j->m + 15) / 16 * 16;                                       \
+        size_t bs = (size_t)16 * kp * es, astride = (I8) ? (size_t)j->ca_ld : (size_t)j->xs_ld * 2;          \
+        const char *W = j->w->w, *A = (I8) ? (const char *)j->ca : (const char *)j->xs;                      \
+        char *cbuf = ts; /* tile stores, 4 KiB */                                                            \
+        void *ets = (char *)ts + 4096;                                                                        \
+        if (mp == 16) {                                                                                      \
+            const char *a0 = A;                                                                              \
+            for (int b = b0, nn; b < b1; b += nn) {                                                          \
+                nn = b1 - b < 4 ? b1 - b : 4;                                                                \
+                const char *w0 = W + (size_t)b * bs;                                                         \
+                _tile_zero(0);                                                                               \
+                _tile_zero(1);                                                                               \
+                _tile_zero(2);                                                                               \
+                _tile_zero(3);                                                                               \
+                LIN_AMX_LOOP14(DP, 64)                                                                       \
+                lin_amx_store14(cbuf);                                                                       \
+                for (int q = 0; q < nn; q++) lin_amx_epilogue(j, (I8), b + q, 0, j->m, cbuf + 64 * q, 64, ets); \
+            }                                                                                                \
+        } else {                                                                                             \
+            for (int b = b0, two; b < b1; b += 1 + two) {                                                    \
+                two = b + 1 < b1;                                                                            \
+                const char *w0 = W + (size_t)b * bs, *w1 = two ? w0 + bs : w0;                               \
+                for (int m0 = 0; m0 < mp; m0 += 32) {                                                        \
+                    int twom = m0 + 16 < mp, pf = m0 == 0;                                                   \
+                    const char *a0 = A + (size_t)m0 * astride, *a1 = twom ? a0 + 16 * astride : a0;          \
+                    _tile_zero(0);                                                                           \
+                    _tile_zero(1);                                                                           \
+                    _tile_zero(2);                                                                           \
+                    _tile_zero(3);                                                                           \
+                    if (two && twom && pf) {                                                                 \
+                        LIN_AMX_LOOP22(DP, 64)                                                               \
+                    } else {                                                                                 \
+                        LIN_AMX_LOOP(DP, 64)                                                                 \
+                    }                                                                                        \
+                    if (m0 + 32 >= mp && b + 2 < b1) lin_amx_prefetch_next(w0 + 2 * bs, b + 3 < b1 ? 2 : 1, bs); \
+                    lin_amx_store22(cbuf);                                                                   \
+                    int nr = j->m - m0 < 32 ? j->m - m0 : 32;                                                \
+                    lin_amx_epilogue(j, (I8), b, m0, nr, cbuf, 32, ets);                                     \
+                    if (two) lin_amx_epilogue(j, (I8), b + 1, m0, nr, cbuf + 64, 32, ets);                   \
+                }                                                                                            \
+            }                                                                                                \
+        }                                                                                                    \
+        _tile_release();                                                                                     \
+    }
+
+LIN_AMX_KERNEL(lin_i8_amx, LIN_DPBSSD, 1)
+LIN_AMX_KERNEL(lin_bf16_amx, LIN_DPBF16PS, 0)
+
+/* tdpbssd with every tile resident: 4 independent C tiles, nothing loaded in the loop; best of 3 runs
+ * (the first also pays the kernel's first-use tile-state allocation) */
+double lin_amx_peak_run(int threads)
+{
+    const long iters = 50000;
+    double best = 0.0;
+    for (int run = 0; run < 3; run++) {
+        double t0 = 0.0, t1 = 0.0;
+        int got = 0;
+#pragma omp parallel num_threads(threads)
+        {
+            static const int8_t zeros[1024] __attribute__((aligned(64)));
+            lin_amx_config();
+            _tile_loadd(4, zeros, 64);
+            _tile_loadd(5, zeros, 64);
+            _tile_loadd(6, zeros, 64);
+            _tile_loadd(7, zeros, 64);
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+#pragma omp barrier
+#pragma omp master
+            {
+                got = omp_get_num_threads();
+                t0 = omp_get_wtime();
+            }
+            for (long i = 0; i < iters; i++) {
+                _tile_dpbssd(0, 4, 6);
+                _tile_dpbssd(1, 4, 7);
+                _tile_dpbssd(2, 5, 6);
+                _tile_dpbssd(3, 5, 7);
+            }
+#pragma omp barrier
+#pragma omp master
+            t1 = omp_get_wtime();
+            _tile_release();
+        }
+        double gops = t1 > t0 ? (double)got * iters * 4 * 16 * 16 * 64 * 2 / (t1 - t0) * 1e-9 : 0.0;
+        if (gops > best) best = gops;
+    }
+    return best;
+}

@@ -1,0 +1,6 @@
+# CPU linear layers: LLM.int8() against bitsandbytes' golden vectors (bit-exact, every ISA path, 1 and 2
+# threads) and every fast path against the scalar reference. The golden file is required: the test
+# fails, never skips, without it.
+pp8_test(test_int8_matmul SOURCES test_int8_matmul.c ARGS ${PP8_GOLDEN_DIR}/int8_matmul.safetensors
+         LABELS linear kernels golden unit TIMEOUT 60)
+pp8_test(test_linear_paths SOURCES test_linear_paths.c LABELS linear kernels unit TIMEOUT 120)

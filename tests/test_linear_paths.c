@@ -1,0 +1,226 @@
+/* Every CPU linear path against the scalar reference on shapes that are not multiples of any SIMD width:
+ * int8 int32 accumulators and fp16 outputs bit-exact (threshold 0 and 6, with and without outlier
+ * columns, all-zero rows and rows whose only non-zeros are outliers); fp16/bf16 within a stated
+ * tolerance; and every result identical with 1 and 2 threads. Not a speed test. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/cpu/cpu_linear.h"
+#include "../kernels/numerics.h"
+
+static const int KS[] = {1, 3, 37, 64, 250, 1000};
+static const int NS[] = {1, 5, 17, 48, 100};
+static const int MS[] = {1, 2, 7, 8, 9, 33, 100};
+#define NK (int)(sizeof KS / sizeof KS[0])
+#define NN (int)(sizeof NS / sizeof NS[0])
+#define NM (int)(sizeof MS / sizeof MS[0])
+#define MAXM 100
+#define MAXK 1000
+#define MAXN 100
+
+/* 16-bit tolerance: |y - ref| <= REL * max|ref| (+ one ulp of ref's 16-bit type for 16-bit outputs).
+ * The fast paths sum in another order (and vdpbf16ps rounds after each pair); fp32 rounding of sums of
+ * up to 1000 products stays far below 1e-5 of the largest output. */
+#define REL 1e-5
+
+static int g_fail, g_checks;
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+static uint32_t rnd(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (uint32_t)(g_rng >> 11);
+}
+static float rndf(float lo, float hi) { return lo + (hi - lo) * (float)(rnd() & 0xffffff) / 16777216.0f; }
+
+static void *xmalloc(size_t n)
+{
+    void *p = aligned_alloc(64, (n + 63) / 64 * 64);
+    if (!p) {
+        fprintf(stderr, "FAIL out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static int report(const char *ctx, int bad, size_t n)
+{
+    g_checks++;
+    if (bad) {
+        fprintf(stderr, "FAIL %s: %d of %zu differ\n", ctx, bad, n);
+        g_fail++;
+    }
+    return bad;
+}
+
+/* activations: |x| < 3, plus (variant 1, 2) outlier columns with values >= 6 (one exactly 6.0, which
+ * counts: the rule is >=), an all-zero row 0 and a row 1 whose only non-zeros are outliers */
+static void make_x(uint16_t *x, int m, int k, int outliers, int zero_rows)
+{
+    for (size_t i = 0; i < (size_t)m * k; i++) x[i] = pp8_f2h(rndf(-3.0f, 3.0f));
+    if (outliers && k >= 3) {
+        int nc = 1 + (int)(rnd() % (k / 3 < 4 ? k / 3 : 4));
+        for (int c = 0; c < nc; c++) {
+            int col = (int)(rnd() % (uint32_t)k);
+            for (int r = 0; r < m; r++)
+                if (rnd() % 3 == 0 || r == 1) x[(size_t)r * k + col] = pp8_f2h((rnd() & 1 ? -1 : 1) * rndf(6.0f, 20.0f));
+            if (c == 0) x[(size_t)(m - 1) * k + col] = pp8_f2h(6.0f);
+        }
+        if (m >= 3) /* row 1: only its outlier-column values >= 6 stay */
+            for (int i = 0; i < k; i++)
+                if (fabsf(pp8_h2f(x[(size_t)1 * k + i])) < 6.0f) x[(size_t)1 * k + i] = 0;
+    }
+    if (zero_rows && m >= 2) memset(x, 0, sizeof(uint16_t) * k);
+}
+
+static void test_int8(CpuLinear *lin, int m, int k, int n, const char **paths, int npaths)
+{
+    static uint16_t x[MAXM * MAXK], w16[MAXN * MAXK], bias[MAXN], y[MAXM * MAXN], yref[MAXM * MAXN];
+    static int8_t cb[MAXN * MAXK], ca[MAXM * MAXK];
+    static float scb[MAXN], sca[MAXM];
+    static int cols[MAXK];
+    static int32_t acc[MAXM * MAXN], accref[MAXM * MAXN];
+    for (int i = 0; i < n * k; i++) w16[i] = pp8_f2h(rndf(-1.0f, 1.0f));
+    for (int i = 0; i < n; i++) bias[i] = pp8_f2h(rndf(-0.5f, 0.5f));
+    ref_quantize_weights(cb, scb, w16, n, k);
+    Linear w = {.wdt = DTYPE_I8, .n = n, .k = k, .bias = (m + k) & 1 ? bias : NULL};
+    w.w = xmalloc(cpu_linear_bytes(DTYPE_I8, n, k));
+    w.scb = xmalloc(sizeof(float) * n);
+    cpu_linear_pack(&w, cb, scb);
+    for (int variant = 0; variant < 3; variant++) {
+        float t = variant == 0 ? 0.0f : 6.0f; /* 0: t = 0 with outliers; 1: t = 6 with; 2: t = 6 without */
+        make_x(x, m, k, variant < 2, variant != 2);
+        int nc = ref_outlier_cols(cols, x, m, k, t);
+        ref_quantize_acts(ca, sca, x, m, k, cols, nc, t);
+        ref_int8_acc(accref, ca, cb, m, k, n);
+        ref_int8_linear(yref, x, m, k, cb, scb, w.bias, n, t);
+        for (int p = 0; p < npaths; p++) {
+            cpu_linear_force_path(lin, DTYPE_I8, paths[p]);
+            for (int th = 1; th <= 2; th++) {
+                cpu_linear_set_threads(lin, th);
+                memset(acc, 0x5a, sizeof(int32_t) * m * n);
+                memset(y, 0xff, sizeof(uint16_t) * m * n);
+                cpu_linear_debug_acc(lin, acc);
+                cpu_linear(lin, &w, x, m, DTYPE_F16, y, DTYPE_F16, t);
+                cpu_linear_debug_acc(lin, NULL);
+                int bad_acc = 0, bad_y = 0;
+                for (int i = 0; i < m * n; i++) {
+                    if (acc[i] != accref[i] && bad_acc++ < 3)
+                        fprintf(stderr, "  acc[%d,%d] = %d, want %d\n", i / n, i % n, acc[i], accref[i]);
+                    if (y[i] != yref[i] && bad_y++ < 3)
+                        fprintf(stderr, "  y[%d,%d] = %a (0x%04x), want %a (0x%04x)\n", i / n, i % n,
+                                pp8_h2f(y[i]), y[i], pp8_h2f(yref[i]), yref[i]);
+                }
+                char ctx[160];
+                snprintf(ctx, sizeof ctx, "int8 %s %dT M=%d K=%d N=%d t=%g outlier cols=%d: acc", paths[p], th, m, k,
+                         n, t, nc);
+                report(ctx, bad_acc, (size_t)m * n);
+                snprintf(ctx, sizeof ctx, "int8 %s %dT M=%d K=%d N=%d t=%g outlier cols=%d: y", paths[p], th, m, k, n,
+                         t, nc);
+                report(ctx, bad_y, (size_t)m * n);
+            }
+        }
+    }
+    cpu_linear_force_path(lin, DTYPE_I8, NULL);
+    free(w.w);
+    free(w.scb);
+}
+
+static float load16(uint16_t v, DType dt) { return dt == DTYPE_BF16 ? pp8_bf2f(v) : pp8_h2f(v); }
+static float ulp16(float v, DType dt)
+{
+    int e;
+    frexpf(fabsf(v), &e); /* v = f * 2^e, f in [0.5, 1) */
+    int mant = dt == DTYPE_BF16 ? 8 : 11;
+    if (dt == DTYPE_F16 && e < -13) e = -13; /* fp16 subnormals */
+    return ldexpf(1.0f, e - mant);
+}
+
+static void test_16(CpuLinear *lin, DType dt, int m, int k, int n, const char **paths, int npaths)
+{
+    static uint16_t x[MAXM * MAXK], w16[MAXN * MAXK], bias[MAXN];
+    static float yref[MAXM * MAXN], y[MAXM * MAXN], yfirst[MAXM * MAXN];
+    static uint16_t yref16[MAXM * MAXN], y16[MAXM * MAXN], yfirst16[MAXM * MAXN];
+    for (int i = 0; i < m * k; i++) x[i] = dt == DTYPE_BF16 ? pp8_f2bf(rndf(-3.0f, 3.0f)) : pp8_f2h(rndf(-3.0f, 3.0f));
+    if (m >= 2) memset(x, 0, sizeof(uint16_t) * k);
+    for (int i = 0; i < n * k; i++) w16[i] = dt == DTYPE_BF16 ? pp8_f2bf(rndf(-1.0f, 1.0f)) : pp8_f2h(rndf(-1.0f, 1.0f));
+    for (int i = 0; i < n; i++) bias[i] = dt == DTYPE_BF16 ? pp8_f2bf(rndf(-0.5f, 0.5f)) : pp8_f2h(rndf(-0.5f, 0.5f));
+    Linear w = {.wdt = dt, .n = n, .k = k, .bias = (m + k) & 1 ? NULL : bias};
+    w.w = xmalloc(cpu_linear_bytes(dt, n, k));
+    cpu_linear_pack(&w, w16, NULL);
+    ref_linear16(yref, DTYPE_F32, x, dt, m, k, w16, dt, w.bias, n);
+    ref_linear16(yref16, dt, x, dt, m, k, w16, dt, w.bias, n);
+    float ymax = 0.0f;
+    for (int i = 0; i < m * n; i++) ymax = fmaxf(ymax, fabsf(yref[i]));
+    float atol = (float)REL * ymax;
+    for (int p = 0; p < npaths; p++) {
+        int exact = !strcmp(paths[p], "scalar"); /* ascending k, one accumulator: ref_linear16's sums */
+        cpu_linear_force_path(lin, dt, paths[p]);
+        for (int out16 = 0; out16 < 2; out16++)
+            for (int th = 1; th <= 2; th++) {
+                cpu_linear_set_threads(lin, th);
+                memset(y, 0xff, sizeof y);
+                memset(y16, 0xff, sizeof y16);
+                if (out16)
+                    cpu_linear(lin, &w, x, m, dt, y16, dt, 0.0f);
+                else
+                    cpu_linear(lin, &w, x, m, dt, y, DTYPE_F32, 0.0f);
+                int bad = 0, bad_th = 0;
+                for (int i = 0; i < m * n; i++) {
+                    float got = out16 ? load16(y16[i], dt) : y[i];
+                    float want = out16 ? load16(yref16[i], dt) : yref[i];
+                    float tol = exact ? 0.0f : atol + (out16 ? ulp16(want, dt) : 0.0f);
+                    if (!(fabsf(got - want) <= tol) && bad++ < 3)
+                        fprintf(stderr, "  y[%d,%d] = %.9g, want %.9g (tol %.3g)\n", i / n, i % n, got, want, tol);
+                }
+                /* thread-count independence: bit-identical to the 1-thread run */
+                if (th == 1) {
+                    memcpy(yfirst, y, sizeof y);
+                    memcpy(yfirst16, y16, sizeof y16);
+                } else {
+                    bad_th = out16 ? memcmp(yfirst16, y16, sizeof(uint16_t) * m * n) != 0
+                                   : memcmp(yfirst, y, sizeof(float) * m * n) != 0;
+                }
+                char ctx[160];
+                snprintf(ctx, sizeof ctx, "%s %s %dT M=%d K=%d N=%d out=%s", dtype_name(dt), paths[p], th, m, k, n,
+                         out16 ? dtype_name(dt) : "F32");
+                report(ctx, bad, (size_t)m * n);
+                snprintf(ctx, sizeof ctx, "%s %s M=%d K=%d N=%d out=%s: 2 threads differ from 1", dtype_name(dt),
+                         paths[p], m, k, n, out16 ? dtype_name(dt) : "F32");
+                report(ctx, bad_th, 1);
+            }
+    }
+    cpu_linear_force_path(lin, dt, NULL);
+    free(w.w);
+}
+
+int main(void)
+{
+    CpuLinear *lin = cpu_linear_create(2);
+    cpu_linear_reserve(lin, MAXM, MAXK, MAXN);
+    const char *p8[8], *pb[8], *ph[8];
+    int n8 = cpu_linear_path_list(DTYPE_I8, p8, 8), nb = cpu_linear_path_list(DTYPE_BF16, pb, 8),
+        nh = cpu_linear_path_list(DTYPE_F16, ph, 8);
+    printf("isa: %s\n", cpu_isa_string());
+    for (int a = 0; a < NK; a++)
+        for (int b = 0; b < NN; b++)
+            for (int c = 0; c < NM; c++) {
+                test_int8(lin, MS[c], KS[a], NS[b], p8, n8);
+                test_16(lin, DTYPE_F16, MS[c], KS[a], NS[b], ph, nh);
+                test_16(lin, DTYPE_BF16, MS[c], KS[a], NS[b], pb, nb);
+            }
+    cpu_linear_destroy(lin);
+    printf("paths: int8");
+    for (int i = 0; i < n8; i++) printf(" %s", p8[i]);
+    printf("; F16");
+    for (int i = 0; i < nh; i++) printf(" %s", ph[i]);
+    printf("; BF16");
+    for (int i = 0; i < nb; i++) printf(" %s", pb[i]);
+    printf("\n%d checks, %d failed\n", g_checks, g_fail);
+    return g_fail ? 1 : 0;
+}
