@@ -334,10 +334,10 @@ int cmd_plan(int argc, char **argv, Err *e)
                     dev.link_gbs, dev.ranks_per_node, dev.net_gbs);
         else
             fprintf(f, "device: %s: %.2f GiB per rank (%s), %.0f GB/s read assumed, int8 %.1f TOP/s, bf16 %.1f "
-                       "TFLOP/s\n",
+                       "TFLOP/s, fp16 %.2f TFLOP/s\n",
                     dev.description, dev.mem_bytes / GIB,
                     a.mem_per_rank_gib > 0 ? "--mem-per-rank" : "MemTotal / ranks on this node", dev.mem_bw_gbs,
-                    dev.int8_tops, dev.fp16_tflops);
+                    dev.int8_tops, dev.bf16_tflops, dev.fp16_tflops);
         fprintf(f, "reserve per rank: %s (%s)\n", dev.reserve_what, dev.notes);
         fprintf(f, "workload: prompt %d + gen %d tokens per sequence; ranks %s\n\n", a.prompt_len, a.gen,
                 a.ranks ? "fixed" : "auto (the minimum that fits)");

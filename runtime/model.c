@@ -124,8 +124,10 @@ static float random_value(uint64_t key, size_t i, Fill f, int k)
 {
     if (f == FILL_ONE) return 1.0f;
     if (f == FILL_GAIN) return (i == (size_t)k / 3 || i == 2 * (size_t)k / 3) ? 12.0f : 1.0f;
-    uint64_t r = mix64(key ^ mix64(i));
-    float u = (float)(r >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f; /* [-1, 1) */
+    /* one hash gives two 24-bit uniforms (loading a 1B-parameter model draws ~1e9 of them) */
+    uint64_t r = mix64(key + (i >> 1));
+    uint32_t bits = i & 1 ? (uint32_t)(r >> 40) : (uint32_t)(r >> 8) & 0xffffffu;
+    float u = (float)bits * (1.0f / 16777216.0f) * 2.0f - 1.0f; /* [-1, 1) */
     if (f == FILL_BIAS) return 0.01f * u;
     if (f == FILL_EMBED) return 0.02f * 1.7320508f * u;
     return 1.7320508f / sqrtf((float)k) * u;

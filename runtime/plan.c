@@ -126,12 +126,15 @@ typedef struct {
     const PlanTerms *t;
 } Model;
 
-static double roof_s(const Device *d, double bytes, double ops_lin, double peak_lin, double ops_fp)
+static double roof_s(const Device *d, double bytes, double ops_lin, double peak_lin, double ops_fp, double peak_fp)
 {
     double mem = bytes / (d->mem_bw_gbs * 1e9);
-    double comp = ops_lin / (peak_lin * 1e12) + ops_fp / (d->fp16_tflops * 1e12);
+    double comp = ops_lin / (peak_lin * 1e12) + ops_fp / (peak_fp * 1e12);
     return mem > comp ? mem : comp;
 }
+
+/* the peak of 16-bit matrix work in this dtype: bf16 mode runs bf16, int8 and fp16 modes fp16 */
+static double peak16(const Device *d, DType dtype) { return dtype == DTYPE_BF16 ? d->bf16_tflops : d->fp16_tflops; }
 
 /* seconds for stage (k layers, first/last) on m sequences × q tokens over ctx positions */
 static double stage_time_s(const Model *x, int k, bool first, bool last, double m, double q, double ctx)
@@ -140,11 +143,15 @@ static double stage_time_s(const Model *x, int k, bool first, bool last, double 
     const Device *d = &x->r->dev;
     const double D = c->hidden, V = c->vocab;
     const double nlin = 4 * D * D + 2 * D * (double)c->ffn;
-    const double peak_lin = x->r->dtype == DTYPE_I8 ? d->int8_tops : d->fp16_tflops;
-    double layer = roof_s(d, x->t->layer + 2 * m * ctx * D * 2, 2 * m * q * nlin, peak_lin, 4 * m * q * ctx * D);
+    const double p16 = peak16(d, x->r->dtype);
+    const double peak_lin = x->r->dtype == DTYPE_I8 ? d->int8_tops : p16;
+    /* attention (scores and weighted sum) runs at the fp16 rate: vector fp32 work on the CPU */
+    double layer =
+        roof_s(d, x->t->layer + 2 * m * ctx * D * 2, 2 * m * q * nlin, peak_lin, 4 * m * q * ctx * D, d->fp16_tflops);
     double s = k * layer;
-    if (first) s += roof_s(d, m * q * D * 2, 0, peak_lin, 0);
-    if (last) s += roof_s(d, V * D * 2 + x->t->final_norm, 0, peak_lin, 2 * m * V * D);
+    if (first) s += roof_s(d, m * q * D * 2, 0, peak_lin, 0, p16);
+    /* the LM head is 16-bit in every mode: fp16 for int8 and fp16, bf16 for bf16 */
+    if (last) s += roof_s(d, V * D * 2 + x->t->final_norm, 0, peak_lin, 2 * m * V * D, p16);
     return s;
 }
 
@@ -354,7 +361,8 @@ static int check_input(const Config *c, const PlanRequest *r, Err *e)
     const Device *d = &r->dev;
     if (!(d->mem_bytes > 0))
         return err_set(e, "%s: memory per rank %.3g GiB must be positive", d->name, d->mem_bytes / GIB);
-    if (!(d->mem_bw_gbs > 0) || !(d->int8_tops > 0) || !(d->fp16_tflops > 0) || !(d->link_gbs > 0) ||
+    if (!(d->mem_bw_gbs > 0) || !(d->int8_tops > 0) || !(d->fp16_tflops > 0) || !(d->bf16_tflops > 0) ||
+        !(d->link_gbs > 0) ||
         !(d->net_gbs > 0) || !(d->reserve_bytes >= 0) || !(d->link_latency_us >= 0))
         return err_set(e, "%s: bandwidths and peaks must be positive, reserve and latency >= 0", d->name);
     return 0;
@@ -479,7 +487,7 @@ int plan_compute(const Config *c, const PlanRequest *r, Plan *p, Err *e)
     {
         const Device *d = &r->dev;
         double nlin = 4.0 * c->hidden * c->hidden + 2.0 * c->hidden * c->ffn;
-        double peak = r->dtype == DTYPE_I8 ? d->int8_tops : d->fp16_tflops;
+        double peak = r->dtype == DTYPE_I8 ? d->int8_tops : peak16(d, r->dtype);
         p->weight_bound = p->terms.layer / (d->mem_bw_gbs * 1e9) > 2.0 * r->batch * nlin / (peak * 1e12);
     }
     return 0;
@@ -639,6 +647,10 @@ int device_preset(Device *d, const char *name, Err *e)
         json_number(j, "link_latency_us", path, &d->link_latency_us, e) ||
         json_number(j, "gpus_per_node", path, &per_node, e))
         goto out;
+    /* bf16 runs at the fp16 rate on A100/H100 unless a preset says otherwise */
+    d->bf16_tflops = d->fp16_tflops;
+    if (cJSON_GetObjectItemCaseSensitive(j, "bf16_tflops") && json_number(j, "bf16_tflops", path, &d->bf16_tflops, e))
+        goto out;
     if (!cJSON_IsObject(res) || !res->child) {
         err_set(e, "%s: field \"reserve_mib\" missing (an object of named MiB amounts)", path);
         goto out;
@@ -683,10 +695,13 @@ void device_cpu(Device *d, double mem_bytes, double read_gbs, int threads)
     d->mem_bytes = mem_bytes;
     d->mem_bw_gbs = read_gbs;
     /* shared/ANCHORS.md, Sapphire Rapids: AMX int8 (tdpbssd) ~1.9-2.4 TOP/s per core, AMX bf16 ~1.3 TFLOP/s
-     * on one core (~1.8 on two): take 2 and 1 per thread. fp16 weights would run at the bf16 rate after
-     * conversion (AVX-512 FP16 FMA alone is 0.26 TFLOP/s per core). */
+     * on one core (~1.8 on two): take 2 and 1 per thread. fp16 has no fp32-accumulating matrix unit on
+     * this CPU: pp8 converts to fp32 and uses FMA, ~0.13 TFLOP/s per core (ANCHORS.md FP32 FMA, and what
+     * pp8 bench-linear measures) -- the fp16 LM head of int8 mode at large batches is slow, and the
+     * split must know it. */
     d->int8_tops = 2.0 * threads;
-    d->fp16_tflops = 1.0 * threads;
+    d->bf16_tflops = 1.0 * threads;
+    d->fp16_tflops = 0.13 * threads;
     /* ranks on one node talk through Open MPI's shared-memory transport: a single copy of a few MB/s of
      * hidden states; 5 GB/s and 2 us are assumptions (stage transfers are tiny next to the weights) */
     d->link_gbs = 5.0;

@@ -24,7 +24,9 @@ typedef struct Device {
     double mem_bytes;       /* memory per rank, as nvidia-smi reports it (MiB * 2^20) */
     double mem_bw_gbs;      /* HBM / DRAM read bandwidth */
     double int8_tops;       /* int8 tensor-core / AMX peak, 1e12 op/s */
-    double fp16_tflops;     /* fp16 peak; bf16 is the same on A100/H100 (and AMX bf16 on the CPU) */
+    double fp16_tflops;     /* fp16 peak (with fp32 accumulation) */
+    double bf16_tflops;     /* bf16 peak: the same as fp16 on A100/H100; on the CPU AMX-BF16 is far above
+                               fp16, which has no fp32-accumulating matrix unit there */
     double link_gbs;        /* stage-to-stage within a node, one direction (NVLink; shared-memory MPI) */
     double net_gbs;         /* stage-to-stage across nodes, one direction (InfiniBand) */
     double link_latency_us; /* per message, both kinds of link */
