@@ -17,7 +17,8 @@
 #include "cpu_linear.h"
 #include "vec.h"
 
-#define CHUNK 4096 /* elements per work item of the elementwise ops */
+#define CHUNK 4096     /* elements per work item of the elementwise ops */
+#define ATTN_BLOCK 64  /* keys scored together before one softmax rescale */
 
 typedef struct {
     int threads;
@@ -152,28 +153,40 @@ static void cpu_attention(void *ctx, const AttnArgs *a)
             memcpy(a->k_cache + dst, a->k + src, sizeof(uint16_t) * E);
             memcpy(a->v_cache + dst, a->v + src, sizeof(uint16_t) * E);
         }
-    /* 2. per (row, head): fp32 scores over positions 0..pos, online softmax (running max and sum,
-     *    rescaling the accumulator when the max grows), output rounded once */
+    /* 2. per (row, head): fp32 scores over positions 0..pos in blocks of 64 keys, online softmax across
+     *    blocks (the accumulator is rescaled once per block whose max exceeds the running max), output
+     *    rounded once. Each (row, head) is one thread's, in key order: thread-count independent. */
 #pragma omp parallel for num_threads(c->threads) schedule(static) collapse(2)
     for (int r = 0; r < a->rows; r++)
         for (int h = 0; h < H; h++) {
-            float *q = thread_scratch(c, 2 * (size_t)E), *acc = q + E;
+            float *q = thread_scratch(c, 2 * (size_t)E), *acc = q + E, sc[ATTN_BLOCK];
             c->v->load(q, a->q + (size_t)r * a->row_stride + (size_t)h * a->head_stride, E, a->act);
             memset(acc, 0, sizeof(float) * E);
             const uint16_t *kc = a->k_cache + ((size_t)a->slot[r] * H + h) * S * E;
             const uint16_t *vc = a->v_cache + ((size_t)a->slot[r] * H + h) * S * E;
+            const float slope = a->alibi ? a->alibi[h] : 0.0f;
             float m = -INFINITY, l = 0.0f;
-            for (int j = 0; j <= a->pos[r]; j++) {
-                float s = a->score_scale * c->v->dot(q, kc + (size_t)j * E, E, a->act);
-                if (a->alibi) s += a->alibi[h] * (float)j;
-                float corr = 1.0f;
-                if (s > m) {
-                    corr = expf(m - s);
-                    m = s;
+            for (int j0 = 0; j0 <= a->pos[r]; j0 += ATTN_BLOCK) {
+                int nb = a->pos[r] + 1 - j0 < ATTN_BLOCK ? a->pos[r] + 1 - j0 : ATTN_BLOCK;
+                float bm = -INFINITY;
+                for (int jj = 0; jj < nb; jj++) {
+                    int j = j0 + jj;
+                    float s = a->score_scale * c->v->dot(q, kc + (size_t)j * E, E, a->act);
+                    if (a->alibi) s += slope * (float)j;
+                    sc[jj] = s;
+                    bm = s > bm ? s : bm;
                 }
-                float p = expf(s - m);
-                l = l * corr + p;
-                c->v->scale_axpy(acc, corr, p, vc + (size_t)j * E, E, a->act);
+                float corr = 1.0f;
+                if (bm > m) {
+                    corr = expf(m - bm);
+                    m = bm;
+                }
+                l *= corr;
+                for (int jj = 0; jj < nb; jj++) {
+                    float p = expf(sc[jj] - m);
+                    l += p;
+                    c->v->scale_axpy(acc, jj == 0 ? corr : 1.0f, p, vc + (size_t)(j0 + jj) * E, E, a->act);
+                }
             }
             float inv = 1.0f / l;
             for (int i = 0; i < E; i++) acc[i] *= inv;

@@ -1,5 +1,5 @@
 /* AVX-512 row primitives (F16C conversions, 16 fp32 lanes), same operation order as vec.c's scalar
- * loops: lane l accumulates elements l, l+16, ... and the lanes are added 0..15 at the end. */
+ * loops: lane l accumulates elements l, l+16, ... and the lanes are added as a pairwise tree. */
 #include <immintrin.h>
 
 #include "../numerics.h"
@@ -19,12 +19,14 @@ static inline __m512 ldmask(const uint16_t *p, int n, DType t)
     return _mm512_cvtph_ps(h);
 }
 
-static float lanes_total(__m512 acc)
+/* lanes l + l+8, then + l+4, + l+2, + l+1: the same tree as vec.c's scalar lanes_total */
+static inline float lanes_total(__m512 acc)
 {
-    float a[16], s = 0.0f;
-    _mm512_storeu_ps(a, acc);
-    for (int l = 0; l < 16; l++) s += a[l];
-    return s;
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    q = _mm_add_ps(q, _mm_shuffle_ps(q, q, 0x4e)); /* lanes 2,3,0,1 */
+    q = _mm_add_ps(q, _mm_shuffle_ps(q, q, 0xb1)); /* lanes 1,0,3,2 */
+    return _mm_cvtss_f32(q);
 }
 
 static void v_load(float *dst, const uint16_t *src, int n, DType t)
