@@ -1,5 +1,7 @@
 /* Small flag-parsing helpers shared by the subcommands; each command owns its own flag loop. */
+#include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,4 +57,17 @@ int cli_int_list(const char *s, const char *flag, int lo, int hi, int *out, int 
     }
     if (n == 0) return err_set(e, "%s: empty list", flag);
     return n;
+}
+
+int cli_write_json(const char *path, cJSON *root, Err *e)
+{
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) return err_set(e, "--json %s: out of memory formatting the results", path);
+    FILE *f = fopen(path, "w");
+    int rc = 0;
+    if (!f || fputs(text, f) < 0 || fputc('\n', f) == EOF) rc = err_set(e, "--json %s: cannot write the file", path);
+    if (f && fclose(f) != 0 && rc == 0) rc = err_set(e, "--json %s: cannot write the file", path);
+    free(text);
+    return rc;
 }

@@ -367,12 +367,7 @@ int cmd_bench(int argc, char **argv, Err *e)
         if (a.json) {
             cJSON *root = json_report(&a, &s, runs, nruns, bw_pf, bw_plain, s.layer_begin, s.layer_end, wb_all, kv_all,
                                       ws_all);
-            char *txt = cJSON_Print(root);
-            FILE *f = fopen(a.json, "w");
-            if (!f || fputs(txt, f) < 0 || fclose(f)) rc = err_set(e, "%s: cannot write the JSON report", a.json);
-            else log_info("wrote %s", a.json);
-            free(txt);
-            cJSON_Delete(root);
+            if (!(rc = cli_write_json(a.json, root, e))) log_info("wrote %s", a.json);
         }
     }
     rc = session_agree(rc, e);

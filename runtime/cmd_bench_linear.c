@@ -298,15 +298,7 @@ static int bl_write_json(const char *path, const BlArgs *a, const double *bw_pf,
         cJSON_AddItemToArray(arr, o);
     }
     cJSON_AddItemToObject(root, "ratios", ratios);
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!text) return err_set(e, "--json %s: out of memory formatting the results", path);
-    FILE *f = fopen(path, "w");
-    int rc = 0;
-    if (!f || fputs(text, f) < 0 || fputc('\n', f) == EOF) rc = err_set(e, "--json %s: cannot write the file", path);
-    if (f && fclose(f) != 0 && rc == 0) rc = err_set(e, "--json %s: cannot write the file", path);
-    free(text);
-    return rc;
+    return cli_write_json(path, root, e);
 }
 
 static const BlRow *bl_find(const BlRow *rows, int nrows, DType d, int m, int k, int n, int th)

@@ -279,15 +279,7 @@ static int write_json(const char *path, const Config *c, const PlanArgs *a, cons
     cJSON_AddNumberToObject(w, "gen", a->gen);
     cJSON *arr = cJSON_AddArrayToObject(root, "plans");
     for (int i = 0; i < nplans; i++) cJSON_AddItemToArray(arr, plan_to_json(&plans[i]));
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!text) return err_set(e, "--json %s: out of memory formatting the plan", path);
-    FILE *f = fopen(path, "w");
-    int rc = 0;
-    if (!f || fputs(text, f) < 0 || fputc('\n', f) == EOF) rc = err_set(e, "--json %s: cannot write the file", path);
-    if (f && fclose(f) != 0 && rc == 0) rc = err_set(e, "--json %s: cannot write the file", path);
-    free(text);
-    return rc;
+    return cli_write_json(path, root, e);
 }
 
 int cmd_plan(int argc, char **argv, Err *e)

@@ -21,4 +21,8 @@ int cli_double(const char *s, const char *flag, double lo, double hi, double *ou
 /* "1,8,32" -> list; returns count or -1 */
 int cli_int_list(const char *s, const char *flag, int lo, int hi, int *out, int max, Err *e);
 
+/* Prints root as JSON into path (with a final newline) and deletes root; errors name the flag and file. */
+struct cJSON;
+int cli_write_json(const char *path, struct cJSON *root, Err *e);
+
 #endif
