@@ -1,7 +1,8 @@
 /* Every CPU linear path against the scalar reference on shapes that are not multiples of any SIMD width:
  * int8 int32 accumulators and fp16 outputs bit-exact (threshold 0 and 6, with and without outlier
  * columns, all-zero rows and rows whose only non-zeros are outliers); fp16/bf16 within a stated
- * tolerance; and every result identical with 1 and 2 threads. Not a speed test. */
+ * tolerance (fp16 also on subnormals, +-65504 and an inf weight); and every result identical with 1 and
+ * 2 threads. Not a speed test. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -199,6 +200,63 @@ static void test_16(CpuLinear *lin, DType dt, int m, int k, int n, const char **
     free(w.w);
 }
 
+/* fp16 special values (amx-f16split splits every value into bf16 hi + lo): x and w spread over fp16's
+ * whole exponent range, subnormals and +-65504 included, one +inf weight, then (variant 1) also an inf
+ * and a NaN in x. Finite outputs within the 16-bit tolerance; non-finite ones as the reference gives
+ * them (+-inf, NaN from 0 * inf), never a NaN from inf - inf or 0 * inf in a correction term. */
+static void test_f16_special(CpuLinear *lin, const char **paths, int npaths)
+{
+    enum { M = 16, K = 70, N = 20 };
+    static uint16_t x[M * K], w16[N * K], y16[M * N], yref16[M * N];
+    static float y[M * N], yref[M * N];
+    for (int i = 0; i < M * K; i++) x[i] = (uint16_t)((rnd() & 0x8000) | (rnd() % 0x5000));   /* |x| < 32 */
+    for (int i = 0; i < N * K; i++) w16[i] = (uint16_t)((rnd() & 0x8000) | (rnd() % 0x3c00)); /* |w| < 1 */
+    /* the extremes meet small partners, so that max|ref| (the tolerance) stays that of the rest */
+    w16[0] = 0x7bff; /* 65504: hi rounds up to 65536 in bf16 */
+    x[0] = 0x0001;   /* 2^-24 */
+    x[2] = 0xfbff;   /* -65504 against subnormal weights */
+    for (int o = 0; o < N; o++) w16[o * K + 2] = (uint16_t)((rnd() & 0x8000) | (rnd() % 0x400));
+    x[3] = 0x03ff;           /* largest subnormal */
+    w16[3 * K + 5] = 0x7c00; /* +inf */
+    x[0 * K + 5] = 0;        /* row 0: 0 * inf = NaN */
+    Linear w = {.wdt = DTYPE_F16, .n = N, .k = K, .bias = NULL};
+    w.w = xmalloc(cpu_linear_bytes(DTYPE_F16, N, K));
+    cpu_linear_pack(&w, w16, NULL);
+    for (int variant = 0; variant < 2; variant++) {
+        if (variant == 1) {
+            x[5 * K + 9] = 0xfc00; /* -inf */
+            x[6 * K + 9] = 0x7e00; /* NaN */
+        }
+        ref_linear16(yref, DTYPE_F32, x, DTYPE_F16, M, K, w16, DTYPE_F16, NULL, N);
+        ref_linear16(yref16, DTYPE_F16, x, DTYPE_F16, M, K, w16, DTYPE_F16, NULL, N);
+        float ymax = 0.0f;
+        for (int i = 0; i < M * N; i++)
+            if (isfinite(yref[i])) ymax = fmaxf(ymax, fabsf(yref[i]));
+        for (int p = 0; p < npaths; p++) {
+            cpu_linear_force_path(lin, DTYPE_F16, paths[p]);
+            for (int out16 = 0; out16 < 2; out16++) {
+                if (out16)
+                    cpu_linear(lin, &w, x, M, DTYPE_F16, y16, DTYPE_F16, 0.0f);
+                else
+                    cpu_linear(lin, &w, x, M, DTYPE_F16, y, DTYPE_F32, 0.0f);
+                int bad = 0;
+                for (int i = 0; i < M * N; i++) {
+                    float got = out16 ? pp8_h2f(y16[i]) : y[i], want = out16 ? pp8_h2f(yref16[i]) : yref[i];
+                    float tol = (float)REL * ymax + (out16 ? ulp16(want, DTYPE_F16) : 0.0f);
+                    int ok = isfinite(want) ? fabsf(got - want) <= tol : isnan(want) ? isnan(got) : got == want;
+                    if (!ok && bad++ < 3) fprintf(stderr, "  y[%d,%d] = %.9g, want %.9g\n", i / N, i % N, got, want);
+                }
+                char ctx[120];
+                snprintf(ctx, sizeof ctx, "F16 special values%s %s out=%s", variant ? " (inf, NaN in x)" : "", paths[p],
+                         out16 ? "F16" : "F32");
+                report(ctx, bad, (size_t)M * N);
+            }
+        }
+    }
+    cpu_linear_force_path(lin, DTYPE_F16, NULL);
+    free(w.w);
+}
+
 int main(void)
 {
     CpuLinear *lin = cpu_linear_create(2);
@@ -214,6 +272,7 @@ int main(void)
                 test_16(lin, DTYPE_F16, MS[c], KS[a], NS[b], ph, nh);
                 test_16(lin, DTYPE_BF16, MS[c], KS[a], NS[b], pb, nb);
             }
+    test_f16_special(lin, ph, nh);
     cpu_linear_destroy(lin);
     printf("paths: int8");
     for (int i = 0; i < n8; i++) printf(" %s", p8[i]);

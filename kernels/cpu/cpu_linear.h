@@ -63,7 +63,8 @@ void ref_linear16(void *y, DType ydt, const uint16_t *x, DType act, int m, int k
  *   I8:   [nb][KP/4][16][4] int8 (KP = K rounded up to 64), then int32 wsum[nb*16] = sum_k CB[o,k]
  *         (the u8 x s8 correction of vpdpbusd). One 1 KiB run of 16 k-groups is one AMX B tile.
  *   BF16: [nb][KP/2][16][2] (KP = K rounded up to 32): vdpbf16ps / AMX-BF16 B-tile pairs.
- *   F16:  [nb][KP][16] (KP = K rounded up to 32): 16 outputs of one k = one vcvtph2ps. */
+ *   F16:  [nb][KP][16] (KP = K rounded up to 32): 16 outputs of one k = one vcvtph2ps. amx-f16split
+ *         splits it per call into bf16 hi/lo B tiles in per-thread scratch (no second copy is stored). */
 typedef struct LinJob {
     const Linear *w;
     int m, k, n;     /* M rows, K, N */
@@ -81,11 +82,15 @@ typedef struct LinJob {
     const float *xo;  /* (M, nout) fp32 values of x in the outlier columns (exact: fp16 -> fp32) */
     int32_t *dbg_acc; /* (M, N) or NULL */
     /* 16-bit */
-    const void *xs;   /* (MP, KP) rows xs_ld apart, staged activations: bf16 for BF16, float for F16 */
+    const void *xs;   /* (MP, KP) rows xs_ld apart, staged activations: bf16 for BF16, float for F16; for
+                       * amx-f16split bf16 with per 32 k the 32 hi then the 32 lo values (row 2 KP + 32) */
 } LinJob;
 
 /* per-thread scratch bytes every kernel may use (tile stores, outlier sums, GEMV accumulators) */
 #define LIN_TSCRATCH (64 * 1024)
+/* amx-f16split only: bytes after those LIN_TSCRATCH holding the hi/lo/hi-finite split of two weight
+ * blocks (all of K, or a ring of two k steps, 12 KiB) */
+#define LIN_F16SPLIT_BYTES(kp) ((size_t)(kp) * 192 + 12288)
 
 /* Each kernel computes output blocks [b0, b1) for all M rows, epilogue included. */
 void lin_i8_scalar(const LinJob *j, int b0, int b1, void *ts);
@@ -98,6 +103,7 @@ void lin_16_scalar(const LinJob *j, int b0, int b1, void *ts);
 void lin_bf16_avx512(const LinJob *j, int b0, int b1, void *ts);
 void lin_bf16_amx(const LinJob *j, int b0, int b1, void *ts);
 void lin_f16_avx512(const LinJob *j, int b0, int b1, void *ts);
+void lin_f16_amx_split(const LinJob *j, int b0, int b1, void *ts); /* ts: LIN_TSCRATCH + LIN_F16SPLIT_BYTES */
 void lin_16_avx2(const LinJob *j, int b0, int b1, void *ts);
 /* 16-bit epilogue: y[r0.., blk*16..] = round(acc + bias), acc (nr, 16) fp32 with row stride */
 void lin_16_epilogue_scalar(const LinJob *j, int blk, int r0, int nr, const float *acc, int stride);

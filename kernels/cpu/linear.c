@@ -116,13 +116,18 @@ const char *cpu_isa_string(void) { return isa_get()->str; }
  * 16-row tile; at M=2 AMX is already ~15% faster than the multi-row VNNI kernel (12.9 vs 15.0 GB/s). */
 #define LIN_I8_AMX_MIN_ROWS 2
 #define LIN_BF16_AMX_MIN_ROWS 2
+/* fp16 weights: amx-f16split (four tdpbf16ps per tile pair plus splitting the weights on the fly) takes
+ * over from avx512-f16c here. Its time is flat at M <= 16 (the split, ~21-22 ms for K=2048 N=50272 1T,
+ * ~10 ms for K=4096 N=12288), while avx512-f16c grows with M: equal at M=12 (22.3 vs 22.3-25.9 ms, 2T
+ * 13.5 vs 13.8), amx-f16split ahead from 13 (21.1 vs 23.6) and 14 (25.0 vs 30.9; K=4096: 10.2 vs 16.5). */
+#define LIN_F16_AMX_MIN_ROWS 13
 
 typedef enum { DT_I8, DT_BF16, DT_F16, DT_COUNT } LinDt;
 
 static const char *const g_path_name[DT_COUNT][TIER_COUNT] = {
     {"scalar", "avx2-int8", "avx512-vnni", "amx-int8"},
     {"scalar", "avx2-fma", "avx512-bf16", "amx-bf16"},
-    {"scalar", "avx2-f16c", "avx512-f16c", NULL},
+    {"scalar", "avx2-f16c", "avx512-f16c", "amx-f16split"},
 };
 
 static int lin_dt(DType wdt)
@@ -143,7 +148,7 @@ static int lin_tier_ok(int dt, int t)
     case TIER_SCALAR: return 1;
     case TIER_AVX2: return s->avx2;
     case TIER_AVX512: return dt == DT_BF16 ? s->avx512_bf16 : s->avx512;
-    case TIER_AMX: return dt == DT_I8 ? s->amx_int8 : dt == DT_BF16 ? s->amx_bf16 : 0;
+    case TIER_AMX: return dt == DT_I8 ? s->amx_int8 : s->amx_bf16; /* F16: exact bf16 hi/lo split */
     }
     return 0;
 }
@@ -160,7 +165,7 @@ struct CpuLinear {
     int *ocols;              /* (KP) outlier columns, ascending */
     float *xo;               /* (MP, KP) fp32 x of the outlier columns (int8); aliases xs */
     uint8_t *ts;             /* (max_threads, ts_bytes) per-thread scratch */
-    size_t ts_bytes;         /* LIN_TSCRATCH */
+    size_t ts_bytes;         /* LIN_TSCRATCH, + LIN_F16SPLIT_BYTES(KP) where amx-f16split can run */
     int32_t *dbg_acc;
 };
 
@@ -171,6 +176,7 @@ static int lin_tier(const CpuLinear *c, int dt, int rows)
         if (!lin_tier_ok(dt, t)) continue;
         if (t == TIER_AMX && dt == DT_I8 && rows < LIN_I8_AMX_MIN_ROWS) continue;
         if (t == TIER_AMX && dt == DT_BF16 && rows < LIN_BF16_AMX_MIN_ROWS) continue;
+        if (t == TIER_AMX && dt == DT_F16 && rows < LIN_F16_AMX_MIN_ROWS) continue;
         return t;
     }
     return TIER_SCALAR;
@@ -280,12 +286,12 @@ void cpu_linear_reserve(CpuLinear *c, int max_rows, int max_k, int max_n)
     free(c->ts);
     size_t mp = (size_t)lin_round_up(max_rows > 0 ? max_rows : 1, 32), kp = (size_t)lin_kp(DT_I8, max_k);
     c->ca = lin_alloc(mp * (kp + 64));
-    c->xs = lin_alloc(mp * (kp + 16) * sizeof(float));
+    c->xs = lin_alloc(mp * (kp + 16) * sizeof(float)); /* = mp * (2 KP + 32) bf16: amx-f16split's hi/lo too */
     c->sca = lin_alloc(mp * sizeof(float));
     c->flags = lin_alloc(kp);
     c->ocols = lin_alloc(kp * sizeof(int));
     c->xo = c->xs; /* int8 calls never stage 16-bit activations */
-    c->ts_bytes = LIN_TSCRATCH;
+    c->ts_bytes = LIN_TSCRATCH + (isa_get()->amx_bf16 ? LIN_F16SPLIT_BYTES(kp) : 0);
     c->ts = lin_alloc((size_t)c->max_threads * c->ts_bytes);
     c->max_rows = max_rows;
     c->max_k = max_k;
@@ -521,12 +527,24 @@ static void lin_run_int8(CpuLinear *c, LinJob *j, int tier, float t)
     }
 }
 
+/* fp16 v = hi + lo exactly, both bf16 (amx-f16split, linear_amx.c's lin_f16_split_kc does the same
+ * for the weights): hi = bf16_rne(v); v - hi has at most 4 significant bits, so lo is exact. inf gives
+ * lo = 0 (not inf - inf), NaN stays NaN through hi. */
+static void lin_f16_split(uint16_t v, uint16_t *hi, uint16_t *lo)
+{
+    float f = pp8_h2f(v);
+    uint16_t h = pp8_f2bf(f);
+    float d = f - pp8_bf2f(h);
+    *hi = h;
+    *lo = d == d ? pp8_f2bf(d) : 0;
+}
+
 static void lin_run_16(CpuLinear *c, LinJob *j, int tier)
 {
     int dt = lin_dt(j->w->wdt);
     LinKernel k16 = tier == TIER_SCALAR ? lin_16_scalar
                     : tier == TIER_AVX2 ? lin_16_avx2
-                    : tier == TIER_AMX  ? lin_bf16_amx
+                    : tier == TIER_AMX  ? (dt == DT_F16 ? lin_f16_amx_split : lin_bf16_amx)
                     : dt == DT_BF16     ? lin_bf16_avx512
                                         : lin_f16_avx512;
     int m = j->m, k = j->k, kp = j->kp;
@@ -536,11 +554,20 @@ static void lin_run_16(CpuLinear *c, LinJob *j, int tier)
     {
         int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         /* stage activations padded to KP with zeros (the kernels read whole pairs / tiles): fp32 for the
-         * F16 kernels (vbroadcastss operands), the bf16 bits for the BF16 ones */
+         * F16 kernels (vbroadcastss operands), the bf16 bits for the BF16 ones, bf16 hi/lo per 32 k for
+         * amx-f16split */
         if (stage)
             for (int r = (int)((long)mp * tid / nt); r < (int)((long)mp * (tid + 1) / nt); r++) {
                 const uint16_t *xr = j->x + (size_t)r * k;
-                if (dt == DT_F16) {
+                if (dt == DT_F16 && tier == TIER_AMX) {
+                    uint16_t *d = (uint16_t *)c->xs + (size_t)r * j->xs_ld;
+                    for (int i = 0; i < kp; i++) {
+                        uint16_t hi = 0, lo = 0;
+                        if (r < m && i < k) lin_f16_split(xr[i], &hi, &lo);
+                        d[i / 32 * 64 + i % 32] = hi;
+                        d[i / 32 * 64 + 32 + i % 32] = lo;
+                    }
+                } else if (dt == DT_F16) {
                     float *d = (float *)c->xs + (size_t)r * j->xs_ld;
                     for (int i = 0; i < kp; i++) d[i] = r < m && i < k ? pp8_h2f(xr[i]) : 0.0f;
                 } else {
@@ -555,6 +582,16 @@ static void lin_run_16(CpuLinear *c, LinJob *j, int tier)
     }
 }
 
+/* Any fp16 inf or NaN in x (M, K)? amx-f16split's xh . wl term would give xh = inf times wl = 0 (every
+ * w exact in bf16) = NaN where the other paths give +-inf, so such a call (an overflowed hidden state)
+ * takes avx512-f16c. One pass over x, O(M K) against the O(M N K) product; depends only on the data. */
+static int lin_f16_nonfinite(const uint16_t *x, int m, int k)
+{
+    int bad = 0;
+    for (size_t i = 0; i < (size_t)m * k; i++) bad |= (x[i] & 0x7c00) == 0x7c00;
+    return bad;
+}
+
 void cpu_linear(CpuLinear *c, const Linear *w, const uint16_t *x, int rows, DType act, void *y, DType ydt,
                 float threshold)
 {
@@ -563,11 +600,13 @@ void cpu_linear(CpuLinear *c, const Linear *w, const uint16_t *x, int rows, DTyp
     PP8_CHECK(w->k <= c->max_k && w->n <= c->max_n, "layer larger than cpu_linear_reserve allowed");
     if (rows == 0 || w->n == 0) return;
     int dt = lin_dt(w->wdt), tier = lin_tier(c, dt, rows);
+    if (dt == DT_F16 && tier == TIER_AMX && lin_f16_nonfinite(x, rows, w->k)) tier = TIER_AVX512;
     LinJob j = {.w = w, .m = rows, .k = w->k, .n = w->n, .kp = lin_kp(dt, w->k), .nb = (w->n + 15) / 16,
                 .y = y, .ydt = ydt, .ca = c->ca, .sca = c->sca, .x = x, .ocols = c->ocols, .nout = 0, .xo = c->xo,
                 .dbg_acc = c->dbg_acc, .xs = c->xs};
     j.ca_ld = j.kp + 64;
-    j.xs_ld = j.kp + (dt == DT_F16 ? 16 : 32);
+    /* elements of xs per row: F16 floats, BF16 bf16, amx-f16split bf16 hi and lo (all fit in xs) */
+    j.xs_ld = dt == DT_F16 ? (tier == TIER_AMX ? 2 * j.kp + 32 : j.kp + 16) : j.kp + 32;
     if (dt == DT_I8) {
         PP8_CHECK(act == DTYPE_F16 && ydt == DTYPE_F16, "LLM.int8() linear takes and gives fp16");
         lin_run_int8(c, &j, tier, threshold);

@@ -1,6 +1,7 @@
 /* AMX kernels of the CPU linear layers: int8 (tdpbssd, exact int32, then the shared AVX-512 LLM.int8()
- * epilogue) and bf16 (tdpbf16ps, fp32 accumulate, then the 16-bit epilogue) for M >= 2; plus the
- * tile-resident tdpbssd rate the benchmark reports as the compute roof.
+ * epilogue) and bf16 (tdpbf16ps, fp32 accumulate, then the 16-bit epilogue) for M >= 2; fp16 weights as
+ * exact bf16 hi/lo pairs on tdpbf16ps for large M; plus the tile-resident tdpbssd rate the benchmark
+ * reports as the compute roof.
  * Runs only after linear.c's CPUID/XCR0 checks and the arch_prctl tile-data permission. Tiles are
  * configured once per thread per call, not around tile ops (re-configuring costs ~30%, ANCHORS.md). */
 #include <immintrin.h>
@@ -197,6 +198,138 @@ static inline void lin_amx_epilogue(const LinJob *j, int i8, int blk, int r0, in
 
 LIN_AMX_KERNEL(lin_i8_amx, LIN_DPBSSD, 1)
 LIN_AMX_KERNEL(lin_bf16_amx, LIN_DPBF16PS, 0)
+
+/* ---- fp16 weights on AMX-BF16: the exact hi/lo split (amx-f16split) ----
+ * Every fp16 v is hi + lo with hi = bf16_rne(v) and lo = bf16(v - hi), both exact (v - hi has at most
+ * 4 significant bits; fp16's range lies inside bf16's, and fp16 subnormals are normal bf16). Products of
+ * two bf16 are exact in fp32, so x.w = xh.wh + xh.wl + xl.wh + xl.wl differs from the fp32-FMA paths
+ * only in summation order. All four terms are computed: xl.wl (<= 2^-16 of the product) needs no extra
+ * tile load in the schedule below, only a fourth tdpbf16ps per tile pair, and without it 6 of
+ * test_linear_paths' checks (|y - ref| <= 1e-5 max|ref|, K = 1000) failed. */
+
+/* One B-tile pair: 32 k of one packed block ([32][16] fp16, 1 KiB) -> hi, lo and hi-finite in the AMX
+ * VNNI-pair layout ([16 pairs][16 outputs][2] bf16, 1 KiB each, LIN_F16_SPLIT_KC bytes in all). An inf
+ * or NaN weight gives lo = 0 (inf - inf would be NaN) and 0 in hi-finite, the copy of hi that meets xl:
+ * xl is 0 for every x exact in bf16, and 0 * inf would turn the +-inf that xh * inf gives into NaN. A
+ * NaN stays NaN through xh * hi. Port 5 (vpermw, the conversions, mask compares) bounds this
+ * loop, so it uses two permutes per 32 weights and one compare. */
+#define LIN_F16_SPLIT_KC 3072 /* split bytes of one k step of one block: hi, lo, hi-finite */
+
+static inline __attribute__((always_inline)) void lin_f16_split_kc(const char *src, char *dst)
+{
+    /* vpermw index: pair layout out[2l + e] = in[16e + l] (in = 16 values of even k, then 16 of odd k) */
+    const __m512i perm = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                          21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i himask = _mm512_set1_epi32((int)0xffff0000u);
+    const __m512i absmask = _mm512_set1_epi16(0x7fff), infbits = _mm512_set1_epi16(0x7c00);
+#pragma GCC unroll 4
+    for (int p = 0; p < 16; p++) {
+        const char *q = src + 64 * p; /* k = 2p for 16 outputs, then k = 2p + 1 */
+        __m512 a = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)q));
+        __m512 b = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(q + 32)));
+        __mmask32 special = _mm512_cmpge_epu16_mask(_mm512_and_si512(_mm512_load_si512(q), absmask), infbits);
+        /* RNE (vcvtne2ps2bf16), then to pairs: 32-bit lane l = hi(a_l) | hi(b_l) << 16 */
+        __m512i h = _mm512_permutexvar_epi16(perm, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+        __m512 ha = _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+        __m512 hb = _mm512_castsi512_ps(_mm512_and_si512(h, himask));
+        __m512i l = (__m512i)_mm512_cvtne2ps_pbh(_mm512_sub_ps(b, hb), _mm512_sub_ps(a, ha)); /* exact */
+        __m512i hf = h;
+        if (special) { /* rare: one more permute, of hi with its inf and NaN lanes zeroed */
+            l = _mm512_mask_mov_epi16(l, special, _mm512_setzero_si512());
+            hf = _mm512_permutexvar_epi16(perm, _mm512_mask_mov_epi16((__m512i)_mm512_cvtne2ps_pbh(b, a), special,
+                                                                      _mm512_setzero_si512()));
+        }
+        _mm512_store_si512(dst + 64 * p, h);
+        _mm512_store_si512(dst + 1024 + 64 * p, _mm512_permutexvar_epi16(perm, l));
+        _mm512_store_si512(dst + 2048 + 64 * p, hf);
+    }
+}
+
+/* k step kc (32 k) of one or two blocks w0, w1 into split scratch slot `slot` of s0, s1 ([slot][hi | lo |
+ * hi-finite], 1 KiB each) */
+static inline __attribute__((always_inline)) void lin_f16_split_pair(const char *w0, const char *w1, int two, char *s0,
+                                                                     char *s1, int kc, int slot)
+{
+    const char *p0 = w0 + (size_t)kc * 1024, *p1 = w1 + (size_t)kc * 1024;
+    lin_amx_prefetch(p0);
+    lin_f16_split_kc(p0, s0 + (size_t)slot * LIN_F16_SPLIT_KC);
+    if (two) {
+        lin_amx_prefetch(p1);
+        lin_f16_split_kc(p1, s1 + (size_t)slot * LIN_F16_SPLIT_KC);
+    }
+}
+
+/* Per thread: blocks [b0, b1) in pairs; each pair's weights are split once, k step by k step during the
+ * first 32-row pass (the weight stream overlaps the tile ops), into LIN_F16SPLIT_BYTES(kp) bytes after
+ * the first LIN_TSCRATCH of ts, and further row pairs read the split from there. With one row pass
+ * (M <= 32) two k steps of scratch take turns instead, so the split stays in L1 (M=8..32, K=2048:
+ * ~4% faster). At M <= 16 this kernel takes the split's time plus the tile ops' time (K=2048 N=50272
+ * 1T: 15.7 ms split and stream alone, 20.7 ms in all); splitting in quarters between the groups of
+ * tile ops, two k steps ahead, measured the same, so the simple order stays. Staged activations
+ * (linear.c) hold per row and per 32 k the hi then the lo bf16 values, so A(hi) and A(lo) of one k step
+ * are 64 bytes apart. Per k step, with C[mi][ni] in tiles 0..3: hh, hl, ll, lh in this order (fixed, so
+ * results do not depend on the thread count). */
+void lin_f16_amx_split(const LinJob *j, int b0, int b1, void *ts)
+{
+    lin_amx_config();
+    int kp = j->kp, nkc = kp / 32, mp = (j->m + 15) / 16 * 16;
+    size_t bs = (size_t)16 * kp * 2, ss = (size_t)nkc * LIN_F16_SPLIT_KC, astride = (size_t)j->xs_ld * 2;
+    const char *W = j->w->w, *A = j->xs;
+    char *cbuf = ts; /* tile stores, 4 KiB */
+    char *S = (char *)ts + LIN_TSCRATCH;
+    for (int b = b0, two; b < b1; b += 1 + two) {
+        two = b + 1 < b1;
+        const char *w0 = W + (size_t)b * bs, *w1 = two ? w0 + bs : w0;
+        int ring = mp <= 32; /* slot of k step kc: kc & 1, else kc */
+        char *s0 = S, *s1 = S + (ring ? 2 * LIN_F16_SPLIT_KC : ss);
+        for (int m0 = 0; m0 < mp; m0 += 32) {
+            int twom = m0 + 16 < mp, first = m0 == 0;
+            const char *a0 = A + (size_t)m0 * astride, *a1 = twom ? a0 + 16 * astride : a0;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            if (first) lin_f16_split_pair(w0, w1, two, s0, s1, 0, 0);
+            for (int kc = 0; kc < nkc; kc++) {
+                int slot = ring ? kc & 1 : kc;
+                char *h0 = s0 + (size_t)slot * LIN_F16_SPLIT_KC, *h1 = s1 + (size_t)slot * LIN_F16_SPLIT_KC;
+                const char *x0 = a0 + (size_t)kc * 128, *x1 = a1 + (size_t)kc * 128;
+#define LIN_F16_DP4()                                                                                             \
+    do {                                                                                                          \
+        _tile_dpbf16ps(0, 4, 6);                                                                                  \
+        if (two) _tile_dpbf16ps(1, 4, 7);                                                                         \
+        if (twom) _tile_dpbf16ps(2, 5, 6);                                                                        \
+        if (two && twom) _tile_dpbf16ps(3, 5, 7);                                                                 \
+    } while (0)
+                _tile_loadd(4, x0, astride); /* xh . wh */
+                if (twom) _tile_loadd(5, x1, astride);
+                _tile_loadd(6, h0, 64);
+                if (two) _tile_loadd(7, h1, 64);
+                LIN_F16_DP4();
+                _tile_loadd(6, h0 + 1024, 64); /* xh . wl */
+                if (two) _tile_loadd(7, h1 + 1024, 64);
+                LIN_F16_DP4();
+                _tile_loadd(4, x0 + 64, astride); /* xl . wl */
+                if (twom) _tile_loadd(5, x1 + 64, astride);
+                LIN_F16_DP4();
+                _tile_loadd(6, h0 + 2048, 64); /* xl . wh (hi-finite) */
+                if (two) _tile_loadd(7, h1 + 2048, 64);
+                LIN_F16_DP4();
+#undef LIN_F16_DP4
+                /* split the next k step while the tile ops above run (a tile load right behind the
+                 * stores that wrote its bytes waits for them) */
+                if (first && kc + 1 < nkc)
+                    lin_f16_split_pair(w0, w1, two, s0, s1, kc + 1, ring ? (kc + 1) & 1 : kc + 1);
+            }
+            if (m0 + 32 >= mp && b + 2 < b1) lin_amx_prefetch_next(w0 + 2 * bs, b + 3 < b1 ? 2 : 1, bs);
+            lin_amx_store22(cbuf);
+            int nr = j->m - m0 < 32 ? j->m - m0 : 32;
+            lin_16_epilogue_avx512(j, b, m0, nr, (const float *)cbuf, 32);
+            if (two) lin_16_epilogue_avx512(j, b + 1, m0, nr, (const float *)(cbuf + 64), 32);
+        }
+    }
+    _tile_release();
+}
 
 /* tdpbssd with every tile resident: 4 independent C tiles, nothing loaded in the loop; best of 3 runs
  * (the first also pays the kernel's first-use tile-state allocation) */
