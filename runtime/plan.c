@@ -695,14 +695,15 @@ void device_cpu(Device *d, double mem_bytes, double read_gbs, int threads)
     d->mem_bytes = mem_bytes;
     d->mem_bw_gbs = read_gbs;
     /* Achieved rates of pp8's own CPU kernels, not instruction peaks: pp8 bench-linear at M = 128 on this
-     * machine kind (Sapphire Rapids, AMX) measures int8 ~1.45 TOP/s, bf16 ~0.8 TFLOP/s and fp16 ~0.13 TFLOP/s
-     * per core (fp16 has no fp32-accumulating matrix unit here: convert + FMA), and a whole decoder layer
-     * (quantization, epilogue, attention, LayerNorms) runs ~30% below its GEMMs (perf profile of pp8
-     * bench): take 1.0, 0.6 and 0.13 per thread. The ratio matters most: int8 mode's fp16 LM head is
-     * worth ~15 layers at large batches, and the split must give the last rank correspondingly fewer. */
+     * machine kind (Sapphire Rapids, AMX) measures int8 ~1.45 TOP/s, bf16 ~0.8 TFLOP/s and fp16 ~0.35 TFLOP/s
+     * per core (fp16 has no fp32-accumulating matrix unit here: AMX-BF16 on exact hi/lo splits, four
+     * products), and a whole decoder layer (quantization, epilogue, attention, LayerNorms) runs ~30% below
+     * its GEMMs (perf profile of pp8 bench): take 1.0, 0.6 and 0.3 per thread. The ratio matters most:
+     * int8 mode's fp16 LM head is worth several layers at large batches, and the split must give the last
+     * rank correspondingly fewer. */
     d->int8_tops = 1.0 * threads;
     d->bf16_tflops = 0.6 * threads;
-    d->fp16_tflops = 0.13 * threads;
+    d->fp16_tflops = 0.3 * threads;
     /* ranks on one node talk through Open MPI's shared-memory transport: a single copy of a few MB/s of
      * hidden states; 5 GB/s and 2 us are assumptions (stage transfers are tiny next to the weights) */
     d->link_gbs = 5.0;
@@ -713,5 +714,5 @@ void device_cpu(Device *d, double mem_bytes, double read_gbs, int threads)
     snprintf(d->reserve_what, sizeof d->reserve_what, "host runtime 256 MiB");
     snprintf(d->notes, sizeof d->notes,
              "CPU rank: 256 MiB assumed for the binary, MPI shared-memory segments and thread stacks; compute "
-             "rates int8 1.0 TOP/s, bf16 0.6 and fp16 0.13 TFLOP/s per thread (pp8 bench-linear, derated for a whole layer)");
+             "rates int8 1.0 TOP/s, bf16 0.6 and fp16 0.3 TFLOP/s per thread (pp8 bench-linear, derated for a whole layer)");
 }
