@@ -9,33 +9,13 @@
 #include <string.h>
 
 #include "../kernels/backend.h"
+#include "test_util.h"
 #include "../kernels/cuda_host.h"
 #include "../kernels/numerics.h"
 #include "safetensors.h"
 
 static Backend *g_b;
 static int g_fail;
-
-static long ulp16(uint16_t a, uint16_t b)
-{
-    long va = (a & 0x8000) ? -(long)(a & 0x7fff) : (long)(a & 0x7fff);
-    long vb = (b & 0x8000) ? -(long)(b & 0x7fff) : (long)(b & 0x7fff);
-    return va > vb ? va - vb : vb - va;
-}
-
-/* The cuBLASLt path sums the outlier products in its own fp32 order. Allowed: 1 fp16 ulp, or (under
- * cancellation, where Y1 + sum is much smaller than its terms) the fp32 reassociation bound
- * 2 * ncols * 2^-24 * sum_j |x[r,j] * Wd[o,j]| plus one ulp of the expected value. */
-static int outlier_close(uint16_t got, uint16_t want, const uint16_t *xr, const int8_t *cbo, float scb, const int *cols,
-                         int nc)
-{
-    if (ulp16(got, want) <= 1) return 1;
-    double mag = 0;
-    for (int c = 0; c < nc; c++)
-        mag += fabs((double)pp8_h2f(xr[cols[c]]) * pp8_h2f(pp8_i8_weight_dequant(cbo[cols[c]], scb)));
-    double ulp = fabs((double)pp8_h2f((uint16_t)(want ^ 1)) - pp8_h2f(want));
-    return fabs((double)pp8_h2f(got) - pp8_h2f(want)) <= ulp + 2.0 * nc * ldexp(mag, -24);
-}
 
 /* n elements of `size` bytes; max_ulp > 0 only for fp16 */
 static void expect(const char *what, int cs, const void *got, const void *want, size_t n, size_t size, long max_ulp)
@@ -48,7 +28,7 @@ static void expect(const char *what, int cs, const void *got, const void *want, 
             uint16_t a, b;
             memcpy(&a, g, 2);
             memcpy(&b, w, 2);
-            if (ulp16(a, b) <= max_ulp) continue;
+            if (test_ulp16(a, b) <= max_ulp) continue;
         }
         if (bad < 5) {
             fprintf(stderr, "FAIL case%d %s[%zu]: got", cs, what, i);
@@ -198,7 +178,7 @@ int main(int argc, char **argv)
             for (int r = 0; r < m; r++)
                 for (int o = 0; o < n; o++) {
                     size_t i = (size_t)r * n + o;
-                    if (outlier_close(y[i], yw[i], xh + (size_t)r * k, cbh + (size_t)o * k, scbh[o], ic, nc)) continue;
+                    if (test_outlier_close(y[i], yw[i], xh + (size_t)r * k, cbh + (size_t)o * k, scbh[o], ic, nc)) continue;
                     if (bad++ < 5)
                         fprintf(stderr, "FAIL case%d Y[%d,%d]: got %.8g want %.8g\n", cs, r, o, pp8_h2f(y[i]),
                                 pp8_h2f(yw[i]));

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../kernels/backend.h"
+#include "test_util.h"
 #include "../kernels/cpu/cpu_linear.h"
 #include "../kernels/cuda_host.h"
 #include "../kernels/numerics.h"
@@ -53,20 +54,12 @@ static void *dev_copy(const void *h, size_t bytes)
 static void dev_get(void *h, const void *d, size_t bytes) { g_b->to_host(g_b->ctx, h, d, bytes); }
 static void dev_free(void *d) { g_b->free(g_b->ctx, d); }
 
-/* distance in units in the last place between two fp16 / bf16 values (+0 and -0 are 0 apart) */
-static long ulp16(uint16_t a, uint16_t b)
-{
-    long va = (a & 0x8000) ? -(long)(a & 0x7fff) : (long)(a & 0x7fff);
-    long vb = (b & 0x8000) ? -(long)(b & 0x7fff) : (long)(b & 0x7fff);
-    return va > vb ? va - vb : vb - va;
-}
-
 static int expect_bits16(const char *what, const uint16_t *got, const uint16_t *want, size_t n, long max_ulp, DType t)
 {
     int bad = 0;
     g_checks++;
     for (size_t i = 0; i < n; i++) {
-        int ok = max_ulp == 0 ? got[i] == want[i] : ulp16(got[i], want[i]) <= max_ulp;
+        int ok = max_ulp == 0 ? got[i] == want[i] : test_ulp16(got[i], want[i]) <= max_ulp;
         if (ok) continue;
         if (bad < 5)
             fprintf(stderr, "FAIL %s[%zu]: got %#06x (%.8g) want %#06x (%.8g)\n", what, i, got[i], from16(got[i], t),
@@ -78,20 +71,6 @@ static int expect_bits16(const char *what, const uint16_t *got, const uint16_t *
         g_fail++;
     }
     return bad;
-}
-
-/* The cuBLASLt path sums the outlier products in its own fp32 order. Allowed: 1 fp16 ulp, or (under
- * cancellation, where Y1 + sum is much smaller than its terms) the fp32 reassociation bound
- * 2 * ncols * 2^-24 * sum_j |x[r,j] * Wd[o,j]| plus one ulp of the expected value. */
-static int outlier_close(uint16_t got, uint16_t want, const uint16_t *xr, const int8_t *cbo, float scb, const int *cols,
-                         int nc)
-{
-    if (ulp16(got, want) <= 1) return 1;
-    double mag = 0;
-    for (int c = 0; c < nc; c++)
-        mag += fabs((double)pp8_h2f(xr[cols[c]]) * pp8_h2f(pp8_i8_weight_dequant(cbo[cols[c]], scb)));
-    double ulp = fabs((double)pp8_h2f((uint16_t)(want ^ 1)) - pp8_h2f(want));
-    return fabs((double)pp8_h2f(got) - pp8_h2f(want)) <= ulp + 2.0 * nc * ldexp(mag, -24);
 }
 
 static int expect_close(const char *what, const float *got, const double *want, size_t n, double atol, double rtol)
@@ -421,7 +400,7 @@ static void test_int8(int m, int n, int k, float t, int inject)
         for (int r = 0; r < m; r++)
             for (int o = 0; o < n; o++) {
                 size_t i = (size_t)r * n + o;
-                if (outlier_close(y[i], yref[i], x + (size_t)r * k, cb + (size_t)o * k, scb[o], cols, nc)) continue;
+                if (test_outlier_close(y[i], yref[i], x + (size_t)r * k, cb + (size_t)o * k, scb[o], cols, nc)) continue;
                 if (bad++ < 5)
                     fprintf(stderr, "FAIL %s [%d,%d]: got %.8g want %.8g\n", what, r, o, pp8_h2f(y[i]),
                             pp8_h2f(yref[i]));

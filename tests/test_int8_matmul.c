@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../kernels/cpu/cpu_linear.h"
+#include "test_util.h"
 #include "../kernels/numerics.h"
 #include "safetensors.h"
 
@@ -54,16 +55,6 @@ static const StTensor *get(const Checkpoint *ck, int cs, const char *name, DType
     return t;
 }
 
-static void *xmalloc(size_t n)
-{
-    void *p = aligned_alloc(64, (n + 63) / 64 * 64);
-    if (!p) {
-        fprintf(stderr, "FAIL out of memory\n");
-        exit(1);
-    }
-    return p;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -98,11 +89,11 @@ int main(int argc, char **argv)
         }
 
         /* the reference, quantity by quantity */
-        int8_t *cb = xmalloc((size_t)n * k), *ca = xmalloc((size_t)m * k);
-        float *scb = xmalloc(sizeof(float) * n), *sca = xmalloc(sizeof(float) * m);
-        int *cols = xmalloc(sizeof(int) * k);
-        int64_t *cols64 = xmalloc(sizeof(int64_t) * (k + 1));
-        uint16_t *y = xmalloc(sizeof(uint16_t) * (size_t)m * n);
+        int8_t *cb = test_xmalloc((size_t)n * k), *ca = test_xmalloc((size_t)m * k);
+        float *scb = test_xmalloc(sizeof(float) * n), *sca = test_xmalloc(sizeof(float) * m);
+        int *cols = test_xmalloc(sizeof(int) * k);
+        int64_t *cols64 = test_xmalloc(sizeof(int64_t) * (k + 1));
+        uint16_t *y = test_xmalloc(sizeof(uint16_t) * (size_t)m * n);
         ref_quantize_weights(cb, scb, wt, n, k);
         expect_bits("CB", cs, cb, CB->data, (size_t)n * k, 1, DTYPE_I8);
         expect_bits("SCB", cs, scb, SCB->data, n, 4, DTYPE_F32);
@@ -122,8 +113,8 @@ int main(int argc, char **argv)
 
         /* cpu_linear through every path, packed from the golden CB/SCB */
         Linear w = {.wdt = DTYPE_I8, .n = n, .k = k, .bias = (uint16_t *)bias};
-        w.w = xmalloc(cpu_linear_bytes(DTYPE_I8, n, k));
-        w.scb = xmalloc(sizeof(float) * n);
+        w.w = test_xmalloc(cpu_linear_bytes(DTYPE_I8, n, k));
+        w.scb = test_xmalloc(sizeof(float) * n);
         cpu_linear_pack(&w, CB->data, SCB->data);
         for (int p = 0; p <= npaths; p++) { /* p == npaths: automatic dispatch */
             if (cpu_linear_force_path(lin, DTYPE_I8, p < npaths ? paths[p] : NULL)) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../kernels/cpu/cpu_linear.h"
+#include "test_util.h"
 #include "../kernels/numerics.h"
 
 static const int KS[] = {1, 3, 37, 64, 250, 1000};
@@ -38,16 +39,6 @@ static uint32_t rnd(void)
     return (uint32_t)(g_rng >> 11);
 }
 static float rndf(float lo, float hi) { return lo + (hi - lo) * (float)(rnd() & 0xffffff) / 16777216.0f; }
-
-static void *xmalloc(size_t n)
-{
-    void *p = aligned_alloc(64, (n + 63) / 64 * 64);
-    if (!p) {
-        fprintf(stderr, "FAIL out of memory\n");
-        exit(1);
-    }
-    return p;
-}
 
 static int report(const char *ctx, int bad, size_t n)
 {
@@ -90,8 +81,8 @@ static void test_int8(CpuLinear *lin, int m, int k, int n, const char **paths, i
     for (int i = 0; i < n; i++) bias[i] = pp8_f2h(rndf(-0.5f, 0.5f));
     ref_quantize_weights(cb, scb, w16, n, k);
     Linear w = {.wdt = DTYPE_I8, .n = n, .k = k, .bias = (m + k) & 1 ? bias : NULL};
-    w.w = xmalloc(cpu_linear_bytes(DTYPE_I8, n, k));
-    w.scb = xmalloc(sizeof(float) * n);
+    w.w = test_xmalloc(cpu_linear_bytes(DTYPE_I8, n, k));
+    w.scb = test_xmalloc(sizeof(float) * n);
     cpu_linear_pack(&w, cb, scb);
     for (int variant = 0; variant < 3; variant++) {
         float t = variant == 0 ? 0.0f : 6.0f; /* 0: t = 0 with outliers; 1: t = 6 with; 2: t = 6 without */
@@ -152,7 +143,7 @@ static void test_16(CpuLinear *lin, DType dt, int m, int k, int n, const char **
     for (int i = 0; i < n * k; i++) w16[i] = dt == DTYPE_BF16 ? pp8_f2bf(rndf(-1.0f, 1.0f)) : pp8_f2h(rndf(-1.0f, 1.0f));
     for (int i = 0; i < n; i++) bias[i] = dt == DTYPE_BF16 ? pp8_f2bf(rndf(-0.5f, 0.5f)) : pp8_f2h(rndf(-0.5f, 0.5f));
     Linear w = {.wdt = dt, .n = n, .k = k, .bias = (m + k) & 1 ? NULL : bias};
-    w.w = xmalloc(cpu_linear_bytes(dt, n, k));
+    w.w = test_xmalloc(cpu_linear_bytes(dt, n, k));
     cpu_linear_pack(&w, w16, NULL);
     ref_linear16(yref, DTYPE_F32, x, dt, m, k, w16, dt, w.bias, n);
     ref_linear16(yref16, dt, x, dt, m, k, w16, dt, w.bias, n);
@@ -220,7 +211,7 @@ static void test_f16_special(CpuLinear *lin, const char **paths, int npaths)
     w16[3 * K + 5] = 0x7c00; /* +inf */
     x[0 * K + 5] = 0;        /* row 0: 0 * inf = NaN */
     Linear w = {.wdt = DTYPE_F16, .n = N, .k = K, .bias = NULL};
-    w.w = xmalloc(cpu_linear_bytes(DTYPE_F16, N, K));
+    w.w = test_xmalloc(cpu_linear_bytes(DTYPE_F16, N, K));
     cpu_linear_pack(&w, w16, NULL);
     for (int variant = 0; variant < 2; variant++) {
         if (variant == 1) {

@@ -1,0 +1,37 @@
+/* See test_util.h. */
+#include "test_util.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "numerics.h"
+
+void *test_xmalloc(size_t n)
+{
+    size_t bytes = (n + 63) / 64 * 64;
+    void *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (!p) {
+        fprintf(stderr, "FAIL out of memory (%zu bytes)\n", n);
+        exit(1);
+    }
+    memset(p, 0, bytes ? bytes : 64);
+    return p;
+}
+
+long test_ulp16(uint16_t a, uint16_t b)
+{
+    long va = (a & 0x8000) ? -(long)(a & 0x7fff) : (long)(a & 0x7fff);
+    long vb = (b & 0x8000) ? -(long)(b & 0x7fff) : (long)(b & 0x7fff);
+    return va > vb ? va - vb : vb - va;
+}
+
+int test_outlier_close(uint16_t got, uint16_t want, const uint16_t *xr, const int8_t *cbo, float scb, const int *cols,
+                       int nc)
+{
+    if (test_ulp16(got, want) <= 1) return 1;
+    double mag = 0;
+    for (int c = 0; c < nc; c++)
+        mag += fabs((double)pp8_h2f(xr[cols[c]]) * pp8_h2f(pp8_i8_weight_dequant(cbo[cols[c]], scb)));
+    double ulp = fabs((double)pp8_h2f((uint16_t)(want ^ 1)) - pp8_h2f(want));
+    return fabs((double)pp8_h2f(got) - pp8_h2f(want)) <= ulp + 2.0 * nc * ldexp(mag, -24);
+}

@@ -1,0 +1,32 @@
+/* Helpers every test executable links (tests/test_util.c): a fatal CHECK, allocation that fails loudly,
+ * and the 16-bit ulp distance and outlier tolerance the int8 tests share. Tests only. */
+#ifndef PP8_TEST_UTIL_H
+#define PP8_TEST_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* prints file:line, the condition and a message, then exits 1 */
+#define CHECK(cond, ...)                                                                                             \
+    do {                                                                                                             \
+        if (!(cond)) {                                                                                               \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                          \
+            fprintf(stderr, __VA_ARGS__);                                                                            \
+            fputc('\n', stderr);                                                                                     \
+            exit(1);                                                                                                 \
+        }                                                                                                            \
+    } while (0)
+
+/* 64-byte aligned, zeroed; exits with FAIL when out of memory */
+void *test_xmalloc(size_t n);
+/* distance in units in the last place between two fp16 / bf16 values (+0 and -0 are 0 apart) */
+long test_ulp16(uint16_t a, uint16_t b);
+/* The cuBLASLt path sums the outlier products in its own fp32 order. Allowed: 1 fp16 ulp, or (under
+ * cancellation, where Y1 + sum is much smaller than its terms) the fp32 reassociation bound
+ * 2 * ncols * 2^-24 * sum_j |x[r,j] * Wd[o,j]| plus one ulp of the expected value. */
+int test_outlier_close(uint16_t got, uint16_t want, const uint16_t *xr, const int8_t *cbo, float scb, const int *cols,
+                       int nc);
+
+#endif
