@@ -11,8 +11,9 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" >/dev/null
 mkdir -p out
 ranks=2; [ "$(nproc)" -ge 2 ] || ranks=1
-echo "== pp8 plan: ranks needed for OPT-1.3B under an 8 GiB-per-rank budget (batch 1, 8, 32)"
-./build/pp8 plan --config configs/opt-1.3b.json --mem-per-rank 8 --compare --batch 1,8,32 --json out/plan-opt-1.3b.json
+echo "== pp8 plan: ranks needed for OPT-1.3B under a 2 GiB-per-rank budget (batch 1, 8, 32)"
+./build/pp8 plan --config configs/opt-1.3b.json --mem-per-rank 2 --compare --batch 1,8,32 --json out/plan-opt-1.3b.json |
+  sed -n "/^modelled ms per token/,/^\$/p"
 echo "== pp8 plan: BLOOM-176B on A100-80GB, bf16 vs int8 (modelled; the full breakdown: pp8 plan ... --compare)"
 ./build/pp8 plan --config configs/bloom-176b.json --gpu a100-80g --compare --json out/plan-bloom-176b-a100-80g.json | sed -n '1,/^$/p;/^modelled ms per token/,/^$/p'
 plans=()
