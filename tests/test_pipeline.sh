@@ -2,7 +2,8 @@
 # Pipeline parallelism (issue 4): under mpirun, P = 1..4 ranks (as far as layers allow) give bitwise
 # identical logits to P = 1 in fp16 and int8; batched generation with sequences of different lengths
 # gives identical ids across P and across both schedules for the same --micro-batches M (1, 2, 3),
-# including M larger than the batch and batches that M does not divide.
+# including M larger than the batch and batches that M does not divide; and 1 vs 2 threads per rank
+# give bit-identical logits.
 set -u
 : "${PP8:?}" "${PP8_GOLDEN:?}" "${PP8_BUILD:?}" "${PP8_SRC:?}"
 [ -d "$PP8_GOLDEN" ] || { echo "FAIL: golden data missing: $PP8_GOLDEN"; exit 1; }
@@ -33,6 +34,16 @@ for entry in "${models[@]}"; do
       }
     done
   done
+done
+
+# thread count: 1 and 2 threads per rank give bit-identical logits (DESIGN.md, Determinism)
+for dt in fp16 int8 bf16; do
+  for th in 1 2; do
+    "$PP8" logits --config "$PP8_SRC/configs/opt-tiny-test.json" --dtype $dt --threads $th --tokens "$toks" \
+      --out "$tmp/t$th.npy" 2>"$tmp/err" || { echo "FAIL: logits --threads $th: $(cat "$tmp/err")"; fail=1; }
+    runs=$((runs + 1))
+  done
+  cmp -s "$tmp/t1.npy" "$tmp/t2.npy" || { echo "FAIL: $dt logits differ between 1 and 2 threads"; fail=1; }
 done
 
 # generate: 4 sequences of lengths 3, 5, 1, 4; M = 1, 2, 3 (3 does not divide 4) and 6 (> batch)
