@@ -1,7 +1,8 @@
 /* LLM.int8() against bitsandbytes' golden vectors (shared/golden/int8_matmul.safetensors): CB, SCB,
  * outlier columns, CA, SCA and Y bit for bit, for the scalar reference and for cpu_linear through every
  * int8 path this machine has (scalar, AVX2, AVX-512 VNNI, AMX), with 1 and 2 threads.
- * argv[1] = the vectors file; a missing file fails (never skips). Does not test speed. */
+ * argv[1] = the vectors file (default: ../shared/golden/int8_matmul.safetensors as configured); a missing
+ * file fails (never skips). Does not test speed. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,13 +58,11 @@ static const StTensor *get(const Checkpoint *ck, int cs, const char *name, DType
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "FAIL usage: test_int8_matmul path/to/int8_matmul.safetensors\n");
-        return 1;
-    }
+    /* any vectors file in the same layout can be run through it; default: the shared golden one */
+    const char *vectors = argc >= 2 ? argv[1] : PP8_DEFAULT_VECTORS;
     Checkpoint *ck = NULL;
     Err e = {{0}};
-    if (ckpt_open(&ck, argv[1], &e)) {
+    if (ckpt_open(&ck, vectors, &e)) {
         fprintf(stderr, "FAIL cannot read the golden vectors: %s\n", e.msg);
         return 1;
     }
