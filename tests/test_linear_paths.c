@@ -15,7 +15,7 @@
 
 static const int KS[] = {1, 3, 37, 64, 250, 1000};
 static const int NS[] = {1, 5, 17, 48, 100};
-static const int MS[] = {1, 2, 7, 8, 9, 33, 100};
+static const int MS[] = {1, 2, 4, 7, 8, 9, 33, 100};
 #define NK (int)(sizeof KS / sizeof KS[0])
 #define NN (int)(sizeof NS / sizeof NS[0])
 #define NM (int)(sizeof MS / sizeof MS[0])

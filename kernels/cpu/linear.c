@@ -113,8 +113,10 @@ const char *cpu_isa_string(void) { return isa_get()->str; }
 
 /* Row counts from which the AMX kernels take over from the AVX-512 kernels. Measured side by side
  * (K=4096, N=12288): at M=1 the four-stream VNNI/bf16 GEMVs read ~5-15% faster than AMX with one
- * 16-row tile; at M=2 AMX is already ~15% faster than the multi-row VNNI kernel (12.9 vs 15.0 GB/s). */
-#define LIN_I8_AMX_MIN_ROWS 2
+ * 16-row tile. int8: the multi-block VNNI kernel (lin_vnni_rq, 2-4 weight streams) reads 0.86-1.0 of
+ * the prefetching read rate at M=2..8 where amx-int8 reads 0.76-0.80 (bench-linear, (K,N) = (2048,8192)
+ * (8192,2048) (4096,12288), 1T and 2T); from M=9 the VNNI path makes two row passes and AMX leads. */
+#define LIN_I8_AMX_MIN_ROWS 9
 #define LIN_BF16_AMX_MIN_ROWS 2
 /* fp16 weights: amx-f16split (four tdpbf16ps per tile pair plus splitting the weights on the fly) takes
  * over from avx512-f16c here. Its time is flat at M <= 16 (the split, ~21-22 ms for K=2048 N=50272 1T,
