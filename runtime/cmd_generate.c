@@ -62,13 +62,8 @@ int cmd_generate(int argc, char **argv, Err *e)
     if (!o.config && !o.model) return err_set(e, "give --config C (random weights) or --model DIR");
 
     Config cfg;
-    TokenBatch tb = {0};
-    int rc = config_load(&cfg, o.model && !o.config ? o.model : o.config, e);
-    if (!rc) rc = tokens_parse(&tb, toks, cfg.vocab, e);
-    if (session_agree(rc, e)) {
-        tokens_free(&tb);
-        return -1;
-    }
+    TokenBatch tb;
+    if (session_read_tokens(&o, toks, 0, &cfg, &tb, e)) return -1;
     /* the RunState is sized for the largest micro-batch any M up to the stage count could make */
     int size = ctl_size();
     int Mmax = o.micro_batches > 0 ? o.micro_batches : 1;
@@ -76,7 +71,7 @@ int cmd_generate(int argc, char **argv, Err *e)
     int max_seqs, rows = max_group_rows(&tb, 1, &max_seqs);
     (void)size;
     Session s;
-    rc = session_open(&s, &o, rows, tb.n, tb.max_len + max_new, max_seqs, e);
+    int rc = session_open(&s, &o, rows, tb.n, tb.max_len + max_new, max_seqs, e);
     int M = o.micro_batches > 0 ? Mmax
             : o.sched == SCHED_NAIVE ? 1
                                      : session_default_micro_batches(&s, tb.n, tb.max_len, max_new);

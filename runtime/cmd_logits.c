@@ -45,19 +45,13 @@ int cmd_logits(int argc, char **argv, Err *e)
     if (!o.config && !o.model) return err_set(e, "give --config C (random weights) or --model DIR");
 
     Config cfg;
-    TokenBatch tb = {0};
-    int rc = config_load(&cfg, o.model && !o.config ? o.model : o.config, e);
-    if (!rc) rc = tokens_parse(&tb, toks, cfg.vocab, e);
-    if (!rc && tb.n != 1) rc = err_set(e, "--tokens: pp8 logits takes one sequence (no ';'); use pp8 generate for batches");
-    if (session_agree(rc, e)) {
-        tokens_free(&tb);
-        return -1;
-    }
+    TokenBatch tb;
+    if (session_read_tokens(&o, toks, 1, &cfg, &tb, e)) return -1;
     int T = tb.len[0], M = o.micro_batches > 0 ? o.micro_batches : 1;
     if (M > T) M = T;
     int chunk = (T + M - 1) / M;
     Session s;
-    rc = session_open(&s, &o, chunk, 1, T, chunk, e);
+    int rc = session_open(&s, &o, chunk, 1, T, chunk, e);
     Engine en;
     if (!rc) {
         rc = engine_init_chunked(&en, &s.m, &s.rs, s.tr, o.sched, T, tb.ids[0], M, e);

@@ -235,6 +235,24 @@ static int load_model(Session *s, int max_rows, int slots, int max_seq, int max_
     return session_agree(rc, e);
 }
 
+/* the config.json a session reads: --config, else the checkpoint's own */
+static const char *config_path(const SessionOpts *o) { return o->config ? o->config : o->model; }
+
+int session_read_tokens(const SessionOpts *o, const char *tokens, int max_seqs, Config *cfg, TokenBatch *tb, Err *e)
+{
+    memset(tb, 0, sizeof *tb);
+    int rc = config_load(cfg, config_path(o), e);
+    if (!rc) rc = tokens_parse(tb, tokens, cfg->vocab, e);
+    if (!rc && max_seqs > 0 && tb->n > max_seqs)
+        rc = err_set(e, "--tokens: %d sequences given, this command takes %d (';' separates sequences)", tb->n,
+                     max_seqs);
+    if (session_agree(rc, e)) {
+        tokens_free(tb);
+        return -1;
+    }
+    return 0;
+}
+
 int session_open(Session *s, const SessionOpts *o, int max_rows, int slots, int max_seq, int max_out, Err *e)
 {
     memset(s, 0, sizeof *s);
@@ -244,7 +262,7 @@ int session_open(Session *s, const SessionOpts *o, int max_rows, int slots, int 
     ctl_node_info(&s->local_rank, &s->local_size);
     int rc = 0;
     if (!o->config && !o->model) rc = err_set(e, "give --config C (random weights) or --model DIR (see --help)");
-    if (!rc) rc = config_load(&s->cfg, o->model && !o->config ? o->model : o->config, e);
+    if (!rc) rc = config_load(&s->cfg, config_path(o), e);
     if (!rc && o->wdt != DTYPE_I8 && o->threshold != 6.0f) {
         /* the threshold only means something for int8; accept it silently otherwise */
     }

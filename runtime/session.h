@@ -12,6 +12,7 @@
 #include "forward.h"
 #include "model.h"
 #include "pipeline.h"
+#include "tokens.h"
 
 typedef struct SessionOpts {
     const char *config;     /* --config: config.json (random weights unless --model) */
@@ -55,6 +56,10 @@ int session_open(Session *s, const SessionOpts *o, int max_rows, int slots, int 
 /* Collective: reload the weights in another dtype, keeping config, split, backend and transport. */
 int session_reload(Session *s, DType wdt, int max_rows, int slots, int max_seq, int max_out, Err *e);
 void session_close(Session *s);
+/* Collective, before session_open: loads the config (--config, else --model DIR) and parses --tokens
+ * against its vocabulary; max_seqs > 0 caps the sequence count (what `logits` needs). On failure every
+ * rank returns -1 with nothing left allocated. */
+int session_read_tokens(const SessionOpts *o, const char *tokens, int max_seqs, Config *cfg, TokenBatch *tb, Err *e);
 /* The pipelined schedule's default micro-batch count for this workload: what the planner's time model
  * says is fastest (1 where decode is weight-bound, up to the stage count where stages compute). Not
  * collective; every rank computes the same. */

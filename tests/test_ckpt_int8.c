@@ -12,16 +12,7 @@
 #include "../kernels/numerics.h"
 #include "config.h"
 #include "safetensors.h"
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                            \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fputc('\n', stderr);                                                                                       \
-            exit(1);                                                                                                   \
-        }                                                                                                              \
-    } while (0)
+#include "test_util.h"
 
 static const char *const BLOOM_LIN[] = {"self_attention.query_key_value", "self_attention.dense", "mlp.dense_h_to_4h",
                                         "mlp.dense_4h_to_h", NULL};
