@@ -30,6 +30,7 @@ typedef struct BenchArgs {
     int nsched;
     int prompt_len, gen;
     const char *json;
+    int profile;
 } BenchArgs;
 
 typedef struct BenchRun {
@@ -38,6 +39,7 @@ typedef struct BenchRun {
     int M, batch;
     double prefill_s, decode_s, roofline_tps;
     double busy[64]; /* per rank, decode phase */
+    double prof[64][PROF_COUNT]; /* --profile: per rank, seconds per op over the decode phase */
     const char *path_decode, *path_prefill;
 } BenchRun;
 
@@ -52,7 +54,9 @@ static void usage(void)
            "  --prompt-len N       prompt tokens per sequence (default 32)\n"
            "  --gen N              decode steps (default 16)\n"
            "  --schedule S[,S..]   pipelined | naive, or both to compare (default pipelined)\n"
-           "  --json FILE          write the results (and provenance) as JSON\n%s",
+           "  --json FILE          write the results (and provenance) as JSON\n"
+           "  --profile            after each run, each stage's decode time per op in ms per step (the backend\n"
+           "                       is synchronized around every op, which costs a little)\n%s",
            session_flags_help());
 }
 
@@ -105,6 +109,8 @@ static int parse(BenchArgs *a, int argc, char **argv, Err *e)
             if (!(v = cli_value(argc, argv, &i, e)) || cli_int(v, "--prompt-len", 1, 1 << 20, &a->prompt_len, e)) return -1;
         } else if (!strcmp(argv[i], "--gen")) {
             if (!(v = cli_value(argc, argv, &i, e)) || cli_int(v, "--gen", 1, 1 << 20, &a->gen, e)) return -1;
+        } else if (!strcmp(argv[i], "--profile")) {
+            a->profile = 1;
         } else if (!strcmp(argv[i], "--json")) {
             if (!(a->json = cli_value(argc, argv, &i, e))) return -1;
         } else {
@@ -161,12 +167,16 @@ static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, in
     ctl_barrier();
     double t1 = now_s();
     en.busy_s = 0;
+    double prof[PROF_COUNT] = {0};
+    if (a->profile) s->rs.prof = prof;
     engine_run(&en, 1, a->gen + 1);
     ctl_barrier();
     double t2 = now_s();
+    s->rs.prof = NULL;
     double busy = en.busy_s / (t2 - t1);
     memset(out, 0, sizeof *out);
     ctl_gather_double(&busy, 1, out->busy, 0);
+    ctl_gather_double(prof, PROF_COUNT, &out->prof[0][0], 0);
     out->dtype = dt;
     out->sched = sched;
     out->M = M;
@@ -194,6 +204,19 @@ static void print_run(const BenchRun *r, const BenchArgs *a, int ranks)
            tokens / r->decode_s, r->roofline_tps, 100.0 * (tokens / r->decode_s) / r->roofline_tps);
     for (int i = 0; i < ranks; i++) printf("%s%.0f%%", i ? "/" : "", 100 * r->busy[i]);
     printf("\n");
+    if (!a->profile) return;
+    /* ms per decode step by op and rank; "other" = wall - the ops (waiting for messages, scheduling) */
+    double step_ms = 1e3 * r->decode_s / a->gen;
+    for (int q = 0; q < ranks; q++) {
+        double sum = 0;
+        printf("    rank %d ms/step:", q);
+        for (int op = 0; op < PROF_COUNT; op++) {
+            double ms = 1e3 * r->prof[q][op] / a->gen;
+            sum += ms;
+            if (ms >= 0.005) printf(" %s %.2f", prof_op_name[op], ms);
+        }
+        printf(" | ops %.2f of %.2f (rest %.2f)\n", sum, step_ms, step_ms - sum);
+    }
 }
 
 static cJSON *json_report(const BenchArgs *a, Session *s, const BenchRun *runs, int nruns, double bw_pf, double bw_plain,

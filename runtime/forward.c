@@ -5,10 +5,36 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../kernels/check.h"
 
 #define ALIGN 64
+
+const char *const prof_op_name[PROF_COUNT] = {"embed", "layernorm", "qkv", "attention", "out", "fc1",
+                                              "act", "fc2", "add", "head", "sample"};
+
+double prof_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* run STMT, adding its wall time to rs->prof[OP] when profiling */
+#define PROF(OP, STMT)                                                                                               \
+    do {                                                                                                             \
+        double t0_ = 0;                                                                                              \
+        if (rs->prof) {                                                                                              \
+            be->sync(ctx);                                                                                           \
+            t0_ = prof_now();                                                                                        \
+        }                                                                                                            \
+        STMT;                                                                                                        \
+        if (rs->prof) {                                                                                              \
+            be->sync(ctx);                                                                                           \
+            rs->prof[OP] += prof_now() - t0_;                                                                        \
+        }                                                                                                            \
+    } while (0)
 
 static size_t al(size_t b) { return (b + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
 
@@ -91,11 +117,11 @@ void stage_forward(const Model *m, RunState *rs, int rows, const int32_t *tokens
     if (m->first) {
         be->to_device(ctx, rs->tokens, tokens, sizeof(int32_t) * rows);
         if (c->arch == ARCH_BLOOM) {
-            be->embed(ctx, rs->x, rs->tokens, rs->pos, rows, m->embed, NULL, 0, D, m->act);
-            be->layernorm(ctx, rs->x, rs->x, m->emb_ln_g, m->emb_ln_b, rows, D, c->ln_eps, m->act);
+            PROF(PROF_EMBED, be->embed(ctx, rs->x, rs->tokens, rs->pos, rows, m->embed, NULL, 0, D, m->act);
+                 be->layernorm(ctx, rs->x, rs->x, m->emb_ln_g, m->emb_ln_b, rows, D, c->ln_eps, m->act));
         } else {
             /* OPTLearnedPositionalEmbedding: position p reads row p + 2 */
-            be->embed(ctx, rs->x, rs->tokens, rs->pos, rows, m->embed, m->pos_embed, 2, D, m->act);
+            PROF(PROF_EMBED, be->embed(ctx, rs->x, rs->tokens, rs->pos, rows, m->embed, m->pos_embed, 2, D, m->act));
         }
     }
 
@@ -107,10 +133,10 @@ void stage_forward(const Model *m, RunState *rs, int rows, const int32_t *tokens
             .k_cache = rs->k_cache + l * layer_kv, .v_cache = rs->v_cache + l * layer_kv,
             .max_seq = rs->max_seq, .out = rs->att, .act = m->act,
         };
-        be->layernorm(ctx, rs->h, rs->x, w->ln1_g, w->ln1_b, rows, D, c->ln_eps, m->act);
+        PROF(PROF_LAYERNORM, be->layernorm(ctx, rs->h, rs->x, w->ln1_g, w->ln1_b, rows, D, c->ln_eps, m->act));
         if (c->arch == ARCH_BLOOM) {
             /* fused query_key_value, rows interleaved per head: [head][q|k|v][E] */
-            linear(m, &w->qkv, rs->h, rows, rs->qkv);
+            PROF(PROF_QKV, linear(m, &w->qkv, rs->h, rows, rs->qkv));
             a.q = rs->qkv;
             a.k = rs->qkv + E;
             a.v = rs->qkv + 2 * E;
@@ -119,34 +145,33 @@ void stage_forward(const Model *m, RunState *rs, int rows, const int32_t *tokens
             a.alibi = m->alibi;
             a.score_scale = 1.0f / sqrtf((float)E); /* BloomAttention inv_norm_factor */
         } else {
-            linear(m, &w->q, rs->h, rows, rs->qkv);
-            linear(m, &w->k, rs->h, rows, rs->qkv + RD);
-            linear(m, &w->v, rs->h, rows, rs->qkv + 2 * RD);
+            /* q_proj | k_proj | v_proj stacked (model.c): each row is [q | k | v] */
+            PROF(PROF_QKV, linear(m, &w->qkv, rs->h, rows, rs->qkv));
             a.q = rs->qkv;
-            a.k = rs->qkv + RD;
-            a.v = rs->qkv + 2 * RD;
-            a.row_stride = D;
+            a.k = rs->qkv + D;
+            a.v = rs->qkv + 2 * D;
+            a.row_stride = 3 * D;
             a.head_stride = E;
             a.score_scale = 1.0f / sqrtf((float)E); /* OPTAttention scaling = head_dim^-0.5 */
         }
-        be->attention(ctx, &a);
-        linear(m, &w->out, rs->att, rows, rs->tmp);
-        be->add(ctx, rs->x, rs->x, rs->tmp, RD, m->act);
+        PROF(PROF_ATTENTION, be->attention(ctx, &a));
+        PROF(PROF_OUT, linear(m, &w->out, rs->att, rows, rs->tmp));
+        PROF(PROF_ADD, be->add(ctx, rs->x, rs->x, rs->tmp, RD, m->act));
 
-        be->layernorm(ctx, rs->h, rs->x, w->ln2_g, w->ln2_b, rows, D, c->ln_eps, m->act);
-        linear(m, &w->fc1, rs->h, rows, rs->ffn);
+        PROF(PROF_LAYERNORM, be->layernorm(ctx, rs->h, rs->x, w->ln2_g, w->ln2_b, rows, D, c->ln_eps, m->act));
+        PROF(PROF_FC1, linear(m, &w->fc1, rs->h, rows, rs->ffn));
         if (c->arch == ARCH_BLOOM)
-            be->gelu(ctx, rs->ffn, (size_t)rows * F, m->act);
+            PROF(PROF_ACT, be->gelu(ctx, rs->ffn, (size_t)rows * F, m->act));
         else
-            be->relu(ctx, rs->ffn, (size_t)rows * F, m->act);
-        linear(m, &w->fc2, rs->ffn, rows, rs->tmp);
-        be->add(ctx, rs->x, rs->x, rs->tmp, RD, m->act);
+            PROF(PROF_ACT, be->relu(ctx, rs->ffn, (size_t)rows * F, m->act));
+        PROF(PROF_FC2, linear(m, &w->fc2, rs->ffn, rows, rs->tmp));
+        PROF(PROF_ADD, be->add(ctx, rs->x, rs->x, rs->tmp, RD, m->act));
     }
 
     if (m->last && nout > 0) {
         be->to_device(ctx, rs->out_idx, out_idx, sizeof(int32_t) * nout);
-        be->gather_rows(ctx, rs->sel, rs->x, rs->out_idx, nout, 2 * (size_t)D);
-        be->layernorm(ctx, rs->sel, rs->sel, m->lnf_g, m->lnf_b, nout, D, c->ln_eps, m->act);
-        be->linear(ctx, &m->lm_head, rs->sel, nout, m->act, rs->logits, DTYPE_F32, 0.0f);
+        PROF(PROF_HEAD, be->gather_rows(ctx, rs->sel, rs->x, rs->out_idx, nout, 2 * (size_t)D);
+             be->layernorm(ctx, rs->sel, rs->sel, m->lnf_g, m->lnf_b, nout, D, c->ln_eps, m->act);
+             be->linear(ctx, &m->lm_head, rs->sel, nout, m->act, rs->logits, DTYPE_F32, 0.0f));
     }
 }

@@ -12,11 +12,19 @@
 
 #include "model.h"
 
+/* Per-op wall time of stage_forward() (pp8 bench --profile): the backend is synchronized around each op,
+ * so the figures hold for asynchronous backends too, at some cost. */
+typedef enum ProfOp {
+    PROF_EMBED, PROF_LAYERNORM, PROF_QKV, PROF_ATTENTION, PROF_OUT, PROF_FC1, PROF_ACT, PROF_FC2, PROF_ADD, PROF_HEAD,
+    PROF_SAMPLE, PROF_COUNT
+} ProfOp;
+extern const char *const prof_op_name[PROF_COUNT];
+
 typedef struct RunState {
     int max_rows, slots, max_seq, max_out;
     uint16_t *x;      /* (R, D) residual stream; what crosses between ranks */
     uint16_t *h;      /* (R, D) LayerNorm output */
-    uint16_t *qkv;    /* (R, 3D) BLOOM fused qkv, or OPT q | k | v planes of (R, D) each */
+    uint16_t *qkv;    /* (R, 3D) BLOOM rows [head][q|k|v][E], OPT rows [q|k|v][D] */
     uint16_t *att;    /* (R, D) attention output */
     uint16_t *ffn;    /* (R, F) */
     uint16_t *tmp;    /* (R, D) projection outputs before the residual add */
@@ -26,6 +34,7 @@ typedef struct RunState {
     uint16_t *k_cache, *v_cache;            /* (L, B, H, S, E) */
     void *arena;
     size_t arena_bytes, kv_bytes;
+    double *prof; /* (PROF_COUNT) seconds per op, summed; NULL: not profiling */
 } RunState;
 
 /* bytes runstate_alloc will take (activations + KV cache), for the planner and error messages */
@@ -36,6 +45,8 @@ void runstate_free(RunState *rs, const Model *m);
 /* rows: token ids (first rank), position and KV slot of each row (host arrays). On the first rank the
  * input comes from the embedding, elsewhere from rs->x (received). On the last rank the logits of the
  * nout rows listed in out_idx land in rs->logits (backend memory). */
+double prof_now(void); /* CLOCK_MONOTONIC seconds */
+
 void stage_forward(const Model *m, RunState *rs, int rows, const int32_t *tokens, const int32_t *pos,
                    const int32_t *slot, const int32_t *out_idx, int nout);
 

@@ -75,13 +75,7 @@ static void carve_all(Loader *ld)
         w->ln1_b = carve(ld, 2 * D);
         w->ln2_g = carve(ld, 2 * D);
         w->ln2_b = carve(ld, 2 * D);
-        if (c->arch == ARCH_BLOOM) {
-            carve_linear(ld, &w->qkv, m->wdt, 3 * c->hidden, c->hidden, true);
-        } else {
-            carve_linear(ld, &w->q, m->wdt, c->hidden, c->hidden, true);
-            carve_linear(ld, &w->k, m->wdt, c->hidden, c->hidden, true);
-            carve_linear(ld, &w->v, m->wdt, c->hidden, c->hidden, true);
-        }
+        carve_linear(ld, &w->qkv, m->wdt, 3 * c->hidden, c->hidden, true);
         carve_linear(ld, &w->out, m->wdt, c->hidden, c->hidden, true);
         carve_linear(ld, &w->fc1, m->wdt, c->ffn, c->hidden, true);
         carve_linear(ld, &w->fc2, m->wdt, c->hidden, c->ffn, true);
@@ -183,47 +177,74 @@ static int load16(Loader *ld, uint16_t *dst, const char *name, int64_t rows, int
     return 0;
 }
 
-static int load_linear(Loader *ld, Linear *w, const char *base)
+/* One Linear from nparts checkpoint linears stacked along the output rows (OPT's q_proj, k_proj and
+ * v_proj as one (3D, D) layer: one activation quantization and one weight stream instead of three; per
+ * output row the result is the same bits as three separate layers, since LLM.int8() scales weights per
+ * row and activations per token over the shared input). Each part is checked and read under its own
+ * name, so errors and random weights are exactly those of the separate tensors. */
+static int load_linear_parts(Loader *ld, Linear *w, const char *const *bases, int nparts)
 {
     Model *m = ld->m;
     Backend *be = m->be;
     char name[256];
-    size_t nk = (size_t)w->n * (size_t)w->k;
-    const StTensor *scb_t = NULL;
-    if (ld->ck) {
-        snprintf(name, sizeof name, "%s.SCB", base);
-        scb_t = ckpt_find(ld->ck, name);
+    const int pn = w->n / nparts;
+    const size_t nk = (size_t)w->n * (size_t)w->k, pnk = (size_t)pn * (size_t)w->k;
+    int n8 = 0;
+    for (int p = 0; p < nparts; p++) {
+        snprintf(name, sizeof name, "%s.SCB", bases[p]);
+        if (ld->ck && ckpt_find(ld->ck, name)) n8++;
     }
-    if (scb_t) {
+    for (int p = 0; n8 && n8 != nparts && p < nparts; p++) {
+        snprintf(name, sizeof name, "%s.SCB", bases[p]);
+        if (ckpt_find(ld->ck, name)) continue;
+        snprintf(name, sizeof name, "%s.weight", bases[p]);
+        const StTensor *t = ckpt_find(ld->ck, name);
+        if (t && t->dtype == DTYPE_I8)
+            return err_set(ld->e, "%s: tensor '%s' is I8 but '%s.SCB' is missing: an 8-bit checkpoint needs the "
+                                  "per-row scales SCB (F32 [%d]) next to every int8 weight",
+                           ckpt_dir(ld->ck), name, bases[p], pn);
+        return err_set(ld->e, "%s: '%s' is 16-bit but '%s' is 8-bit (int8 + SCB): they are loaded as one layer; "
+                              "quantize the whole checkpoint (pp8 quantize)",
+                       ckpt_dir(ld->ck), bases[p], bases[p ? 0 : nparts - 1]);
+    }
+    if (n8) {
         /* an 8-bit checkpoint (pp8 quantize or transformers' save of load_in_8bit): CB and SCB as they are */
         if (w->wdt != DTYPE_I8)
-            return err_set(ld->e, "%s: tensor '%s' is int8 (an 8-bit checkpoint); run it with --dtype int8",
-                           ckpt_dir(ld->ck), name);
-        const StTensor *cb, *scb, *fmt;
-        int64_t shape[2] = {w->n, w->k}, nshape[1] = {w->n};
-        if (ckpt_get(ld->ck, &cb, DTYPE_I8, 2, shape, ld->e, "%s.weight", base)) return -1;
-        if (ckpt_get(ld->ck, &scb, DTYPE_F32, 1, nshape, ld->e, "%s.SCB", base)) return -1;
-        snprintf(name, sizeof name, "%s.weight_format", base);
-        if ((fmt = ckpt_find(ld->ck, name))) {
-            if (fmt->bytes < 1 || fmt->dtype != DTYPE_U8 || ((const uint8_t *)fmt->data)[0] != 0)
-                return err_set(ld->e, "%s: tensor '%s' is not 0 (row-wise int8): pp8 loads only row-format 8-bit "
-                                      "checkpoints; re-save it with bitsandbytes >= 0.45 or use pp8 quantize",
-                               ckpt_dir(ld->ck), name);
+            return err_set(ld->e, "%s: tensor '%s.SCB' is int8 (an 8-bit checkpoint); run it with --dtype int8",
+                           ckpt_dir(ld->ck), bases[0]);
+        if (stage_bytes(ld, nk)) return -1;
+        int8_t *cbs = (int8_t *)ld->host;
+        for (int p = 0; p < nparts; p++) {
+            const StTensor *cb, *scb, *fmt;
+            int64_t shape[2] = {pn, w->k}, nshape[1] = {pn};
+            if (ckpt_get(ld->ck, &cb, DTYPE_I8, 2, shape, ld->e, "%s.weight", bases[p])) return -1;
+            if (ckpt_get(ld->ck, &scb, DTYPE_F32, 1, nshape, ld->e, "%s.SCB", bases[p])) return -1;
+            snprintf(name, sizeof name, "%s.weight_format", bases[p]);
+            if ((fmt = ckpt_find(ld->ck, name))) {
+                if (fmt->bytes < 1 || fmt->dtype != DTYPE_U8 || ((const uint8_t *)fmt->data)[0] != 0)
+                    return err_set(ld->e, "%s: tensor '%s' is not 0 (row-wise int8): pp8 loads only row-format 8-bit "
+                                          "checkpoints; re-save it with bitsandbytes >= 0.45 or use pp8 quantize",
+                                   ckpt_dir(ld->ck), name);
+            }
+            memcpy(cbs + p * pnk, cb->data, pnk);
+            memcpy(ld->host_scb + (size_t)p * pn, scb->data, sizeof(float) * (size_t)pn);
         }
-        be->linear_pack(be->ctx, w, cb->data, scb->data);
+        be->linear_pack(be->ctx, w, cbs, ld->host_scb);
     } else {
-        snprintf(name, sizeof name, "%s.weight", base);
-        if (ld->ck) {
-            const StTensor *t = ckpt_find(ld->ck, name);
-            if (t && t->dtype == DTYPE_I8)
-                return err_set(ld->e, "%s: tensor '%s' is I8 but '%s.SCB' is missing: an 8-bit checkpoint needs the "
-                                      "per-row scales SCB (F32 [%d]) next to every int8 weight",
-                               ckpt_dir(ld->ck), name, base, w->n);
-        }
         DType stage = w->wdt == DTYPE_BF16 ? DTYPE_BF16 : DTYPE_F16; /* LLM.int8() quantizes the fp16 weight */
         if (stage_bytes(ld, 2 * nk + nk)) return -1;
         uint16_t *w16 = ld->host;
-        if (fetch16(ld, w16, stage, name, w->n, w->k, FILL_WEIGHT)) return -1;
+        for (int p = 0; p < nparts; p++) {
+            snprintf(name, sizeof name, "%s.weight", bases[p]);
+            if (ld->ck) {
+                const StTensor *t = ckpt_find(ld->ck, name);
+                if (t && t->dtype == DTYPE_I8)
+                    return err_set(ld->e, "%s: tensor '%s' is I8 but '%s.SCB' is missing: an 8-bit checkpoint needs "
+                                          "the per-row scales SCB (F32 [%d]) next to every int8 weight",
+                                   ckpt_dir(ld->ck), name, bases[p], pn);
+            }
+            if (fetch16(ld, w16 + p * pnk, stage, name, pn, w->k, FILL_WEIGHT)) return -1;
+        }
         if (w->wdt == DTYPE_I8) {
             int8_t *cb = (int8_t *)(w16 + nk);
             float *scb = ld->host_scb;
@@ -235,12 +256,15 @@ static int load_linear(Loader *ld, Linear *w, const char *base)
             be->linear_pack(be->ctx, w, w16, NULL);
         }
     }
-    if (w->bias) {
-        snprintf(name, sizeof name, "%s.bias", base);
-        if (load16(ld, w->bias, name, w->n, 0, FILL_BIAS)) return -1;
-    }
+    if (w->bias)
+        for (int p = 0; p < nparts; p++) {
+            snprintf(name, sizeof name, "%s.bias", bases[p]);
+            if (load16(ld, w->bias + (size_t)p * pn, name, pn, 0, FILL_BIAS)) return -1;
+        }
     return 0;
 }
+
+static int load_linear(Loader *ld, Linear *w, const char *base) { return load_linear_parts(ld, w, &base, 1); }
 
 static int load_layer(Loader *ld, LayerWeights *w, int l)
 {
@@ -270,12 +294,12 @@ static int load_layer(Loader *ld, LayerWeights *w, int l)
     if (load16(ld, w->ln1_g, n, c->hidden, 0, FILL_GAIN)) return -1;
     snprintf(n, sizeof n, "%s.self_attn_layer_norm.bias", b);
     if (load16(ld, w->ln1_b, n, c->hidden, 0, FILL_BIAS)) return -1;
-    snprintf(n, sizeof n, "%s.self_attn.q_proj", b);
-    if (load_linear(ld, &w->q, n)) return -1;
-    snprintf(n, sizeof n, "%s.self_attn.k_proj", b);
-    if (load_linear(ld, &w->k, n)) return -1;
-    snprintf(n, sizeof n, "%s.self_attn.v_proj", b);
-    if (load_linear(ld, &w->v, n)) return -1;
+    char q[200], k[200], v[200];
+    snprintf(q, sizeof q, "%s.self_attn.q_proj", b);
+    snprintf(k, sizeof k, "%s.self_attn.k_proj", b);
+    snprintf(v, sizeof v, "%s.self_attn.v_proj", b);
+    const char *qkv[3] = {q, k, v};
+    if (load_linear_parts(ld, &w->qkv, qkv, 3)) return -1;
     snprintf(n, sizeof n, "%s.self_attn.out_proj", b);
     if (load_linear(ld, &w->out, n)) return -1;
     snprintf(n, sizeof n, "%s.final_layer_norm.weight", b);
@@ -413,8 +437,7 @@ static int model_load_slice(Model *m, const Config *cfg, const ModelOptions *o, 
 
     for (int l = 0; l < L; l++) {
         LayerWeights *w = &m->layers[l];
-        m->weight_bytes_read += linear_read_bytes(&w->qkv) + linear_read_bytes(&w->q) + linear_read_bytes(&w->k) +
-                                linear_read_bytes(&w->v) + linear_read_bytes(&w->out) + linear_read_bytes(&w->fc1) +
+        m->weight_bytes_read += linear_read_bytes(&w->qkv) + linear_read_bytes(&w->out) + linear_read_bytes(&w->fc1) +
                                 linear_read_bytes(&w->fc2) + 8 * (size_t)cfg->hidden;
     }
     if (m->last) m->weight_bytes_read += linear_read_bytes(&m->lm_head) + 4 * (size_t)cfg->hidden;

@@ -15,8 +15,8 @@
 
 typedef struct LayerWeights {
     uint16_t *ln1_g, *ln1_b; /* (D) BLOOM input_layernorm / OPT self_attn_layer_norm */
-    Linear qkv;              /* BLOOM (3D, D), rows [head][q|k|v][E] */
-    Linear q, k, v;          /* OPT (D, D) each */
+    Linear qkv;              /* (3D, D): BLOOM's query_key_value, rows [head][q|k|v][E]; OPT's q_proj,
+                              * k_proj, v_proj stacked, rows [q|k|v][D] */
     Linear out;              /* (D, D) BLOOM self_attention.dense / OPT out_proj */
     uint16_t *ln2_g, *ln2_b; /* (D) BLOOM post_attention_layernorm / OPT final_layer_norm */
     Linear fc1;              /* (F, D) BLOOM dense_h_to_4h / OPT fc1 */

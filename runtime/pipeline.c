@@ -158,12 +158,22 @@ static int item_rows(Engine *en, int step, int i, int *nout)
 }
 
 /* greedy: the first index of the largest logit */
+/* greedy choice: the first index of the largest value (NaNs never win; v[0] = NaN gives 0). Two passes
+ * so the compiler can vectorize the first (16 independent maxima; a > b ? a : b is maxps): the
+ * dependent compare-and-index loop took ~1.5 ms per step over 8 x 50272 logits. */
 static int32_t argmax(const float *v, int n)
 {
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
-    return best;
+    float lane[16];
+    for (int l = 0; l < 16; l++) lane[l] = v[0];
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) lane[l] = v[i + l] > lane[l] ? v[i + l] : lane[l];
+    float best = v[0];
+    for (int l = 0; l < 16; l++) best = lane[l] > best ? lane[l] : best;
+    for (; i < n; i++) best = v[i] > best ? v[i] : best;
+    for (int j = 0; j < n; j++)
+        if (v[j] == best) return j;
+    return 0;
 }
 
 /* which sequence the j-th logit row of item (step, i) belongs to */
@@ -239,8 +249,10 @@ void engine_run(Engine *en, int first, int last)
             double t0 = now_s();
             stage_forward(m, rs, rows, en->h_tok, en->h_pos, en->h_slot, en->h_out, m->last ? nout : 0);
             if (m->last) {
+                double ts = rs->prof ? now_s() : 0;
                 be->to_host(be->ctx, en->h_logits, rs->logits, sizeof(float) * (size_t)nout * V);
                 for (int j = 0; j < nout; j++) en->h_sampled[j] = argmax(en->h_logits + (size_t)j * V, V);
+                if (rs->prof) rs->prof[PROF_SAMPLE] += now_s() - ts;
                 if (en->chunked)
                     memcpy(en->all_logits + (size_t)en->chunk[i] * V, en->h_logits, sizeof(float) * (size_t)nout * V);
             } else {

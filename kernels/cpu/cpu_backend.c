@@ -155,7 +155,11 @@ static void cpu_attention(void *ctx, const AttnArgs *a)
         }
     /* 2. per (row, head): fp32 scores over positions 0..pos in blocks of 64 keys, online softmax across
      *    blocks (the accumulator is rescaled once per block whose max exceeds the running max), output
-     *    rounded once. Each (row, head) is one thread's, in key order: thread-count independent. */
+     *    rounded once. Each (row, head) is one thread's, in key order: thread-count independent. The
+     *    block's keys are scored 16 at a time and its values summed with the accumulator in registers
+     *    (vec.h dots / axpys, bitwise the per-key loop). Reading all of a row's heads in one long
+     *    stream, keys then values, measured no faster (OPT-1.3B shape, batch 32: ~40 ms for 24 layers
+     *    either way; the cache rows read at 8-10 GB/s against ~13 for a plain sum over the same bytes). */
 #pragma omp parallel for num_threads(c->threads) schedule(static) collapse(2)
     for (int r = 0; r < a->rows; r++)
         for (int h = 0; h < H; h++) {
@@ -169,10 +173,10 @@ static void cpu_attention(void *ctx, const AttnArgs *a)
             for (int j0 = 0; j0 <= a->pos[r]; j0 += ATTN_BLOCK) {
                 int nb = a->pos[r] + 1 - j0 < ATTN_BLOCK ? a->pos[r] + 1 - j0 : ATTN_BLOCK;
                 float bm = -INFINITY;
+                c->v->dots(q, kc + (size_t)j0 * E, nb, E, sc, a->act);
                 for (int jj = 0; jj < nb; jj++) {
-                    int j = j0 + jj;
-                    float s = a->score_scale * c->v->dot(q, kc + (size_t)j * E, E, a->act);
-                    if (a->alibi) s += slope * (float)j;
+                    float s = a->score_scale * sc[jj];
+                    if (a->alibi) s += slope * (float)(j0 + jj);
                     sc[jj] = s;
                     bm = s > bm ? s : bm;
                 }
@@ -183,10 +187,10 @@ static void cpu_attention(void *ctx, const AttnArgs *a)
                 }
                 l *= corr;
                 for (int jj = 0; jj < nb; jj++) {
-                    float p = expf(sc[jj] - m);
-                    l += p;
-                    c->v->scale_axpy(acc, jj == 0 ? corr : 1.0f, p, vc + (size_t)(j0 + jj) * E, E, a->act);
+                    sc[jj] = expf(sc[jj] - m);
+                    l += sc[jj];
                 }
+                c->v->axpys(acc, corr, sc, vc + (size_t)j0 * E, nb, E, a->act);
             }
             float inv = 1.0f / l;
             for (int i = 0; i < E; i++) acc[i] *= inv;

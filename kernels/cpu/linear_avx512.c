@@ -469,7 +469,8 @@ static inline void lin_f16_r1x4(const uint16_t *wb, size_t bs, const float *x, i
 }
 
 /* R rows (2..16) per pass over a block: one vcvtph2ps (2 uops on the FMA ports) feeds R FMAs, so 16
- * rows keep ~89% of the FMA slots for FMAs (8 rows: 80%) */
+ * rows keep ~89% of the FMA slots for FMAs (8 rows: 80%). Since lin_f16_rq: the tail blocks of a range
+ * and M > 16 only. */
 static inline __attribute__((always_inline)) void lin_f16_rn(const uint16_t *wb, const float *x, int kp, int ld,
                                                              int R, float *out)
 {
@@ -487,10 +488,60 @@ static inline __attribute__((always_inline)) void lin_f16_rn(const uint16_t *wb,
     for (int r = 0; r < R; r++) _mm512_store_ps(out + r * 16, s[r]);
 }
 
+/* R rows (2..12) by Q blocks side by side (the fp16 form of lin_vnni_rq): each row's broadcast x value
+ * feeds Q FMAs, where lin_f16_rn spends one embedded-broadcast load per FMA and reaches ~0.55 of the
+ * FMA rate at R=8 (L1-resident microbenchmark, ns per 16 weights: R=8 2.62 one block, 1.70 two; R=12
+ * 3.72 vs 2.46; the read budget at 18.7 GB/s is 1.71). The floor is then the FMA ports: R FMAs + 2 uops of
+ * vcvtph2ps per 16 weights, (R+2)/2 cycles, below the read time up to R ~ 9. Each output keeps one accumulator summed in k
+ * order, as lin_f16_rn, so the bits do not depend on Q, the grouping of blocks or the threads.
+ * out: (Q, R, 16). Prefetch as lin_vnni_rq: LIN_PF_BYTES ahead on each stream, running on into the
+ * next group's streams over the last LIN_PF_BYTES of a block (bench-linear K=2048 N=50272 1T, M=4/8/12: 4-8
+ * KiB, a second level 512 B ahead, or prefetching x's rows measured within the VM's noise or slower). */
+static inline __attribute__((always_inline)) void lin_f16_rq(const uint16_t *wb, size_t bs, const float *x, int kp,
+                                                             int ld, int R, int Q, float *out)
+{
+    __m512 s[4][12];
+    const char *p[4];
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; q++) {
+        p[q] = (const char *)wb + q * bs;
+#pragma GCC unroll 12
+        for (int r = 0; r < R; r++) s[q][r] = _mm512_setzero_ps();
+    }
+    int kg = kp / 2; /* 64-byte groups of two k per stream */
+    int gs = kg - LIN_PF_BYTES / 64 > 0 ? kg - LIN_PF_BYTES / 64 : 0;
+    const char *pf = (const char *)wb + LIN_PF_BYTES;
+    for (int g = 0; g < kg; g++) {
+        size_t o = (size_t)g * 64;
+        if (g == gs) pf += (size_t)(Q - 1) * bs;
+#pragma GCC unroll 4
+        for (int q = 0; q < Q; q++) _mm_prefetch(pf + q * bs + o, _MM_HINT_T0);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m512 wv[4];
+#pragma GCC unroll 4
+            for (int q = 0; q < Q; q++) wv[q] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(p[q] + o + 32 * h)));
+#pragma GCC unroll 12
+            for (int r = 0; r < R; r++) {
+                __m512 xv = _mm512_set1_ps(x[(size_t)r * ld + 2 * g + h]);
+#pragma GCC unroll 4
+                for (int q = 0; q < Q; q++) s[q][r] = _mm512_fmadd_ps(xv, wv[q], s[q][r]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; q++)
+#pragma GCC unroll 12
+        for (int r = 0; r < R; r++) _mm512_store_ps(out + (q * R + r) * 16, s[q][r]);
+}
+
+/* blocks per pass of lin_f16_rq for R rows: R*Q accumulators + Q converted weights + 1 broadcast <= 32 */
+static inline int lin_f16_q(int R) { return R <= 4 ? 4 : R <= 8 ? 3 : 2; }
+
 void lin_f16_avx512(const LinJob *j, int b0, int b1, void *ts)
 {
     int kp = j->kp;
-    float *acc = ts;
+    float *acc = ts; /* (4 blocks, 12 rows, 16) */
     const uint16_t *W = j->w->w;
     const float *xs = j->xs;
     int b = b0;
@@ -499,6 +550,34 @@ void lin_f16_avx512(const LinJob *j, int b0, int b1, void *ts)
             lin_f16_r1x4(W + (size_t)b * 16 * kp, (size_t)16 * kp, xs, kp, acc);
             for (int q = 0; q < 4; q++) lin_16_epilogue_avx512(j, b + q, 0, 1, acc + 16 * q, 16);
         }
+    if (j->m >= 2 && j->m <= 16) {
+        /* rows per pass P: all of M <= 12 (two passes of 6 at M=12 measured the same, 19.6 vs 19.9 ms); 13-16
+         * rows (AMX's range, here where AMX is absent or x is not finite) in two passes of 7-8 rows over each
+         * group of blocks, the second reading the group from L2, Q (= lin_f16_q(P)) the same for both */
+        int P = j->m <= 12 ? j->m : (j->m + 1) / 2, Q = lin_f16_q(P);
+        size_t bs = (size_t)32 * kp;
+        for (; b + Q <= b1; b += Q) {
+            const uint16_t *wb = W + (size_t)b * 16 * kp;
+            for (int r0 = 0; r0 < j->m; r0 += P) {
+                int R = j->m - r0 < P ? j->m - r0 : P;
+                const float *x = xs + (size_t)r0 * j->xs_ld;
+                switch (R) {
+                case 2: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 2, 4, acc); break;
+                case 3: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 3, 4, acc); break;
+                case 4: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 4, 4, acc); break;
+                case 5: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 5, 3, acc); break;
+                case 6: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 6, 3, acc); break;
+                case 7: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 7, 3, acc); break;
+                case 8: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 8, 3, acc); break;
+                case 9: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 9, 2, acc); break;
+                case 10: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 10, 2, acc); break;
+                case 11: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 11, 2, acc); break;
+                default: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 12, 2, acc); break;
+                }
+                for (int q = 0; q < Q; q++) lin_16_epilogue_avx512(j, b + q, r0, R, acc + q * R * 16, 16);
+            }
+        }
+    }
     for (; b < b1; b++) {
         const uint16_t *wb = W + (size_t)b * 16 * kp;
         for (int r0 = 0; r0 < j->m; r0 += 16) {

@@ -42,6 +42,17 @@ static void s_scale_axpy(float *acc, float c, float p, const uint16_t *v, int n,
     for (int i = 0; i < n; i++) acc[i] = acc[i] * c + p * ld1(v, i, t);
 }
 
+static void s_dots(const float *q, const uint16_t *k, int n, int E, float *s, DType t)
+{
+    for (int j = 0; j < n; j++) s[j] = s_dot(q, k + (size_t)j * E, E, t);
+}
+
+/* acc * 1 == acc exactly, so the keys after the first need no multiply */
+static void s_axpys(float *acc, float c, const float *p, const uint16_t *v, int n, int E, DType t)
+{
+    for (int j = 0; j < n; j++) s_scale_axpy(acc, j == 0 ? c : 1.0f, p[j], v + (size_t)j * E, E, t);
+}
+
 static float s_sum(const float *x, int n)
 {
     float acc[16] = {0};
@@ -68,7 +79,7 @@ static float s_sqdev(const float *x, float mean, int n)
     return lanes_total(acc);
 }
 
-static const VecOps SCALAR = {s_load, s_store, s_dot, s_scale_axpy, s_sum, s_sqdev};
+static const VecOps SCALAR = {s_load, s_store, s_dot, s_scale_axpy, s_dots, s_axpys, s_sum, s_sqdev};
 
 const VecOps *vec_ops_scalar(void) { return &SCALAR; }
 

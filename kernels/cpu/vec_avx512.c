@@ -72,6 +72,111 @@ static void v_scale_axpy(float *acc, float c, float p, const uint16_t *v, int n,
     }
 }
 
+/* out[kk] = lanes_total(a[kk]) for 16 vectors at once: the same pairwise tree (l + l+8, + l+4, + l+2,
+ * + l+1), done across vectors with shuffles, then a 4x4 lane transpose into key order */
+static inline void lanes_total16(const __m512 a[16], float *out)
+{
+    __m512 t[8], u[4], v[2];
+    for (int i = 0; i < 8; i++) /* key 2i in lanes 0..7, key 2i+1 in 8..15: l + l+8 */
+        t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int i = 0; i < 4; i++) /* 128-bit block m: key 4i+m, + l+4 */
+        u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    for (int i = 0; i < 2; i++) /* block m: keys 8i+m (lanes 0,1) and 8i+4+m (lanes 2,3), + l+2 */
+        v[i] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    /* + l+1: lane 4m + e holds key m + 4e */
+    __m512 w = _mm512_add_ps(_mm512_shuffle_ps(v[0], v[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(v[0], v[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    _mm512_storeu_ps(out, _mm512_permutexvar_ps(idx, w));
+}
+
+/* Software prefetch distance in the K and V cache streams. One (row, head) reads only (pos + 1) * E
+ * values of each, a short stream that the hardware prefetcher (which restarts at every 4 KiB) picks up
+ * late; the caches of a slot's heads, and of consecutive slots, lie one after the other, so prefetching
+ * a fixed distance ahead runs on into the next head's keys (perf: without it most samples sat on the
+ * cache loads; batch 32 OPT-1.3B attention 37.8 -> see pp8 bench --profile). */
+#define VEC_KV_PF 4096
+
+/* 16 keys per pass with q in registers and one transposed reduction instead of 16 horizontal ones
+ * (E = NV * 16); NV is a constant in each instantiation so q and the sums stay in registers */
+static inline __attribute__((always_inline)) int dots16(const float *q, const uint16_t *k, int n, int E, float *s,
+                                                        DType t, const int NV)
+{
+    __m512 qv[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; i++) qv[i] = _mm512_loadu_ps(q + 16 * i);
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512 a[16];
+        const char *pf = (const char *)(k + (size_t)j * E) + VEC_KV_PF;
+        for (int b = 0; b < 16 * E * 2; b += 64) _mm_prefetch(pf + b, _MM_HINT_T0);
+#pragma GCC unroll 16
+        for (int kk = 0; kk < 16; kk++) {
+            const uint16_t *kp = k + (size_t)(j + kk) * E;
+            __m512 acc = _mm512_setzero_ps();
+#pragma GCC unroll 8
+            for (int i = 0; i < NV; i++) acc = _mm512_add_ps(acc, _mm512_mul_ps(qv[i], ld16(kp + 16 * i, t)));
+            a[kk] = acc;
+        }
+        lanes_total16(a, s + j);
+    }
+    return j;
+}
+
+static void v_dots(const float *q, const uint16_t *k, int n, int E, float *s, DType t)
+{
+    int j = 0;
+    switch (E) {
+    case 16: j = dots16(q, k, n, E, s, t, 1); break;
+    case 32: j = dots16(q, k, n, E, s, t, 2); break;
+    case 64: j = dots16(q, k, n, E, s, t, 4); break;
+    case 80: j = dots16(q, k, n, E, s, t, 5); break;
+    case 128: j = dots16(q, k, n, E, s, t, 8); break;
+    default: break;
+    }
+    for (; j < n; j++) s[j] = v_dot(q, k + (size_t)j * E, E, t);
+}
+
+/* the accumulator stays in registers over all n values (E = NV * 16) */
+static inline __attribute__((always_inline)) void axpys_nv(float *acc, float c, const float *p, const uint16_t *v,
+                                                           int n, int E, DType t, const int NV)
+{
+    __m512 a[8];
+    __m512 vc = _mm512_set1_ps(c);
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; i++) a[i] = _mm512_loadu_ps(acc + 16 * i);
+    if (n > 0) {
+        __m512 vp = _mm512_set1_ps(p[0]);
+#pragma GCC unroll 8
+        for (int i = 0; i < NV; i++) a[i] = _mm512_add_ps(_mm512_mul_ps(a[i], vc), _mm512_mul_ps(vp, ld16(v + 16 * i, t)));
+    }
+    for (int j = 1; j < n; j++) {
+        __m512 vp = _mm512_set1_ps(p[j]);
+        const uint16_t *vj = v + (size_t)j * E;
+        for (int b = 0; b < E * 2; b += 64) _mm_prefetch((const char *)vj + VEC_KV_PF + b, _MM_HINT_T0);
+#pragma GCC unroll 8
+        for (int i = 0; i < NV; i++) a[i] = _mm512_add_ps(a[i], _mm512_mul_ps(vp, ld16(vj + 16 * i, t)));
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; i++) _mm512_storeu_ps(acc + 16 * i, a[i]);
+}
+
+static void v_axpys(float *acc, float c, const float *p, const uint16_t *v, int n, int E, DType t)
+{
+    switch (E) {
+    case 16: axpys_nv(acc, c, p, v, n, E, t, 1); return;
+    case 32: axpys_nv(acc, c, p, v, n, E, t, 2); return;
+    case 64: axpys_nv(acc, c, p, v, n, E, t, 4); return;
+    case 80: axpys_nv(acc, c, p, v, n, E, t, 5); return;
+    case 128: axpys_nv(acc, c, p, v, n, E, t, 8); return;
+    default: break;
+    }
+    for (int j = 0; j < n; j++) v_scale_axpy(acc, j == 0 ? c : 1.0f, p[j], v + (size_t)j * E, E, t);
+}
+
 static float v_sum(const float *x, int n)
 {
     __m512 acc = _mm512_setzero_ps();
@@ -100,6 +205,6 @@ static float v_sqdev(const float *x, float mean, int n)
     return lanes_total(acc);
 }
 
-static const VecOps AVX512 = {v_load, v_store, v_dot, v_scale_axpy, v_sum, v_sqdev};
+static const VecOps AVX512 = {v_load, v_store, v_dot, v_scale_axpy, v_dots, v_axpys, v_sum, v_sqdev};
 
 const VecOps *vec_ops_avx512(void) { return &AVX512; }
