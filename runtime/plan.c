@@ -398,21 +398,28 @@ double plan_prefill_ms(const Config *c, const PlanRequest *r, const Plan *p, int
     return ms;
 }
 
+/* DESIGN.md's default, M = stages capped by the batch, unless the time model shows a smaller M clearly
+ * (>= 5%) faster: a stage that outweighs the others (BLOOM-560M's last rank with the 0.5 GB LM head)
+ * would read its weights M times per step while the rest wait. Within 5% the larger M stays: the
+ * roofline model cannot resolve a few percent, and what it leaves out favours M = S, since the per-row
+ * work of the stages (attention over the KV cache, activation quantization, LayerNorms, sampling)
+ * overlaps instead of adding up (measured, OPT-1.3B int8 on 2 ranks x 1 thread, batch 8: M = 2 0.82 of
+ * the weight-read roofline, M = 1 0.78; README "Benchmarks"). The LLM.int8() outlier set is chosen per
+ * micro-batch, so M is part of what a run computes (DESIGN.md "Data flow"). */
 int plan_default_micro_batches(const Config *c, const PlanRequest *r, const Plan *p)
 {
-    int best = 1, hi = p->nstages < r->batch ? p->nstages : r->batch;
-    double one = plan_prefill_ms(c, r, p, 1, true) + r->gen * plan_decode_ms(c, r, p, 1, true), best_ms = one;
-    for (int m = 2; m <= hi; m++) {
+    int hi = p->nstages < r->batch ? p->nstages : r->batch;
+    if (hi < 1) hi = 1;
+    int best = hi;
+    double best_ms = plan_prefill_ms(c, r, p, hi, true) + r->gen * plan_decode_ms(c, r, p, hi, true);
+    for (int m = hi - 1; m >= 1; m--) {
         double ms = plan_prefill_ms(c, r, p, m, true) + r->gen * plan_decode_ms(c, r, p, m, true);
-        if (ms < best_ms * (1 - 1e-9)) { /* ties keep the smaller M */
+        if (ms < 0.95 * best_ms) {
             best_ms = ms;
             best = m;
         }
     }
-    /* Micro-batches change the LLM.int8() outlier sets (chosen per micro-batch, DESIGN.md "Data flow"),
-     * and a roofline cannot resolve a few percent: weight-bound runs, where pipelining only overlaps
-     * the KV reads, keep M = 1 unless the model shows a clear (>= 5%) gain. */
-    return best_ms <= 0.95 * one ? best : 1;
+    return best;
 }
 
 int plan_compute(const Config *c, const PlanRequest *r, Plan *p, Err *e)

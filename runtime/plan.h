@@ -102,9 +102,8 @@ typedef struct Plan {
  * missing, micro_batches > batch. Call plan_free(p) after a 0 return. Deterministic. */
 int plan_compute(const Config *c, const PlanRequest *r, Plan *p, Err *e);
 void plan_free(Plan *p);
-/* M for the pipelined schedule that the time model says is fastest for the whole run (prefill + G
- * decode steps), in 1..min(S, B), and 1 unless that is >= 5% faster: 1 where decode is weight-bound,
- * up to S where stages are compute-bound. */
+/* M for the pipelined schedule: min(S, B) (DESIGN.md's default) unless the time model shows a smaller M
+ * >= 5% faster for the whole run (prefill + G decode steps), as where one stage outweighs the others. */
 int plan_default_micro_batches(const Config *c, const PlanRequest *r, const Plan *p);
 /* Modelled times (ms) of plan p's split with M micro-batches of ceil(B/M) sequences. */
 double plan_decode_ms(const Config *c, const PlanRequest *r, const Plan *p, int m, bool pipelined);

@@ -43,7 +43,7 @@ static long check_ops(const VecOps *v, const VecOps *ref)
                     vv[i] = t == DTYPE_BF16 ? pp8_f2bf(frand()) : pp8_f2h(frand());
                 }
                 for (int j = 0; j < n; j++) p[j] = fabsf(frand());
-                v->dots(q, k, n, E, s, t);
+                v->dots(q, k, n, E, s, t, vv); /* prefetching the values must change nothing */
                 for (int j = 0; j < n; j++) {
                     float one = v->dot(q, k + (size_t)j * E, E, t), r = ref->dot(q, k + (size_t)j * E, E, t);
                     CHECK(same(s[j], one), "%s dots E=%d n=%d key %d: %.9g vs dot %.9g", vec_ops_name(v), E, n, j,
@@ -53,8 +53,8 @@ static long check_ops(const VecOps *v, const VecOps *ref)
                 }
                 for (int i = 0; i < E; i++) acc[i] = acc1[i] = accr[i] = frand();
                 float c = 0.75f;
-                v->axpys(acc, c, p, vv, n, E, t);
-                ref->axpys(accr, c, p, vv, n, E, t);
+                v->axpys(acc, c, p, vv, n, E, t, k);
+                ref->axpys(accr, c, p, vv, n, E, t, NULL);
                 for (int j = 0; j < n; j++) v->scale_axpy(acc1, j == 0 ? c : 1.0f, p[j], vv + (size_t)j * E, E, t);
                 for (int i = 0; i < E; i++) {
                     CHECK(same(acc[i], acc1[i]), "%s axpys E=%d n=%d lane %d: %.9g vs scale_axpy %.9g", vec_ops_name(v),

@@ -169,11 +169,18 @@ static void cpu_attention(void *ctx, const AttnArgs *a)
             const uint16_t *kc = a->k_cache + ((size_t)a->slot[r] * H + h) * S * E;
             const uint16_t *vc = a->v_cache + ((size_t)a->slot[r] * H + h) * S * E;
             const float slope = a->alibi ? a->alibi[h] : 0.0f;
+            /* the (row, head) this thread most likely takes next: its cache rows are prefetched while
+             * this one's are read (vec.h dots/axpys pf) */
+            const int last = r + 1 == a->rows && h + 1 == H;
+            const size_t nx = h + 1 < H ? ((size_t)a->slot[r] * H + h + 1) * S * E
+                                        : ((size_t)a->slot[last ? r : r + 1] * H) * S * E;
+            const int npx = last ? 0 : a->pos[h + 1 < H ? r : r + 1] + 1;
             float m = -INFINITY, l = 0.0f;
             for (int j0 = 0; j0 <= a->pos[r]; j0 += ATTN_BLOCK) {
                 int nb = a->pos[r] + 1 - j0 < ATTN_BLOCK ? a->pos[r] + 1 - j0 : ATTN_BLOCK;
                 float bm = -INFINITY;
-                c->v->dots(q, kc + (size_t)j0 * E, nb, E, sc, a->act);
+                const int pfx = j0 + nb <= npx; /* the next pair has these positions too */
+                c->v->dots(q, kc + (size_t)j0 * E, nb, E, sc, a->act, pfx ? a->k_cache + nx + (size_t)j0 * E : NULL);
                 for (int jj = 0; jj < nb; jj++) {
                     float s = a->score_scale * sc[jj];
                     if (a->alibi) s += slope * (float)(j0 + jj);
@@ -190,7 +197,8 @@ static void cpu_attention(void *ctx, const AttnArgs *a)
                     sc[jj] = expf(sc[jj] - m);
                     l += sc[jj];
                 }
-                c->v->axpys(acc, corr, sc, vc + (size_t)j0 * E, nb, E, a->act);
+                c->v->axpys(acc, corr, sc, vc + (size_t)j0 * E, nb, E, a->act,
+                            pfx ? a->v_cache + nx + (size_t)j0 * E : NULL);
             }
             float inv = 1.0f / l;
             for (int i = 0; i < E; i++) acc[i] *= inv;

@@ -229,8 +229,11 @@ static inline __attribute__((always_inline)) void lin_vnni_rq(const int8_t *wb, 
         for (int r = 0; r < R; r++) _mm512_store_si512(out + (q * R + r) * 16, s[q][r]);
 }
 
-/* blocks per pass of lin_vnni_rq for R rows */
-static inline int lin_vnni_q(int R) { return R <= 4 ? 4 : 3; }
+/* blocks per pass of lin_vnni_rq for R rows: four streams for every R, though at R = 5..8 the 4R
+ * accumulators and a broadcast no longer fit 32 zmm and a few spill: bench-linear 1T M=8, bw_frac for
+ * (K,N) = (2048,6144) (2048,8192) (2048,2048) (8192,2048), two runs each: Q=3 0.86-0.87 0.88 0.81-0.82
+ * 0.97; Q=4 0.90 0.93-0.94 0.85-0.86 0.97-0.98; Q=6 (48 accumulators) 0.85-0.88 0.89 0.80-0.82 0.86-0.89 */
+static inline int lin_vnni_q(int R) { (void)R; return 4; }
 
 void lin_i8_vnni_avx512(const LinJob *j, int b0, int b1, void *ts)
 {
@@ -260,10 +263,10 @@ void lin_i8_vnni_avx512(const LinJob *j, int b0, int b1, void *ts)
             case 2: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 2, 4, acc); break;
             case 3: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 3, 4, acc); break;
             case 4: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 4, 4, acc); break;
-            case 5: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 5, 3, acc); break;
-            case 6: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 6, 3, acc); break;
-            case 7: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 7, 3, acc); break;
-            default: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 8, 3, acc); break;
+            case 5: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 5, 4, acc); break;
+            case 6: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 6, 4, acc); break;
+            case 7: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 7, 4, acc); break;
+            default: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 8, 4, acc); break;
             }
             for (int q = 0; q < Q; q++) lin_i8_epilogue_avx512(j, b + q, 0, R, acc + q * R * 16, 16, ets);
         }

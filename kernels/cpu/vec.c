@@ -42,14 +42,16 @@ static void s_scale_axpy(float *acc, float c, float p, const uint16_t *v, int n,
     for (int i = 0; i < n; i++) acc[i] = acc[i] * c + p * ld1(v, i, t);
 }
 
-static void s_dots(const float *q, const uint16_t *k, int n, int E, float *s, DType t)
+static void s_dots(const float *q, const uint16_t *k, int n, int E, float *s, DType t, const uint16_t *pf)
 {
+    (void)pf;
     for (int j = 0; j < n; j++) s[j] = s_dot(q, k + (size_t)j * E, E, t);
 }
 
 /* acc * 1 == acc exactly, so the keys after the first need no multiply */
-static void s_axpys(float *acc, float c, const float *p, const uint16_t *v, int n, int E, DType t)
+static void s_axpys(float *acc, float c, const float *p, const uint16_t *v, int n, int E, DType t, const uint16_t *pf)
 {
+    (void)pf;
     for (int j = 0; j < n; j++) s_scale_axpy(acc, j == 0 ? c : 1.0f, p[j], v + (size_t)j * E, E, t);
 }
 

@@ -19,11 +19,12 @@ typedef struct VecOps {
     float (*dot)(const float *q, const uint16_t *k, int n, DType t);
     /* acc[i] = acc[i] * c + p * float(v[i]) */
     void (*scale_axpy)(float *acc, float c, float p, const uint16_t *v, int n, DType t);
-    /* s[j] = dot(q, k + j * E, E) for j < n (keys E apart), each bitwise equal to dot()'s result */
-    void (*dots)(const float *q, const uint16_t *k, int n, int E, float *s, DType t);
+    /* s[j] = dot(q, k + j * E, E) for j < n (keys E apart), each bitwise equal to dot()'s result.
+     * pf: NULL, or n * E values the caller reads next (the next head's keys), prefetched meanwhile */
+    void (*dots)(const float *q, const uint16_t *k, int n, int E, float *s, DType t, const uint16_t *pf);
     /* acc = acc * c + p[0] * v[0], then acc = acc + p[j] * v[j] for j = 1..n-1 in order (values E apart),
-     * E wide: n scale_axpy() calls with c = 1 after the first, bitwise */
-    void (*axpys)(float *acc, float c, const float *p, const uint16_t *v, int n, int E, DType t);
+     * E wide: n scale_axpy() calls with c = 1 after the first, bitwise. pf as for dots */
+    void (*axpys)(float *acc, float c, const float *p, const uint16_t *v, int n, int E, DType t, const uint16_t *pf);
     /* sum_i x[i] and sum_i (x[i]-mean)^2 */
     float (*sum)(const float *x, int n);
     float (*sqdev)(const float *x, float mean, int n);

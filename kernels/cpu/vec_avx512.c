@@ -93,17 +93,21 @@ static inline void lanes_total16(const __m512 a[16], float *out)
     _mm512_storeu_ps(out, _mm512_permutexvar_ps(idx, w));
 }
 
-/* Software prefetch distance in the K and V cache streams. One (row, head) reads only (pos + 1) * E
- * values of each, a short stream that the hardware prefetcher (which restarts at every 4 KiB) picks up
- * late; the caches of a slot's heads, and of consecutive slots, lie one after the other, so prefetching
- * a fixed distance ahead runs on into the next head's keys (perf: without it most samples sat on the
- * cache loads; batch 32 OPT-1.3B attention 37.8 -> see pp8 bench --profile). */
-#define VEC_KV_PF 4096
+/* Prefetch of the K and V cache rows the caller reads next (pf: the next (row, head)'s, at the same
+ * offsets), spread over this call's work: one (row, head) reads only (pos + 1) * E values of each, a
+ * short stream the hardware prefetcher (which restarts at every 4 KiB) picks up late. Measured on the
+ * OPT-1.3B shape, batch 32, 24 layers (tests/ none; pp8 bench --profile): per-key ops 47.6 ms, these
+ * ops with a fixed 4 KiB look-ahead 38.4 ms, with the next pair's rows ... */
+/* always_inline: gcc 12 may delete calls to a non-inlined function that only prefetches (linear_amx.c) */
+static inline __attribute__((always_inline)) void pf_range(const uint16_t *p, size_t bytes)
+{
+    for (size_t b = 0; b < bytes; b += 64) _mm_prefetch((const char *)p + b, _MM_HINT_T1);
+}
 
 /* 16 keys per pass with q in registers and one transposed reduction instead of 16 horizontal ones
  * (E = NV * 16); NV is a constant in each instantiation so q and the sums stay in registers */
 static inline __attribute__((always_inline)) int dots16(const float *q, const uint16_t *k, int n, int E, float *s,
-                                                        DType t, const int NV)
+                                                        DType t, const uint16_t *pf, const int NV)
 {
     __m512 qv[8];
 #pragma GCC unroll 8
@@ -111,8 +115,7 @@ static inline __attribute__((always_inline)) int dots16(const float *q, const ui
     int j = 0;
     for (; j + 16 <= n; j += 16) {
         __m512 a[16];
-        const char *pf = (const char *)(k + (size_t)j * E) + VEC_KV_PF;
-        for (int b = 0; b < 16 * E * 2; b += 64) _mm_prefetch(pf + b, _MM_HINT_T0);
+        if (pf) pf_range(pf + (size_t)j * E, (size_t)16 * E * 2);
 #pragma GCC unroll 16
         for (int kk = 0; kk < 16; kk++) {
             const uint16_t *kp = k + (size_t)(j + kk) * E;
@@ -126,23 +129,24 @@ static inline __attribute__((always_inline)) int dots16(const float *q, const ui
     return j;
 }
 
-static void v_dots(const float *q, const uint16_t *k, int n, int E, float *s, DType t)
+static void v_dots(const float *q, const uint16_t *k, int n, int E, float *s, DType t, const uint16_t *pf)
 {
     int j = 0;
     switch (E) {
-    case 16: j = dots16(q, k, n, E, s, t, 1); break;
-    case 32: j = dots16(q, k, n, E, s, t, 2); break;
-    case 64: j = dots16(q, k, n, E, s, t, 4); break;
-    case 80: j = dots16(q, k, n, E, s, t, 5); break;
-    case 128: j = dots16(q, k, n, E, s, t, 8); break;
+    case 16: j = dots16(q, k, n, E, s, t, pf, 1); break;
+    case 32: j = dots16(q, k, n, E, s, t, pf, 2); break;
+    case 64: j = dots16(q, k, n, E, s, t, pf, 4); break;
+    case 80: j = dots16(q, k, n, E, s, t, pf, 5); break;
+    case 128: j = dots16(q, k, n, E, s, t, pf, 8); break;
     default: break;
     }
+    if (pf && j < n) pf_range(pf + (size_t)j * E, (size_t)(n - j) * E * 2);
     for (; j < n; j++) s[j] = v_dot(q, k + (size_t)j * E, E, t);
 }
 
 /* the accumulator stays in registers over all n values (E = NV * 16) */
 static inline __attribute__((always_inline)) void axpys_nv(float *acc, float c, const float *p, const uint16_t *v,
-                                                           int n, int E, DType t, const int NV)
+                                                           int n, int E, DType t, const uint16_t *pf, const int NV)
 {
     __m512 a[8];
     __m512 vc = _mm512_set1_ps(c);
@@ -150,13 +154,14 @@ static inline __attribute__((always_inline)) void axpys_nv(float *acc, float c, 
     for (int i = 0; i < NV; i++) a[i] = _mm512_loadu_ps(acc + 16 * i);
     if (n > 0) {
         __m512 vp = _mm512_set1_ps(p[0]);
+        if (pf) pf_range(pf, (size_t)E * 2);
 #pragma GCC unroll 8
         for (int i = 0; i < NV; i++) a[i] = _mm512_add_ps(_mm512_mul_ps(a[i], vc), _mm512_mul_ps(vp, ld16(v + 16 * i, t)));
     }
     for (int j = 1; j < n; j++) {
         __m512 vp = _mm512_set1_ps(p[j]);
         const uint16_t *vj = v + (size_t)j * E;
-        for (int b = 0; b < E * 2; b += 64) _mm_prefetch((const char *)vj + VEC_KV_PF + b, _MM_HINT_T0);
+        if (pf) pf_range(pf + (size_t)j * E, (size_t)E * 2);
 #pragma GCC unroll 8
         for (int i = 0; i < NV; i++) a[i] = _mm512_add_ps(a[i], _mm512_mul_ps(vp, ld16(vj + 16 * i, t)));
     }
@@ -164,16 +169,17 @@ static inline __attribute__((always_inline)) void axpys_nv(float *acc, float c, 
     for (int i = 0; i < NV; i++) _mm512_storeu_ps(acc + 16 * i, a[i]);
 }
 
-static void v_axpys(float *acc, float c, const float *p, const uint16_t *v, int n, int E, DType t)
+static void v_axpys(float *acc, float c, const float *p, const uint16_t *v, int n, int E, DType t, const uint16_t *pf)
 {
     switch (E) {
-    case 16: axpys_nv(acc, c, p, v, n, E, t, 1); return;
-    case 32: axpys_nv(acc, c, p, v, n, E, t, 2); return;
-    case 64: axpys_nv(acc, c, p, v, n, E, t, 4); return;
-    case 80: axpys_nv(acc, c, p, v, n, E, t, 5); return;
-    case 128: axpys_nv(acc, c, p, v, n, E, t, 8); return;
+    case 16: axpys_nv(acc, c, p, v, n, E, t, pf, 1); return;
+    case 32: axpys_nv(acc, c, p, v, n, E, t, pf, 2); return;
+    case 64: axpys_nv(acc, c, p, v, n, E, t, pf, 4); return;
+    case 80: axpys_nv(acc, c, p, v, n, E, t, pf, 5); return;
+    case 128: axpys_nv(acc, c, p, v, n, E, t, pf, 8); return;
     default: break;
     }
+    if (pf) pf_range(pf, (size_t)n * E * 2);
     for (int j = 0; j < n; j++) v_scale_axpy(acc, j == 0 ? c : 1.0f, p[j], v + (size_t)j * E, E, t);
 }
 
