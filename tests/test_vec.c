@@ -63,13 +63,47 @@ static long check_ops(const VecOps *v, const VecOps *ref)
                           n, i, acc[i], accr[i]);
                     checks += 2;
                 }
+                /* exp_sum: softmax numerators of the scores, both versions, bitwise; near exp */
+                float *e1 = test_xmalloc(sizeof(float) * n), *e2 = test_xmalloc(sizeof(float) * n), mx = -INFINITY;
+                for (int j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
+                memcpy(e1, s, sizeof(float) * n);
+                memcpy(e2, s, sizeof(float) * n);
+                float sum1 = v->exp_sum(e1, n, mx), sum2 = ref->exp_sum(e2, n, mx);
+                CHECK(same(sum1, sum2), "%s exp_sum n=%d: %.9g vs scalar %.9g", vec_ops_name(v), n, sum1, sum2);
+                for (int j = 0; j < n; j++) {
+                    CHECK(same(e1[j], e2[j]), "%s exp_sum n=%d [%d]: %.9g vs scalar %.9g", vec_ops_name(v), n, j, e1[j],
+                          e2[j]);
+                    double want = exp((double)(s[j] - mx)); /* the float argument both versions see */
+                    CHECK(fabs(e1[j] - want) <= 3e-7 * want + 1e-37, "exp(%.9g) = %.9g, want %.9g", s[j] - mx, e1[j], want);
+                    checks += 3;
+                }
+                free(e1), free(e2);
                 free(q), free(s), free(p), free(acc), free(acc1), free(accr), free(k), free(vv);
             }
     return checks;
 }
 
+/* vec_exp_ref over its whole domain: within 2 ulp of exp, 0 below -87, NaN kept, -inf -> 0 */
+static long check_exp(void)
+{
+    long checks = 0;
+    for (float x = 0.0f; x > -90.0f; x -= 0.0037f) {
+        float got = vec_exp_ref(x);
+        double want = exp((double)x);
+        if (x < -87.0f)
+            CHECK(got == 0.0f, "exp(%.9g) = %.9g below -87", x, got);
+        else
+            CHECK(fabs(got - want) <= 2.4e-7 * want, "exp(%.9g) = %.9g, want %.9g (rel %.3g)", x, got, want,
+                  fabs(got - want) / want);
+        checks++;
+    }
+    CHECK(vec_exp_ref(-INFINITY) == 0.0f && isnan(vec_exp_ref(NAN)) && vec_exp_ref(0.0f) == 1.0f, "special values");
+    return checks + 3;
+}
+
 int main(void)
 {
+    printf("exp: %ld checks\n", check_exp());
     const VecOps *scalar = vec_ops_scalar(), *best = vec_ops_best();
     long n = check_ops(scalar, scalar);
     printf("scalar: %ld checks\n", n);

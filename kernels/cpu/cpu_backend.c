@@ -192,11 +192,7 @@ static void cpu_attention(void *ctx, const AttnArgs *a)
                     corr = expf(m - bm);
                     m = bm;
                 }
-                l *= corr;
-                for (int jj = 0; jj < nb; jj++) {
-                    sc[jj] = expf(sc[jj] - m);
-                    l += sc[jj];
-                }
+                l = l * corr + c->v->exp_sum(sc, nb, m);
                 c->v->axpys(acc, corr, sc, vc + (size_t)j0 * E, nb, E, a->act,
                             pfx ? a->v_cache + nx + (size_t)j0 * E : NULL);
             }

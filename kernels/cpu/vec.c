@@ -2,6 +2,9 @@
  * written with 16 partial sums so that they add in exactly the order the AVX-512 version does. */
 #include "vec.h"
 
+#include <math.h>
+#include <string.h>
+
 #include "../numerics.h"
 
 static inline float ld1(const uint16_t *p, int i, DType t) { return t == DTYPE_BF16 ? pp8_bf2f(p[i]) : pp8_h2f(p[i]); }
@@ -55,6 +58,39 @@ static void s_axpys(float *acc, float c, const float *p, const uint16_t *v, int 
     for (int j = 0; j < n; j++) s_scale_axpy(acc, j == 0 ? c : 1.0f, p[j], v + (size_t)j * E, E, t);
 }
 
+/* exp(x) for x <= 0, operation for operation what vec_avx512.c's exp16 does (fmaf where it fuses,
+ * nearbyintf for its round-to-nearest-even): x = n ln2 + r, |r| <= ln2/2, Cephes' degree-6 polynomial
+ * for exp(r), times 2^n built in the exponent bits. Below -87 (2^n would leave the normal range) 0. */
+float vec_exp_ref(float x)
+{
+    if (x != x) return x; /* NaN (the vector version's arithmetic carries it) */
+    if (x < -87.0f) return 0.0f;
+    float n = nearbyintf(x * 1.44269504088896341f);
+    float r = fmaf(-n, 0.693359375f, x);
+    r = fmaf(-n, -2.12194440e-4f, r);
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    p = fmaf(p, r * r, r) + 1.0f;
+    uint32_t e = (uint32_t)((int32_t)n + 127) << 23;
+    float two_n;
+    memcpy(&two_n, &e, sizeof two_n);
+    return p * two_n;
+}
+
+static float s_exp_sum(float *s, int n, float m)
+{
+    float acc[16] = {0};
+    for (int j = 0; j < n; j++) {
+        s[j] = vec_exp_ref(s[j] - m);
+        acc[j % 16] += s[j];
+    }
+    return lanes_total(acc);
+}
+
 static float s_sum(const float *x, int n)
 {
     float acc[16] = {0};
@@ -81,7 +117,7 @@ static float s_sqdev(const float *x, float mean, int n)
     return lanes_total(acc);
 }
 
-static const VecOps SCALAR = {s_load, s_store, s_dot, s_scale_axpy, s_dots, s_axpys, s_sum, s_sqdev};
+static const VecOps SCALAR = {s_load, s_store, s_dot, s_scale_axpy, s_dots, s_axpys, s_exp_sum, s_sum, s_sqdev};
 
 const VecOps *vec_ops_scalar(void) { return &SCALAR; }
 

@@ -25,10 +25,17 @@ typedef struct VecOps {
     /* acc = acc * c + p[0] * v[0], then acc = acc + p[j] * v[j] for j = 1..n-1 in order (values E apart),
      * E wide: n scale_axpy() calls with c = 1 after the first, bitwise. pf as for dots */
     void (*axpys)(float *acc, float c, const float *p, const uint16_t *v, int n, int E, DType t, const uint16_t *pf);
+    /* s[j] = exp(s[j] - m) for j < n, returns their sum (16 lane sums, then the lane tree). exp is
+     * vec.c's polynomial (Cephes expf, <= 2 ulp of the true value, 0 below -87), the same bits in both
+     * versions, for the softmax numerators; m >= every s[j] keeps the arguments <= 0 */
+    float (*exp_sum)(float *s, int n, float m);
     /* sum_i x[i] and sum_i (x[i]-mean)^2 */
     float (*sum)(const float *x, int n);
     float (*sqdev)(const float *x, float mean, int n);
 } VecOps;
+
+/* vec.c's exp for x <= 0 (see exp_sum), for tests */
+float vec_exp_ref(float x);
 
 const VecOps *vec_ops_scalar(void);
 const VecOps *vec_ops_avx512(void); /* only call when the CPU has avx512f + f16c */
