@@ -48,6 +48,27 @@ static inline __attribute__((always_inline)) void lin_amx_prefetch(const char *p
     }
 }
 
+/* k step at byte offset o of a block of bs bytes: prefetches that would run past the block's end go
+ * `jump` further, to the same stream of the next group of blocks (jump = (group size - 1) * bs), so
+ * every stream of the next group starts warm, not only the one behind the last stream (as
+ * lin_vnni_rq). bench-linear 1T bw_frac, side by side: K=2048 N=8192 M=12/16 0.76-0.77 -> 0.80-0.81,
+ * M=24/32 +0.01; K=8192 N=2048 M=12/16 0.75-0.78 -> 0.79-0.80, M=24/32 0.77-0.79 -> 0.81-0.85. The
+ * far level as T1: 0.01-0.03 worse; without lin_amx_prefetch_next behind it: 0-0.02 worse. Also tried:
+ * the epilogue into an L1 scratch, then y as non-temporal 64-byte lines (y's rows are N*2 bytes apart,
+ * one L1 set, each line an RFO): bench-linear M=16..32 +0.03-0.08, but no gain in decode, where the
+ * next op then reads y from DRAM (pp8 bench --profile, OPT-1.3B batch 32: the linears equal, ReLU
+ * 1.6 -> 3.5 ms per step), so the epilogue writes y directly. */
+static inline __attribute__((always_inline)) void lin_amx_prefetch_ro(const char *p, size_t o, size_t bs, size_t jump)
+{
+    const char *f = p + LIN_AMX_PF_FAR + (o + LIN_AMX_PF_FAR >= bs ? jump : 0);
+    const char *n = p + LIN_AMX_PF_NEAR + (o + LIN_AMX_PF_NEAR >= bs ? jump : 0);
+#pragma GCC unroll 16
+    for (int l = 0; l < 1024; l += 64) {
+        _mm_prefetch(f + l, _MM_HINT_T0);
+        _mm_prefetch(n + l, _MM_HINT_T0);
+    }
+}
+
 /* the first lines of the next block pair, so the weight stream keeps flowing through the epilogue */
 static inline __attribute__((always_inline)) void lin_amx_prefetch_next(const char *next, int nblocks, size_t bs)
 {
@@ -61,8 +82,8 @@ static inline __attribute__((always_inline)) void lin_amx_prefetch_next(const ch
 #define LIN_AMX_LOOP22(DP, ASTEP)                                                                             \
     for (int kc = 0; kc < nkc; kc++) {                                                                       \
         const char *p0 = w0 + (size_t)kc * 1024, *p1 = w1 + (size_t)kc * 1024;                               \
-        lin_amx_prefetch(p0);                                                                                \
-        lin_amx_prefetch(p1);                                                                                \
+        lin_amx_prefetch_ro(p0, (size_t)kc * 1024, bs, bs);                                                  \
+        lin_amx_prefetch_ro(p1, (size_t)kc * 1024, bs, bs);                                                  \
         _tile_loadd(6, p0, 64);                                                                              \
         _tile_loadd(7, p1, 64);                                                                              \
         _tile_loadd(4, a0 + (size_t)kc * ASTEP, astride);                                                    \
@@ -96,7 +117,7 @@ static inline __attribute__((always_inline)) void lin_amx_prefetch_next(const ch
 #define LIN_AMX_LOOP14(DP, ASTEP)                                                                             \
     for (int kc = 0; kc < nkc; kc++) {                                                                       \
         const char *p = w0 + (size_t)kc * 1024;                                                              \
-        for (int q = 0; q < nn; q++) lin_amx_prefetch(p + q * bs);                                           \
+        for (int q = 0; q < nn; q++) lin_amx_prefetch_ro(p + q * bs, (size_t)kc * 1024, bs, 3 * bs);          \
         _tile_loadd(4, a0 + (size_t)kc * ASTEP, astride);                                                    \
         _tile_loadd(6, p, 64);                                                                               \
         if (nn > 1) _tile_loadd(7, p + bs, 64);                                                              \
