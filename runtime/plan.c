@@ -398,23 +398,25 @@ double plan_prefill_ms(const Config *c, const PlanRequest *r, const Plan *p, int
     return ms;
 }
 
-/* DESIGN.md's default, M = stages capped by the batch, unless the time model shows a smaller M clearly
- * (>= 5%) faster: a stage that outweighs the others (BLOOM-560M's last rank with the 0.5 GB LM head)
- * would read its weights M times per step while the rest wait. Within 5% the larger M stays: the
- * roofline model cannot resolve a few percent, and what it leaves out favours M = S, since the per-row
- * work of the stages (attention over the KV cache, activation quantization, LayerNorms, sampling)
- * overlaps instead of adding up (measured, OPT-1.3B int8 on 2 ranks x 1 thread, batch 8: M = 2 0.82 of
- * the weight-read roofline, M = 1 0.78; README "Benchmarks"). The LLM.int8() outlier set is chosen per
- * micro-batch, so M is part of what a run computes (DESIGN.md "Data flow"). */
+/* DESIGN.md's default, M = stages capped by the batch, unless the time model puts a smaller M's decode
+ * step >= 3% faster: a stage that outweighs the others (BLOOM-560M's last rank with the 0.5 GB LM
+ * head; OPT-1.3B split 15 + 9) reads its weights M times per step while the rest wait. Decode only:
+ * it is most of a generation, and the model overrates pipelined prefill at small batches. The
+ * threshold is empirical, since the roofline model leaves out what favours M = S (the stages' per-row
+ * work, attention over the KV cache, quantization, sampling, overlaps instead of adding up) and what
+ * hurts it (two ranks streaming at once read ~8% slower each). Measured on OPT-1.3B int8, 2 ranks x
+ * 1 thread (pipelined M = 2 vs M = 1, decode; model's M2/M1 in brackets): split 14 + 10, batch 8 1.05x
+ * (0.976); split 15 + 9, batch 4 0.91x (1.057), batch 16 1.13x (1.025). The LLM.int8() outlier set is
+ * chosen per micro-batch, so M is part of what a run computes (DESIGN.md "Data flow"). */
 int plan_default_micro_batches(const Config *c, const PlanRequest *r, const Plan *p)
 {
     int hi = p->nstages < r->batch ? p->nstages : r->batch;
     if (hi < 1) hi = 1;
     int best = hi;
-    double best_ms = plan_prefill_ms(c, r, p, hi, true) + r->gen * plan_decode_ms(c, r, p, hi, true);
+    double best_ms = plan_decode_ms(c, r, p, hi, true);
     for (int m = hi - 1; m >= 1; m--) {
-        double ms = plan_prefill_ms(c, r, p, m, true) + r->gen * plan_decode_ms(c, r, p, m, true);
-        if (ms < 0.95 * best_ms) {
+        double ms = plan_decode_ms(c, r, p, m, true);
+        if (ms < 0.97 * best_ms) {
             best_ms = ms;
             best = m;
         }
