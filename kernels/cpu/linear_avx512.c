@@ -180,6 +180,17 @@ static inline __attribute__((always_inline)) void lin_vnni_rn(const int8_t *wb, 
     for (int r = 0; r < R; r++) _mm512_store_si512(out + r * 16, s[r]);
 }
 
+/* Prefetch of Q weight streams bs apart at 64-byte step g of kg: LIN_PF_BYTES ahead on each; over the
+ * last LIN_PF_BYTES of a block, into the same offset of the next group's stream (Q bs further), so all
+ * Q streams are warm when the next group starts (lin_vnni_rq, lin_f16_rq). */
+static inline __attribute__((always_inline)) void lin_pf_streams(const char *wb, size_t bs, int Q, int kg, int g)
+{
+    int gs = kg - LIN_PF_BYTES / 64 > 0 ? kg - LIN_PF_BYTES / 64 : 0;
+    const char *pf = wb + LIN_PF_BYTES + (size_t)g * 64 + (g >= gs ? (size_t)(Q - 1) * bs : 0);
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; q++) _mm_prefetch(pf + q * bs, _MM_HINT_T0);
+}
+
 /* R rows (2..8) by Q blocks side by side: Q weight streams in flight as the M=1 GEMV, and each row's
  * broadcast of 4 activation bytes feeds Q vpdpbusd (R*Q accumulators + R broadcasts within 32 zmm).
  * out: (Q, R, 16). Measured 1T K=2048 N=8192 against the read probe: M=8 0.86 with Q=2 streams and
@@ -198,15 +209,9 @@ static inline __attribute__((always_inline)) void lin_vnni_rq(const int8_t *wb, 
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) s[q][r] = init[q];
     }
-    /* prefetch LIN_PF_BYTES ahead on each stream; over the last LIN_PF_BYTES of a block, into the same
-     * offset of the next group's stream (p + Q bs), so all Q streams are warm when the next group starts */
-    int gs = kg - LIN_PF_BYTES / 64 > 0 ? kg - LIN_PF_BYTES / 64 : 0;
-    const char *pf = (const char *)wb + LIN_PF_BYTES;
     for (int g = 0; g < kg; g++) {
         size_t o = (size_t)g * 64;
-        if (g == gs) pf += (size_t)(Q - 1) * bs;
-#pragma GCC unroll 4
-        for (int q = 0; q < Q; q++) _mm_prefetch(pf + q * bs + o, _MM_HINT_T0);
+        lin_pf_streams((const char *)wb, bs, Q, kg, g);
 #pragma GCC unroll 4
         for (int q = 0; q < Q; q++) _mm_prefetch(p[q] + o + 512, _MM_HINT_T0);
         __m512i av[8];
@@ -512,13 +517,9 @@ static inline __attribute__((always_inline)) void lin_f16_rq(const uint16_t *wb,
         for (int r = 0; r < R; r++) s[q][r] = _mm512_setzero_ps();
     }
     int kg = kp / 2; /* 64-byte groups of two k per stream */
-    int gs = kg - LIN_PF_BYTES / 64 > 0 ? kg - LIN_PF_BYTES / 64 : 0;
-    const char *pf = (const char *)wb + LIN_PF_BYTES;
     for (int g = 0; g < kg; g++) {
         size_t o = (size_t)g * 64;
-        if (g == gs) pf += (size_t)(Q - 1) * bs;
-#pragma GCC unroll 4
-        for (int q = 0; q < Q; q++) _mm_prefetch(pf + q * bs + o, _MM_HINT_T0);
+        lin_pf_streams((const char *)wb, bs, Q, kg, g);
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             __m512 wv[4];
