@@ -117,7 +117,9 @@ const char *cpu_isa_string(void) { return isa_get()->str; }
  * the prefetching read rate at M=2..8 where amx-int8 reads 0.76-0.80 (bench-linear, (K,N) = (2048,8192)
  * (8192,2048) (4096,12288), 1T and 2T); from M=9 the VNNI path makes two row passes and AMX leads. */
 #define LIN_I8_AMX_MIN_ROWS 9
-#define LIN_BF16_AMX_MIN_ROWS 2
+/* bf16: the multi-block AVX-512 kernel reads 1.02-1.06 of the bandwidth at 2-4 rows, amx-bf16 0.84-0.86;
+ * from 5 rows vdpbf16ps limits the former (linear_avx512.c, lin_bf16_avx512) */
+#define LIN_BF16_AMX_MIN_ROWS 5
 /* fp16 weights: amx-f16split (four tdpbf16ps per tile pair plus splitting the weights on the fly) takes
  * over from avx512-f16c here. Its time is flat at M <= 16 (the split, ~21-22 ms for K=2048 N=50272 1T,
  * ~10 ms for K=4096 N=12288), while avx512-f16c grows with M: equal at M=12 (22.3 vs 22.3-25.9 ms, 2T

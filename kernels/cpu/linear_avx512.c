@@ -132,33 +132,7 @@ static inline void lin_vnni_r1(const int8_t *wb, const uint8_t *a, int kg, __m51
     _mm512_store_si512(out, _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3)));
 }
 
-/* one row, four blocks side by side: four weight streams in flight, which reads ~10% faster than one
- * stream on this VM (measured against the AMX kernel's four streams); one broadcast feeds 4 vpdpbusd */
-static inline void lin_vnni_r1x4(const int8_t *wb, size_t bs, const uint8_t *a, int kg, const __m512i *init,
-                                 int32_t *out)
-{
-    __m512i s0 = init[0], s1 = init[1], s2 = init[2], s3 = init[3];
-    const int32_t *a32 = (const int32_t *)a;
-    const char *p0 = (const char *)wb, *p1 = p0 + bs, *p2 = p1 + bs, *p3 = p2 + bs;
-    for (int g = 0; g < kg; g++) {
-        size_t o = (size_t)g * 64;
-        _mm_prefetch(p0 + o + LIN_PF_BYTES, _MM_HINT_T0);
-        _mm_prefetch(p1 + o + LIN_PF_BYTES, _MM_HINT_T0);
-        _mm_prefetch(p2 + o + LIN_PF_BYTES, _MM_HINT_T0);
-        _mm_prefetch(p3 + o + LIN_PF_BYTES, _MM_HINT_T0);
-        __m512i av = _mm512_set1_epi32(a32[g]);
-        s0 = _mm512_dpbusd_epi32(s0, av, _mm512_load_si512(p0 + o));
-        s1 = _mm512_dpbusd_epi32(s1, av, _mm512_load_si512(p1 + o));
-        s2 = _mm512_dpbusd_epi32(s2, av, _mm512_load_si512(p2 + o));
-        s3 = _mm512_dpbusd_epi32(s3, av, _mm512_load_si512(p3 + o));
-    }
-    _mm512_store_si512(out, s0);
-    _mm512_store_si512(out + 16, s1);
-    _mm512_store_si512(out + 32, s2);
-    _mm512_store_si512(out + 48, s3);
-}
-
-/* R rows (2..8) share each 64-byte weight load: one block at a time (the tail blocks of lin_vnni_rq, M > 8) */
+/* R rows (2..8) share each 64-byte weight load: one block at a time (blocks left over by lin_vnni_rq's groups, M > 8) */
 static inline __attribute__((always_inline)) void lin_vnni_rn(const int8_t *wb, const uint8_t *a, int ld, int kg,
                                                               __m512i init, int R, int32_t *out)
 {
@@ -191,48 +165,55 @@ static inline __attribute__((always_inline)) void lin_pf_streams(const char *wb,
     for (int q = 0; q < Q; q++) _mm_prefetch(pf + q * bs, _MM_HINT_T0);
 }
 
-/* R rows (2..8) by Q blocks side by side: Q weight streams in flight as the M=1 GEMV, and each row's
- * broadcast of 4 activation bytes feeds Q vpdpbusd (R*Q accumulators + R broadcasts within 32 zmm).
+/* R rows (1..8) by Q blocks side by side: Q weight streams in flight, and each row's broadcast of 4
+ * activation bytes feeds Q vpdpbusd (R*Q accumulators + R broadcasts within 32 zmm). At R = 1 it
+ * replaced a one-row kernel with the same four streams but its own prefetch (bench-linear 1T, (K,N) =
+ * (2048,8192) (4096,12288) (8192,2048): 0.98 1.03 0.97 of the bandwidth against 0.95 1.00 0.96).
  * out: (Q, R, 16). Measured 1T K=2048 N=8192 against the read probe: M=8 0.86 with Q=2 streams and
  * 0.88 with Q=3; one prefetch level 2 KiB ahead that runs on into the next group's blocks 0.88-0.89
  * at M=8 (0.86 without the run-on: Q-1 streams started cold each group); 4 KiB 0.83, 8 KiB 0.79; the
  * second, 512-byte level +0-2%. */
-static inline __attribute__((always_inline)) void lin_vnni_rq(const int8_t *wb, size_t bs, const uint8_t *a, int ld,
-                                                              int kg, const __m512i *init, int R, int Q,
-                                                              int32_t *out)
-{
-    __m512i s[4][8];
-    const char *p[4];
-#pragma GCC unroll 4
-    for (int q = 0; q < Q; q++) {
-        p[q] = (const char *)wb + q * bs;
-#pragma GCC unroll 8
-        for (int r = 0; r < R; r++) s[q][r] = init[q];
+#define LIN_RQ_KERNEL(NAME, VT, DP, STORE)                                                                      \
+    static inline __attribute__((always_inline)) void NAME(const char *wb, size_t bs, const char *a, size_t lda,   \
+                                                           int kg, const VT *init, int R, int Q, char *out)       \
+    {                                                                                                            \
+        VT s[4][8];                                                                                              \
+        const char *p[4];                                                                                        \
+        _Pragma("GCC unroll 4") for (int q = 0; q < Q; q++)                                                      \
+        {                                                                                                        \
+            p[q] = wb + q * bs;                                                                                  \
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) s[q][r] = init[q];                               \
+        }                                                                                                        \
+        for (int g = 0; g < kg; g++) {                                                                           \
+            size_t o = (size_t)g * 64;                                                                           \
+            lin_pf_streams(wb, bs, Q, kg, g);                                                                    \
+            _Pragma("GCC unroll 4") for (int q = 0; q < Q; q++) _mm_prefetch(p[q] + o + 512, _MM_HINT_T0);       \
+            __m512i av[8];                                                                                       \
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++)                                                  \
+            {                                                                                                    \
+                int32_t v;                                                                                       \
+                memcpy(&v, a + (size_t)r * lda + (size_t)g * 4, 4);                                              \
+                av[r] = _mm512_set1_epi32(v);                                                                    \
+            }                                                                                                    \
+            _Pragma("GCC unroll 4") for (int q = 0; q < Q; q++)                                                  \
+            {                                                                                                    \
+                __m512i wv = _mm512_load_si512(p[q] + o);                                                        \
+                _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) s[q][r] = DP(s[q][r], av[r], wv);            \
+            }                                                                                                    \
+        }                                                                                                        \
+        _Pragma("GCC unroll 4") for (int q = 0; q < Q; q++)                                                      \
+            _Pragma("GCC unroll 8") for (int r = 0; r < R; r++) STORE(out + (size_t)(q * R + r) * 64, s[q][r]);  \
     }
-    for (int g = 0; g < kg; g++) {
-        size_t o = (size_t)g * 64;
-        lin_pf_streams((const char *)wb, bs, Q, kg, g);
-#pragma GCC unroll 4
-        for (int q = 0; q < Q; q++) _mm_prefetch(p[q] + o + 512, _MM_HINT_T0);
-        __m512i av[8];
-#pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
-            int32_t v;
-            memcpy(&v, a + (size_t)r * ld + (size_t)g * 4, 4);
-            av[r] = _mm512_set1_epi32(v);
-        }
-#pragma GCC unroll 4
-        for (int q = 0; q < Q; q++) {
-            __m512i wv = _mm512_load_si512(p[q] + o);
-#pragma GCC unroll 8
-            for (int r = 0; r < R; r++) s[q][r] = _mm512_dpbusd_epi32(s[q][r], av[r], wv);
-        }
-    }
-#pragma GCC unroll 4
-    for (int q = 0; q < Q; q++)
-#pragma GCC unroll 8
-        for (int r = 0; r < R; r++) _mm512_store_si512(out + (q * R + r) * 16, s[q][r]);
-}
+
+/* int8: u8 activations x s8 weights into exact int32; bf16: pairs of x times pairs of w into fp32. Both
+ * take 4 bytes of activations (4 u8, or one bf16 pair) per 64-byte step of [KP/4][16][4] or [KP/2][16][2]
+ * packed weights, so one body serves both. */
+#define LIN_DP_I8(s, a, w) _mm512_dpbusd_epi32(s, a, w)
+#define LIN_DP_BF16(s, a, w) _mm512_dpbf16_ps(s, (__m512bh)(a), (__m512bh)(w))
+#define LIN_ST_I8(p, v) _mm512_store_si512(p, v)
+#define LIN_ST_PS(p, v) _mm512_store_ps(p, v)
+LIN_RQ_KERNEL(lin_vnni_rq, __m512i, LIN_DP_I8, LIN_ST_I8)
+LIN_RQ_KERNEL(lin_bf16_rq, __m512, LIN_DP_BF16, LIN_ST_PS)
 
 /* blocks per pass of lin_vnni_rq for R rows: four streams for every R, though at R = 5..8 the 4R
  * accumulators and a broadcast no longer fit 32 zmm and a few spill: bench-linear 1T M=8, bw_frac for
@@ -250,28 +231,23 @@ void lin_i8_vnni_avx512(const LinJob *j, int b0, int b1, void *ts)
     const uint8_t *ca = (const uint8_t *)j->ca;
     const __m512i m128 = _mm512_set1_epi32(-128);
     int b = b0;
-    if (j->m == 1)
-        for (; b + 4 <= b1; b += 4) {
-            __m512i init[4];
-            for (int q = 0; q < 4; q++) init[q] = _mm512_mullo_epi32(_mm512_loadu_si512(wsum + (b + q) * 16), m128);
-            lin_vnni_r1x4(W + (size_t)b * 16 * kp, (size_t)16 * kp, ca, kg, init, acc);
-            for (int q = 0; q < 4; q++) lin_i8_epilogue_avx512(j, b + q, 0, 1, acc + 16 * q, 16, ets);
-        }
-    if (j->m >= 2 && j->m <= 8) {
+    if (j->m >= 1 && j->m <= 8) {
         int R = j->m, Q = lin_vnni_q(R);
         for (; b + Q <= b1; b += Q) {
             __m512i init[4];
             for (int q = 0; q < Q; q++) init[q] = _mm512_mullo_epi32(_mm512_loadu_si512(wsum + (b + q) * 16), m128);
-            const int8_t *wb = W + (size_t)b * 16 * kp;
-            size_t bs = (size_t)16 * kp;
+            const char *wc = (const char *)(W + (size_t)b * 16 * kp), *ac = (const char *)ca;
+            size_t bs = (size_t)16 * kp, lda = (size_t)j->ca_ld;
+            char *oc = (char *)acc;
             switch (R) {
-            case 2: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 2, 4, acc); break;
-            case 3: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 3, 4, acc); break;
-            case 4: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 4, 4, acc); break;
-            case 5: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 5, 4, acc); break;
-            case 6: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 6, 4, acc); break;
-            case 7: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 7, 4, acc); break;
-            default: lin_vnni_rq(wb, bs, ca, j->ca_ld, kg, init, 8, 4, acc); break;
+            case 1: lin_vnni_rq(wc, bs, ac, lda, kg, init, 1, 4, oc); break;
+            case 2: lin_vnni_rq(wc, bs, ac, lda, kg, init, 2, 4, oc); break;
+            case 3: lin_vnni_rq(wc, bs, ac, lda, kg, init, 3, 4, oc); break;
+            case 4: lin_vnni_rq(wc, bs, ac, lda, kg, init, 4, 4, oc); break;
+            case 5: lin_vnni_rq(wc, bs, ac, lda, kg, init, 5, 4, oc); break;
+            case 6: lin_vnni_rq(wc, bs, ac, lda, kg, init, 6, 4, oc); break;
+            case 7: lin_vnni_rq(wc, bs, ac, lda, kg, init, 7, 4, oc); break;
+            default: lin_vnni_rq(wc, bs, ac, lda, kg, init, 8, 4, oc); break;
             }
             for (int q = 0; q < Q; q++) lin_i8_epilogue_avx512(j, b + q, 0, R, acc + q * R * 16, 16, ets);
         }
@@ -360,30 +336,6 @@ static inline void lin_bf16_r1(const uint16_t *wb, const uint16_t *x, int kq, fl
     _mm512_store_ps(out, t);
 }
 
-/* one row, four blocks: four weight streams (as the int8 GEMV), two accumulators per block */
-static inline void lin_bf16_r1x4(const uint16_t *wb, size_t bs, const uint16_t *x, int kq, float *out)
-{
-    __m512 s[8];
-    const int32_t *x32 = (const int32_t *)x;
-    const char *p[4];
-#pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) s[i] = _mm512_setzero_ps();
-    for (int q = 0; q < 4; q++) p[q] = (const char *)wb + q * bs * 2;
-    for (int pr = 0; pr < kq; pr += 2) {
-        size_t o = (size_t)pr * 64;
-        __m512bh x0 = (__m512bh)_mm512_set1_epi32(x32[pr]), x1 = (__m512bh)_mm512_set1_epi32(x32[pr + 1]);
-#pragma GCC unroll 4
-        for (int q = 0; q < 4; q++) {
-            _mm_prefetch(p[q] + o + LIN_PF_BYTES, _MM_HINT_T0);
-            _mm_prefetch(p[q] + o + LIN_PF_BYTES + 64, _MM_HINT_T0);
-            s[2 * q] = _mm512_dpbf16_ps(s[2 * q], x0, (__m512bh)_mm512_load_si512(p[q] + o));
-            s[2 * q + 1] = _mm512_dpbf16_ps(s[2 * q + 1], x1, (__m512bh)_mm512_load_si512(p[q] + o + 64));
-        }
-    }
-#pragma GCC unroll 4
-    for (int q = 0; q < 4; q++) _mm512_store_ps(out + 16 * q, _mm512_add_ps(s[2 * q], s[2 * q + 1]));
-}
-
 static inline __attribute__((always_inline)) void lin_bf16_rn(const uint16_t *wb, const uint16_t *x, int ld, int kq,
                                                               int R, float *out)
 {
@@ -411,11 +363,26 @@ void lin_bf16_avx512(const LinJob *j, int b0, int b1, void *ts)
     float *acc = ts;
     const uint16_t *W = j->w->w, *xs = j->xs;
     int b = b0;
-    if (j->m == 1)
+    if (j->m >= 1 && j->m <= 4) {
+        /* R rows by four blocks per pass, as int8 (lin_vnni_rq; at M=1 1.03-1.04 of the bandwidth where
+         * one row against four blocks with two accumulators each read 0.94). Only to 4 rows: vdpbf16ps
+         * then limits it (bench-linear 1T bw_frac, (K,N) = (2048,8192) (8192,2048) (4096,12288): M=2-4 1.02-1.06
+         * where amx-bf16 reads 0.84-0.86; M=8 0.66-0.71 with four blocks, 0.57 with two; M=5 0.89-0.98,
+         * M=6 0.80-0.86 with two, around amx-bf16's 0.85), so linear.c hands 5 rows on to AMX */
+        int R = j->m;
+        const __m512 zero[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
         for (; b + 4 <= b1; b += 4) {
-            lin_bf16_r1x4(W + (size_t)b * 16 * kp, (size_t)16 * kp, xs, kq, acc);
-            for (int q = 0; q < 4; q++) lin_16_epilogue_avx512(j, b + q, 0, 1, acc + 16 * q, 16);
+            const char *wb = (const char *)(W + (size_t)b * 16 * kp), *x = (const char *)xs;
+            size_t bs = (size_t)32 * kp, ld = (size_t)j->xs_ld * 2;
+            switch (R) {
+            case 1: lin_bf16_rq(wb, bs, x, ld, kq, zero, 1, 4, (char *)acc); break;
+            case 2: lin_bf16_rq(wb, bs, x, ld, kq, zero, 2, 4, (char *)acc); break;
+            case 3: lin_bf16_rq(wb, bs, x, ld, kq, zero, 3, 4, (char *)acc); break;
+            default: lin_bf16_rq(wb, bs, x, ld, kq, zero, 4, 4, (char *)acc); break;
+            }
+            for (int q = 0; q < 4; q++) lin_16_epilogue_avx512(j, b + q, 0, R, acc + q * R * 16, 16);
         }
+    }
     for (; b < b1; b++) {
         const uint16_t *wb = W + (size_t)b * 16 * kp;
         for (int r0 = 0; r0 < j->m; r0 += 8) {
