@@ -324,20 +324,20 @@ static void test_cpu_560m(void)
         CHECK(p.fits && n1 < n0, "last rank %d layers, first %d", n1, n0);
         plan_free(&p);
     }
-    /* default M: the stage count, unless a smaller M's decode step is modelled >= 3% faster on the split
+    /* default M: the stage count, unless a smaller M's decode step is modelled >= 10% faster on the split
      * given. BLOOM-560M int8 at batch 8: the head-heavy last rank would read its 0.5 GB twice -> 1. The
      * same model with the embedding's (LM head's) vocabulary cut to 64 rows: balanced stages -> 2. */
     PlanRequest r = req(DTYPE_I8, 8, 32, 32, 2, cpu);
     Plan p = plan_or_die(&c, &r, "bloom-560m batch 8");
     double m1 = plan_decode_ms(&c, &r, &p, 1, true), m2 = plan_decode_ms(&c, &r, &p, 2, true);
-    CHECK(m2 > 1.03 * m1 && plan_default_micro_batches(&c, &r, &p) == 1 && p.micro_batches == 1,
+    CHECK(m2 > 1.1 * m1 && plan_default_micro_batches(&c, &r, &p) == 1 && p.micro_batches == 1,
           "unbalanced: M=2 %.2f ms vs M=1 %.2f, default %d", m2, m1, p.micro_batches);
     plan_free(&p);
     Config b = c;
     b.vocab = 64;
     p = plan_or_die(&b, &r, "balanced batch 8");
     m1 = plan_decode_ms(&b, &r, &p, 1, true), m2 = plan_decode_ms(&b, &r, &p, 2, true);
-    CHECK(m2 < 1.03 * m1 && plan_default_micro_batches(&b, &r, &p) == 2 && p.micro_batches == 2,
+    CHECK(m2 < 1.1 * m1 && plan_default_micro_batches(&b, &r, &p) == 2 && p.micro_batches == 2,
           "balanced: M=2 %.2f ms vs M=1 %.2f, default %d", m2, m1, p.micro_batches);
     plan_free(&p);
     r.batch = 1;
