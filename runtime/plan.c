@@ -398,32 +398,23 @@ double plan_prefill_ms(const Config *c, const PlanRequest *r, const Plan *p, int
     return ms;
 }
 
-/* DESIGN.md's default, M = stages capped by the batch, unless the time model puts a smaller M's decode
- * step >= 10% faster: a stage that outweighs the others (BLOOM-560M's last rank with the 0.5 GB LM
- * head, weight-bound at small batches) reads its weights M times per step while the rest wait. Decode
- * only: it is most of a generation, and the model overrates pipelined prefill at small batches. The
- * margin is the model's error here: it leaves out what favours M = S (the stages' per-row work,
- * attention over the KV cache, quantization, sampling, overlaps instead of adding up; kernels that
- * read faster at fewer rows) and what hurts it (two ranks streaming at once read ~8% slower each).
- * Measured decode, M = 2 against M = 1 on 2 ranks x 1 thread (model's M2/M1 step time in brackets):
- * OPT-1.3B int8 split 14+10 batch 8 1.05x faster (0.976); split 15+9 batch 16 1.13x faster (1.049),
- * batch 4 0.91x (1.063, the one case this margin gets wrong); BLOOM-560M int8 23+1 batch 32 1.42x
- * faster (1.055); bf16 20+4 batch 8 1.07x faster (1.068). The LLM.int8() outlier set is chosen per
- * micro-batch, so M is part of what a run computes (DESIGN.md "Data flow"). */
+/* Micro-batches of at least 4 sequences, at most one per stage: M = min(S, max(1, B / 4)). A rule from
+ * measurements, not from the time model, which mispredicted which M wins in both directions (it leaves
+ * out what favours more micro-batches, the stages' per-row work, attention over the KV cache,
+ * quantization, sampling, overlapping instead of adding up, and what hurts them, two ranks streaming at
+ * once reading ~8% slower each). Decode, M = 2 against M = 1, 2 ranks x 1 thread (model's M2/M1 step
+ * time in brackets): OPT-1.3B int8 split 14+10 batch 8 1.05x faster (0.98); split 15+9 batch 16 1.13x
+ * faster (1.05), batch 4 0.91x (1.06); BLOOM-560M int8 23+1 batch 2 0.85x, batch 8 1.16x faster (1.23),
+ * batch 32 1.42x faster (1.06); bf16 20+4 batch 8 1.24x faster (1.07). With 1-2 sequences per
+ * micro-batch every stage is purely weight-bound and a second weight read per step costs more than the
+ * overlap gains. The LLM.int8() outlier set is chosen per micro-batch, so M is part of what a run
+ * computes (DESIGN.md "Data flow"). */
 int plan_default_micro_batches(const Config *c, const PlanRequest *r, const Plan *p)
 {
-    int hi = p->nstages < r->batch ? p->nstages : r->batch;
-    if (hi < 1) hi = 1;
-    int best = hi;
-    double best_ms = plan_decode_ms(c, r, p, hi, true);
-    for (int m = hi - 1; m >= 1; m--) {
-        double ms = plan_decode_ms(c, r, p, m, true);
-        if (ms < 0.90 * best_ms) {
-            best_ms = ms;
-            best = m;
-        }
-    }
-    return best;
+    (void)c;
+    int m = r->batch / 4;
+    if (m > p->nstages) m = p->nstages;
+    return m < 1 ? 1 : m;
 }
 
 int plan_compute(const Config *c, const PlanRequest *r, Plan *p, Err *e)

@@ -102,8 +102,8 @@ typedef struct Plan {
  * missing, micro_batches > batch. Call plan_free(p) after a 0 return. Deterministic. */
 int plan_compute(const Config *c, const PlanRequest *r, Plan *p, Err *e);
 void plan_free(Plan *p);
-/* M for the pipelined schedule: min(S, B) (DESIGN.md's default) unless the time model puts a smaller M's
- * decode step >= 10% faster, as where one stage outweighs the others. Uses p's split (p->stages). */
+/* M for the pipelined schedule: micro-batches of at least 4 sequences, at most one per stage,
+ * min(S, max(1, B / 4)) (measured; see plan.c). */
 int plan_default_micro_batches(const Config *c, const PlanRequest *r, const Plan *p);
 /* Modelled times (ms) of plan p's split with M micro-batches of ceil(B/M) sequences. */
 double plan_decode_ms(const Config *c, const PlanRequest *r, const Plan *p, int m, bool pipelined);
