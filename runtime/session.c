@@ -195,12 +195,6 @@ int session_default_micro_batches(const Session *s, int batch, int prompt_len, i
     Err e = {{0}};
     int M = 1;
     if (plan_compute(&s->cfg, &r, &p, &e) == 0) {
-        /* judge M on the split this session loaded (planned for its largest batch), not this batch's */
-        if (p.nstages == s->size && s->layer_begin && s->layer_end)
-            for (int i = 0; i < s->size; i++) {
-                p.stages[i].layer_begin = s->layer_begin[i];
-                p.stages[i].layer_end = s->layer_end[i];
-            }
         M = plan_default_micro_batches(&s->cfg, &r, &p);
         plan_free(&p);
     }
