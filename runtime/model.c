@@ -189,24 +189,26 @@ static int load_linear_parts(Loader *ld, Linear *w, const char *const *bases, in
     char name[256];
     const int pn = w->n / nparts;
     const size_t nk = (size_t)w->n * (size_t)w->k, pnk = (size_t)pn * (size_t)w->k;
-    int n8 = 0;
-    for (int p = 0; p < nparts; p++) {
+    /* which parts are 8-bit (CB + SCB); an int8 weight without its SCB, or a mix, is refused here */
+    int n8 = 0, plain = -1, eight = -1;
+    for (int p = 0; ld->ck && p < nparts; p++) {
         snprintf(name, sizeof name, "%s.SCB", bases[p]);
-        if (ld->ck && ckpt_find(ld->ck, name)) n8++;
-    }
-    for (int p = 0; n8 && n8 != nparts && p < nparts; p++) {
-        snprintf(name, sizeof name, "%s.SCB", bases[p]);
-        if (ckpt_find(ld->ck, name)) continue;
+        if (ckpt_find(ld->ck, name)) {
+            n8++, eight = p;
+            continue;
+        }
+        plain = p;
         snprintf(name, sizeof name, "%s.weight", bases[p]);
         const StTensor *t = ckpt_find(ld->ck, name);
         if (t && t->dtype == DTYPE_I8)
             return err_set(ld->e, "%s: tensor '%s' is I8 but '%s.SCB' is missing: an 8-bit checkpoint needs the "
                                   "per-row scales SCB (F32 [%d]) next to every int8 weight",
                            ckpt_dir(ld->ck), name, bases[p], pn);
+    }
+    if (n8 && plain >= 0)
         return err_set(ld->e, "%s: '%s' is 16-bit but '%s' is 8-bit (int8 + SCB): they are loaded as one layer; "
                               "quantize the whole checkpoint (pp8 quantize)",
-                       ckpt_dir(ld->ck), bases[p], bases[p ? 0 : nparts - 1]);
-    }
+                       ckpt_dir(ld->ck), bases[plain], bases[eight]);
     if (n8) {
         /* an 8-bit checkpoint (pp8 quantize or transformers' save of load_in_8bit): CB and SCB as they are */
         if (w->wdt != DTYPE_I8)
@@ -236,13 +238,6 @@ static int load_linear_parts(Loader *ld, Linear *w, const char *const *bases, in
         uint16_t *w16 = ld->host;
         for (int p = 0; p < nparts; p++) {
             snprintf(name, sizeof name, "%s.weight", bases[p]);
-            if (ld->ck) {
-                const StTensor *t = ckpt_find(ld->ck, name);
-                if (t && t->dtype == DTYPE_I8)
-                    return err_set(ld->e, "%s: tensor '%s' is I8 but '%s.SCB' is missing: an 8-bit checkpoint needs "
-                                          "the per-row scales SCB (F32 [%d]) next to every int8 weight",
-                                   ckpt_dir(ld->ck), name, bases[p], pn);
-            }
             if (fetch16(ld, w16 + p * pnk, stage, name, pn, w->k, FILL_WEIGHT)) return -1;
         }
         if (w->wdt == DTYPE_I8) {
