@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../kernels/cpu/cpu_linear.h"
@@ -121,13 +120,6 @@ static int parse(BenchArgs *a, int argc, char **argv, Err *e)
     return 0;
 }
 
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* --micro-batches applies to both schedules (so they compare like for like); without it, naive takes
  * 1 (accelerate's device_map) and pipelined the planner's choice for this batch */
 static int micro_batches_for(const BenchArgs *a, const Session *s, Schedule sched, int batch)
@@ -162,16 +154,16 @@ static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, in
     int M = micro_batches_for(a, s, sched, batch);
     engine_init(&en, &s->m, &s->rs, s->tr, sched, batch, lens, (const int32_t *const *)prompts, M, a->gen + 1, &e);
     ctl_barrier();
-    double t0 = now_s();
+    double t0 = wall_s();
     engine_run(&en, 0, 1);
     ctl_barrier();
-    double t1 = now_s();
+    double t1 = wall_s();
     en.busy_s = 0;
     double prof[PROF_COUNT] = {0};
     if (a->profile) s->rs.prof = prof;
     engine_run(&en, 1, a->gen + 1);
     ctl_barrier();
-    double t2 = now_s();
+    double t2 = wall_s();
     s->rs.prof = NULL;
     double busy = en.busy_s / (t2 - t1);
     memset(out, 0, sizeof *out);

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #include "../kernels/cpu/cpu_linear.h"
 #include "../kernels/cpu/membw.h"
@@ -135,13 +134,6 @@ static int bl_parse(int argc, char **argv, BlArgs *a, Err *e)
     return 0;
 }
 
-static double bl_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int bl_cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -220,11 +212,11 @@ static void bl_group(CpuLinear *lin, const BlLayer *L, int nl, const uint16_t *x
     for (int l = 0; l < nl; l++) {
         DType act = L[l].wdt == DTYPE_I8 ? DTYPE_F16 : L[l].wdt;
         const uint16_t *x = L[l].wdt == DTYPE_BF16 ? xbf : x16;
-        double t0 = bl_now(), one = 0.0;
-        for (int i = 0; i < L[l].copies && bl_now() - t0 < 0.3; i++) {
-            double s = bl_now();
+        double t0 = wall_s(), one = 0.0;
+        for (int i = 0; i < L[l].copies && wall_s() - t0 < 0.3; i++) {
+            double s = wall_s();
             cpu_linear(lin, &L[l].w[cur[l]], x, m, act, y, act, BL_THRESHOLD);
-            one = bl_now() - s;
+            one = wall_s() - s;
             cur[l] = (cur[l] + 1) % L[l].copies;
         }
         est += one;
@@ -236,9 +228,9 @@ static void bl_group(CpuLinear *lin, const BlLayer *L, int nl, const uint16_t *x
         for (int l = 0; l < nl; l++) {
             DType act = L[l].wdt == DTYPE_I8 ? DTYPE_F16 : L[l].wdt;
             const uint16_t *x = L[l].wdt == DTYPE_BF16 ? xbf : x16;
-            double s = bl_now();
+            double s = wall_s();
             cpu_linear(lin, &L[l].w[cur[l]], x, m, act, y, act, BL_THRESHOLD);
-            t[l][r] = bl_now() - s;
+            t[l][r] = wall_s() - s;
             cur[l] = (cur[l] + 1) % L[l].copies;
         }
         /* the better of one and four streams per thread is the ceiling (membw.h) */

@@ -5,21 +5,14 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../kernels/check.h"
+#include "log.h"
 
 #define ALIGN 64
 
 const char *const prof_op_name[PROF_COUNT] = {"embed", "layernorm", "qkv", "attention", "out", "fc1",
                                               "act", "fc2", "add", "head", "sample"};
-
-double prof_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* run STMT, adding its wall time to rs->prof[OP] when profiling */
 #define PROF(OP, STMT)                                                                                               \
@@ -27,12 +20,12 @@ double prof_now(void)
         double t0_ = 0;                                                                                              \
         if (rs->prof) {                                                                                              \
             be->sync(ctx);                                                                                           \
-            t0_ = prof_now();                                                                                        \
+            t0_ = wall_s();                                                                                        \
         }                                                                                                            \
         STMT;                                                                                                        \
         if (rs->prof) {                                                                                              \
             be->sync(ctx);                                                                                           \
-            rs->prof[OP] += prof_now() - t0_;                                                                        \
+            rs->prof[OP] += wall_s() - t0_;                                                                        \
         }                                                                                                            \
     } while (0)
 

@@ -45,8 +45,6 @@ void runstate_free(RunState *rs, const Model *m);
 /* rows: token ids (first rank), position and KV slot of each row (host arrays). On the first rank the
  * input comes from the embedding, elsewhere from rs->x (received). On the last rank the logits of the
  * nout rows listed in out_idx land in rs->logits (backend memory). */
-double prof_now(void); /* CLOCK_MONOTONIC seconds */
-
 void stage_forward(const Model *m, RunState *rs, int rows, const int32_t *tokens, const int32_t *pos,
                    const int32_t *slot, const int32_t *out_idx, int nout);
 

@@ -10,5 +10,7 @@ int log_size(void);
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* any rank, prefixed with the rank */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* seconds on CLOCK_MONOTONIC, for timings and progress */
+double wall_s(void);
 
 #endif

@@ -8,17 +8,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../kernels/check.h"
 #include "../parallel/control.h"
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "log.h"
 
 void pipeline_split(int *bounds, int n, int M)
 {
@@ -157,7 +150,6 @@ static int item_rows(Engine *en, int step, int i, int *nout)
     return r;
 }
 
-/* greedy: the first index of the largest logit */
 /* greedy choice: the first index of the largest value (NaNs never win; v[0] = NaN gives 0). Two passes
  * so the compiler can vectorize the first (16 independent maxima; a > b ? a : b is maxps): the
  * dependent compare-and-index loop took ~1.5 ms per step over 8 x 50272 logits. */
@@ -246,19 +238,19 @@ void engine_run(Engine *en, int first, int last)
             }
             int nout, rows = item_rows(en, step, i, &nout);
             if (!m->first) recv_hidden(en, rows);
-            double t0 = now_s();
+            double t0 = wall_s();
             stage_forward(m, rs, rows, en->h_tok, en->h_pos, en->h_slot, en->h_out, m->last ? nout : 0);
             if (m->last) {
-                double ts = rs->prof ? now_s() : 0;
+                double ts = rs->prof ? wall_s() : 0;
                 be->to_host(be->ctx, en->h_logits, rs->logits, sizeof(float) * (size_t)nout * V);
                 for (int j = 0; j < nout; j++) en->h_sampled[j] = argmax(en->h_logits + (size_t)j * V, V);
-                if (rs->prof) rs->prof[PROF_SAMPLE] += now_s() - ts;
+                if (rs->prof) rs->prof[PROF_SAMPLE] += wall_s() - ts;
                 if (en->chunked)
                     memcpy(en->all_logits + (size_t)en->chunk[i] * V, en->h_logits, sizeof(float) * (size_t)nout * V);
             } else {
                 be->sync(be->ctx);
             }
-            en->busy_s += now_s() - t0;
+            en->busy_s += wall_s() - t0;
             if (m->last) {
                 store_tokens(en, step, i, en->h_sampled, nout);
                 if (en->size > 1) ctl_send_i32(en->h_sampled, nout, 0);
