@@ -151,15 +151,10 @@ static inline __attribute__((always_inline)) void axpys_nv(float *acc, float c, 
 {
     __m512 a[8];
     __m512 vc = _mm512_set1_ps(c);
+    /* acc * c, then the same add of each p[j] * v[j] (scale_axpy's acc * c + p * v, in that order) */
 #pragma GCC unroll 8
-    for (int i = 0; i < NV; i++) a[i] = _mm512_loadu_ps(acc + 16 * i);
-    if (n > 0) {
-        __m512 vp = _mm512_set1_ps(p[0]);
-        if (pf) pf_range(pf, (size_t)E * 2);
-#pragma GCC unroll 8
-        for (int i = 0; i < NV; i++) a[i] = _mm512_add_ps(_mm512_mul_ps(a[i], vc), _mm512_mul_ps(vp, ld16(v + 16 * i, t)));
-    }
-    for (int j = 1; j < n; j++) {
+    for (int i = 0; i < NV; i++) a[i] = _mm512_mul_ps(_mm512_loadu_ps(acc + 16 * i), vc);
+    for (int j = 0; j < n; j++) {
         __m512 vp = _mm512_set1_ps(p[j]);
         const uint16_t *vj = v + (size_t)j * E;
         if (pf) pf_range(pf + (size_t)j * E, (size_t)E * 2);
@@ -172,6 +167,7 @@ static inline __attribute__((always_inline)) void axpys_nv(float *acc, float c, 
 
 static void v_axpys(float *acc, float c, const float *p, const uint16_t *v, int n, int E, DType t, const uint16_t *pf)
 {
+    if (n <= 0) return; /* as scale_axpy n times: nothing */
     switch (E) {
     case 16: axpys_nv(acc, c, p, v, n, E, t, pf, 1); return;
     case 32: axpys_nv(acc, c, p, v, n, E, t, pf, 2); return;
