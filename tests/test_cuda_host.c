@@ -9,19 +9,7 @@
 
 #include "../kernels/cuda_host.h"
 #include "../parallel/nccl_host.h"
-
-static int g_fail, g_checks;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        g_checks++;                                                                                                    \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                            \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fputc('\n', stderr);                                                                                       \
-            g_fail++;                                                                                                  \
-        }                                                                                                              \
-    } while (0)
+#include "test_util.h"
 
 /* D = op(A) . op(B) with cuBLASLt's definitions: column-major element (r, c) of a matrix with leading
  * dimension ld is p[r + c * ld]; op(A) = A^T when transa. D is m x n with m = C.rows, n = C.cols. */
@@ -47,13 +35,13 @@ static void test_gemm_layouts(void)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
         CudaGemmDesc g;
-        CHECK(cuda_gemm_describe(&g, DTYPE_I8, DTYPE_I32, m, n, k) == 0, "int8 %dx%dx%d", m, n, k);
-        CHECK(g.compute == CUDA_COMPUTE_32I && g.transa == 1 && g.transb == 0, "int8 must be TN with 32I compute");
-        CHECK(g.a.type == CUDA_MAT_I8 && g.b.type == CUDA_MAT_I8 && g.c.type == CUDA_MAT_I32, "int8 types");
+        CHECK_ON(cuda_gemm_describe(&g, DTYPE_I8, DTYPE_I32, m, n, k) == 0, "int8 %dx%dx%d", m, n, k);
+        CHECK_ON(g.compute == CUDA_COMPUTE_32I && g.transa == 1 && g.transb == 0, "int8 must be TN with 32I compute");
+        CHECK_ON(g.a.type == CUDA_MAT_I8 && g.b.type == CUDA_MAT_I8 && g.c.type == CUDA_MAT_I32, "int8 types");
         /* bitsandbytes igemmlt: A (K, N_out, ld K), B (K, M, ld K), C (N_out, M, ld N_out) */
-        CHECK(g.a.rows == (uint64_t)k && g.a.cols == (uint64_t)n && g.a.ld == k, "A layout");
-        CHECK(g.b.rows == (uint64_t)k && g.b.cols == (uint64_t)m && g.b.ld == k, "B layout");
-        CHECK(g.c.rows == (uint64_t)n && g.c.cols == (uint64_t)m && g.c.ld == n, "C layout");
+        CHECK_ON(g.a.rows == (uint64_t)k && g.a.cols == (uint64_t)n && g.a.ld == k, "A layout");
+        CHECK_ON(g.b.rows == (uint64_t)k && g.b.cols == (uint64_t)m && g.b.ld == k, "B layout");
+        CHECK_ON(g.c.rows == (uint64_t)n && g.c.cols == (uint64_t)m && g.c.ld == n, "C layout");
         /* the layouts applied to row-major buffers give y = x w^T row-major */
         double *x = malloc(sizeof(double) * m * k), *w = malloc(sizeof(double) * n * k);
         double *y = malloc(sizeof(double) * m * n), *d = malloc(sizeof(double) * m * n);
@@ -66,69 +54,69 @@ static void test_gemm_layouts(void)
                 y[r * n + o] = acc;
             }
         colmajor_gemm(&g, w, x, d); /* cuBLASLt A = weights, B = activations */
-        CHECK(!memcmp(y, d, sizeof(double) * m * n), "TN layouts do not reproduce x w^T for %dx%dx%d", m, n, k);
-        CHECK(cuda_gemm_describe(&g, DTYPE_F16, DTYPE_F32, m, n, k) == 0 && g.compute == CUDA_COMPUTE_32F &&
+        CHECK_ON(!memcmp(y, d, sizeof(double) * m * n), "TN layouts do not reproduce x w^T for %dx%dx%d", m, n, k);
+        CHECK_ON(cuda_gemm_describe(&g, DTYPE_F16, DTYPE_F32, m, n, k) == 0 && g.compute == CUDA_COMPUTE_32F &&
                   g.a.type == CUDA_MAT_F16 && g.c.type == CUDA_MAT_F32,
               "f16 -> f32 (LM head)");
         colmajor_gemm(&g, w, x, d);
-        CHECK(!memcmp(y, d, sizeof(double) * m * n), "f16 layouts do not reproduce x w^T");
+        CHECK_ON(!memcmp(y, d, sizeof(double) * m * n), "f16 layouts do not reproduce x w^T");
         free(x), free(w), free(y), free(d);
     }
     CudaGemmDesc g;
-    CHECK(cuda_gemm_describe(&g, DTYPE_BF16, DTYPE_BF16, 3, 5, 7) == 0 && g.a.type == CUDA_MAT_BF16, "bf16");
-    CHECK(cuda_gemm_describe(&g, DTYPE_F16, DTYPE_F16, 3, 5, 7) == 0, "f16 any shape");
-    CHECK(cuda_gemm_describe(&g, DTYPE_I8, DTYPE_I32, 3, 10, 16) == -1, "int8 N %% 4 refused");
-    CHECK(cuda_gemm_describe(&g, DTYPE_I8, DTYPE_I32, 3, 12, 37) == -1, "int8 K %% 4 refused");
-    CHECK(cuda_gemm_describe(&g, DTYPE_I8, DTYPE_F16, 3, 12, 16) == -1, "int8 must output int32");
-    CHECK(cuda_gemm_describe(&g, DTYPE_F16, DTYPE_BF16, 3, 12, 16) == -1, "f16 -> bf16 is not in the table");
-    CHECK(cuda_gemm_describe(&g, DTYPE_F32, DTYPE_F32, 3, 12, 16) == -1, "f32 inputs not used");
-    CHECK(cuda_gemm_describe(&g, DTYPE_F16, DTYPE_F16, 0, 12, 16) == -1, "empty refused");
+    CHECK_ON(cuda_gemm_describe(&g, DTYPE_BF16, DTYPE_BF16, 3, 5, 7) == 0 && g.a.type == CUDA_MAT_BF16, "bf16");
+    CHECK_ON(cuda_gemm_describe(&g, DTYPE_F16, DTYPE_F16, 3, 5, 7) == 0, "f16 any shape");
+    CHECK_ON(cuda_gemm_describe(&g, DTYPE_I8, DTYPE_I32, 3, 10, 16) == -1, "int8 N %% 4 refused");
+    CHECK_ON(cuda_gemm_describe(&g, DTYPE_I8, DTYPE_I32, 3, 12, 37) == -1, "int8 K %% 4 refused");
+    CHECK_ON(cuda_gemm_describe(&g, DTYPE_I8, DTYPE_F16, 3, 12, 16) == -1, "int8 must output int32");
+    CHECK_ON(cuda_gemm_describe(&g, DTYPE_F16, DTYPE_BF16, 3, 12, 16) == -1, "f16 -> bf16 is not in the table");
+    CHECK_ON(cuda_gemm_describe(&g, DTYPE_F32, DTYPE_F32, 3, 12, 16) == -1, "f32 inputs not used");
+    CHECK_ON(cuda_gemm_describe(&g, DTYPE_F16, DTYPE_F16, 0, 12, 16) == -1, "empty refused");
 }
 
 static void test_paths_and_sizes(void)
 {
-    CHECK(cuda_int8_shape_ok(96, 128) && !cuda_int8_shape_ok(19, 36) && !cuda_int8_shape_ok(36, 37), "IMMA shapes");
-    CHECK(cuda_int8_use_gemv(1, 96, 128) && cuda_int8_use_gemv(8, 96, 128), "M <= 8 takes the GEMV");
-    CHECK(!cuda_int8_use_gemv(9, 96, 128) && !cuda_int8_use_gemv(512, 14336, 57344), "M > 8 takes cuBLASLt");
-    CHECK(cuda_int8_use_gemv(16, 130, 250) && cuda_int8_use_gemv(33, 19, 37), "odd shapes take the GEMV");
-    CHECK(cuda_linear_bytes(DTYPE_I8, 19, 37) == 19 * 37, "int8 bytes = N*K for any shape");
-    CHECK(cuda_linear_bytes(DTYPE_F16, 3, 5) == 30 && cuda_linear_bytes(DTYPE_BF16, 3, 5) == 30, "16-bit bytes");
-    CHECK(cuda_linear_bytes(DTYPE_F32, 3, 5) == 0 && cuda_linear_bytes(DTYPE_I8, 0, 5) == 0, "refused dtypes");
-    CHECK(cuda_workspace_bytes(8) == 4u << 20 && cuda_workspace_bytes(9) == 32u << 20 &&
+    CHECK_ON(cuda_int8_shape_ok(96, 128) && !cuda_int8_shape_ok(19, 36) && !cuda_int8_shape_ok(36, 37), "IMMA shapes");
+    CHECK_ON(cuda_int8_use_gemv(1, 96, 128) && cuda_int8_use_gemv(8, 96, 128), "M <= 8 takes the GEMV");
+    CHECK_ON(!cuda_int8_use_gemv(9, 96, 128) && !cuda_int8_use_gemv(512, 14336, 57344), "M > 8 takes cuBLASLt");
+    CHECK_ON(cuda_int8_use_gemv(16, 130, 250) && cuda_int8_use_gemv(33, 19, 37), "odd shapes take the GEMV");
+    CHECK_ON(cuda_linear_bytes(DTYPE_I8, 19, 37) == 19 * 37, "int8 bytes = N*K for any shape");
+    CHECK_ON(cuda_linear_bytes(DTYPE_F16, 3, 5) == 30 && cuda_linear_bytes(DTYPE_BF16, 3, 5) == 30, "16-bit bytes");
+    CHECK_ON(cuda_linear_bytes(DTYPE_F32, 3, 5) == 0 && cuda_linear_bytes(DTYPE_I8, 0, 5) == 0, "refused dtypes");
+    CHECK_ON(cuda_workspace_bytes(8) == 4u << 20 && cuda_workspace_bytes(9) == 32u << 20 &&
               cuda_workspace_bytes(10) == 32u << 20,
           "workspace 4 MiB before Hopper, 32 MiB from sm_90");
-    CHECK(cuda_ptr_align(0) == 256 && cuda_ptr_align(1) == 1 && cuda_ptr_align(6) == 2 &&
+    CHECK_ON(cuda_ptr_align(0) == 256 && cuda_ptr_align(1) == 1 && cuda_ptr_align(6) == 2 &&
               cuda_ptr_align(0x1010) == 16 && cuda_ptr_align(0x7f0000001000) == 256 && cuda_ptr_align(64 * 3) == 64,
           "alignment classes");
-    CHECK(cuda_copy_width(0x1000, 0x2000, 128) == 16 && cuda_copy_width(0x1000, 0x2004, 128) == 4 &&
+    CHECK_ON(cuda_copy_width(0x1000, 0x2000, 128) == 16 && cuda_copy_width(0x1000, 0x2004, 128) == 4 &&
               cuda_copy_width(0x1000, 0x2000, 6) == 2 && cuda_copy_width(0x1001, 0x2000, 128) == 1,
           "copy widths");
-    CHECK(cuda_grid_1d(0, 256) == 1 && cuda_grid_1d(257, 256) == 2 && cuda_grid_1d((size_t)1 << 40, 256) == 65535,
+    CHECK_ON(cuda_grid_1d(0, 256) == 1 && cuda_grid_1d(257, 256) == 2 && cuda_grid_1d((size_t)1 << 40, 256) == 65535,
           "grid");
-    CHECK(cuda_outlier_chunk(57344) == 256 && cuda_outlier_chunk(250880) == 64 && cuda_outlier_chunk(1 << 30) == 16,
+    CHECK_ON(cuda_outlier_chunk(57344) == 256 && cuda_outlier_chunk(250880) == 64 && cuda_outlier_chunk(1 << 30) == 16,
           "outlier chunk: %d %d %d", cuda_outlier_chunk(57344), cuda_outlier_chunk(250880),
           cuda_outlier_chunk(1 << 30));
     int c0, nc;
-    CHECK(cuda_outlier_chunk_cols(300, 256, 0, &c0, &nc) == 256 && c0 == 0 && nc == 256, "chunk 0");
-    CHECK(cuda_outlier_chunk_cols(300, 256, 1, &c0, &nc) == 48 && c0 == 256 && nc == 44, "chunk 1 padded to 48");
-    CHECK(cuda_outlier_chunk_cols(300, 256, 2, &c0, &nc) == 0 && nc == 0, "past the end");
-    CHECK(cuda_outlier_chunk_cols(0, 256, 0, &c0, &nc) == 0, "no outliers, no chunk");
-    CHECK(cuda_outlier_chunk_cols(3, 16, 0, &c0, &nc) == 16 && nc == 3, "3 columns padded to 16");
-    CHECK(cuda_rows_per_block(1000, 50, 10) == 50 && cuda_rows_per_block(1000, 500, 10) == 100 &&
+    CHECK_ON(cuda_outlier_chunk_cols(300, 256, 0, &c0, &nc) == 256 && c0 == 0 && nc == 256, "chunk 0");
+    CHECK_ON(cuda_outlier_chunk_cols(300, 256, 1, &c0, &nc) == 48 && c0 == 256 && nc == 44, "chunk 1 padded to 48");
+    CHECK_ON(cuda_outlier_chunk_cols(300, 256, 2, &c0, &nc) == 0 && nc == 0, "past the end");
+    CHECK_ON(cuda_outlier_chunk_cols(0, 256, 0, &c0, &nc) == 0, "no outliers, no chunk");
+    CHECK_ON(cuda_outlier_chunk_cols(3, 16, 0, &c0, &nc) == 16 && nc == 3, "3 columns padded to 16");
+    CHECK_ON(cuda_rows_per_block(1000, 50, 10) == 50 && cuda_rows_per_block(1000, 500, 10) == 100 &&
               cuda_rows_per_block(5, 500, 10) == 1,
           "row blocks");
     CudaScratchPlan p;
     cuda_scratch_plan(&p, 8, 1024, 57344, 57344);
-    CHECK(p.workspace == 4u << 20 && p.ca == (size_t)1024 * 57344 && p.chunk == 256, "A100 plan");
-    CHECK(p.c32_elems == CUDA_C32_MAX_ELEMS && p.c32 == 4 * CUDA_C32_MAX_ELEMS, "c32 capped");
-    CHECK(p.wd == (size_t)2 * 57344 * 256 && p.xo == (size_t)2 * 1024 * 256 && p.cols == 4 * (57344 + 1),
+    CHECK_ON(p.workspace == 4u << 20 && p.ca == (size_t)1024 * 57344 && p.chunk == 256, "A100 plan");
+    CHECK_ON(p.c32_elems == CUDA_C32_MAX_ELEMS && p.c32 == 4 * CUDA_C32_MAX_ELEMS, "c32 capped");
+    CHECK_ON(p.wd == (size_t)2 * 57344 * 256 && p.xo == (size_t)2 * 1024 * 256 && p.cols == 4 * (57344 + 1),
           "outlier bufs");
-    CHECK(p.total >= p.workspace + p.ca + p.sca + p.flags + p.cols + p.c32 + p.xo + p.wd, "total");
+    CHECK_ON(p.total >= p.workspace + p.ca + p.sca + p.flags + p.cols + p.c32 + p.xo + p.wd, "total");
     cuda_scratch_plan(&p, 9, 4, 64, 256);
-    CHECK(p.workspace == 32u << 20 && p.c32_elems == 4 * 256, "small H100 plan");
+    CHECK_ON(p.workspace == 32u << 20 && p.c32_elems == 4 * 256, "small H100 plan");
     cuda_scratch_plan(&p, 9, 1, 64, 100000000);
-    CHECK(p.c32_elems >= 100000000, "at least one row of the widest product");
-    CHECK(cuda_attn_smem_bytes(128, 2048) == 4 * (128 + 2048), "attention smem");
+    CHECK_ON(p.c32_elems >= 100000000, "at least one row of the widest product");
+    CHECK_ON(cuda_attn_smem_bytes(128, 2048) == 4 * (128 + 2048), "attention smem");
 }
 
 static void test_plan_cache(void)
@@ -142,80 +130,80 @@ static void test_plan_cache(void)
     for (int i = 0; i < CUDA_PLAN_SLOTS; i++) {
         k.m = i + 1;
         int s = cuda_plan_cache_find(&c, &k, &fresh, &evicted);
-        CHECK(s == i && fresh && !evicted, "fill slot %d", i);
+        CHECK_ON(s == i && fresh && !evicted, "fill slot %d", i);
     }
     k.m = 5;
-    CHECK(cuda_plan_cache_find(&c, &k, &fresh, &evicted) == 4 && !fresh && !evicted, "hit");
+    CHECK_ON(cuda_plan_cache_find(&c, &k, &fresh, &evicted) == 4 && !fresh && !evicted, "hit");
     k.align_b = 16; /* same shape, weaker alignment: a different plan */
     int s = cuda_plan_cache_find(&c, &k, &fresh, &evicted);
-    CHECK(fresh && evicted && s == 0, "evicts round-robin when full (slot %d)", s);
-    CHECK(cuda_plan_cache_find(&c, &k, &fresh, &evicted) == 0 && !fresh, "the new key is found");
+    CHECK_ON(fresh && evicted && s == 0, "evicts round-robin when full (slot %d)", s);
+    CHECK_ON(cuda_plan_cache_find(&c, &k, &fresh, &evicted) == 0 && !fresh, "the new key is found");
     k.m = 1;
     k.align_b = 256;
     cuda_plan_cache_find(&c, &k, &fresh, &evicted);
-    CHECK(fresh, "the evicted key is rebuilt");
+    CHECK_ON(fresh, "the evicted key is rebuilt");
 }
 
 static void test_pick_device(void)
 {
     char err[256];
     int dev;
-    CHECK(cuda_pick_device(0, 1, 0, 0, &dev, err, sizeof err) == -1 && strstr(err, "no CUDA device"), "no device");
-    CHECK(cuda_pick_device(1, 2, 2, 1, &dev, err, sizeof err) == 0 && dev == 1, "rank 1 of 2 on 2 GPUs");
-    CHECK(cuda_pick_device(0, 1, 4, 0, &dev, err, sizeof err) == 0 && dev == 0, "fewer ranks than GPUs is fine");
-    CHECK(cuda_pick_device(0, 1, 4, 1, &dev, err, sizeof err) == -1 && strstr(err, "1 ranks on this node but 4 GPUs"),
+    CHECK_ON(cuda_pick_device(0, 1, 0, 0, &dev, err, sizeof err) == -1 && strstr(err, "no CUDA device"), "no device");
+    CHECK_ON(cuda_pick_device(1, 2, 2, 1, &dev, err, sizeof err) == 0 && dev == 1, "rank 1 of 2 on 2 GPUs");
+    CHECK_ON(cuda_pick_device(0, 1, 4, 0, &dev, err, sizeof err) == 0 && dev == 0, "fewer ranks than GPUs is fine");
+    CHECK_ON(cuda_pick_device(0, 1, 4, 1, &dev, err, sizeof err) == -1 && strstr(err, "1 ranks on this node but 4 GPUs"),
           "exclusive wants one rank per GPU: %s", err);
-    CHECK(cuda_pick_device(2, 3, 2, 0, &dev, err, sizeof err) == -1 &&
+    CHECK_ON(cuda_pick_device(2, 3, 2, 0, &dev, err, sizeof err) == -1 &&
               strstr(err, "3 ranks on this node but 2 GPUs: one rank per GPU; use -np 2"),
           "more ranks than GPUs: %s", err);
-    CHECK(dev == -1, "dev is -1 on error");
-    CHECK(backend_cuda_device_count() >= 0, "device count");
+    CHECK_ON(dev == -1, "dev is -1 on error");
+    CHECK_ON(backend_cuda_device_count() >= 0, "device count");
 }
 
 static void test_nccl_logic(void)
 {
-    CHECK(!nccl_step_needs_group(0, 1) && !nccl_step_needs_group(0, 2) && !nccl_step_needs_group(1, 2), "chains of 2");
-    CHECK(!nccl_step_needs_group(0, 4) && nccl_step_needs_group(1, 4) && nccl_step_needs_group(2, 4) &&
+    CHECK_ON(!nccl_step_needs_group(0, 1) && !nccl_step_needs_group(0, 2) && !nccl_step_needs_group(1, 2), "chains of 2");
+    CHECK_ON(!nccl_step_needs_group(0, 4) && nccl_step_needs_group(1, 4) && nccl_step_needs_group(2, 4) &&
               !nccl_step_needs_group(3, 4),
           "middle ranks of 4");
-    CHECK(!nccl_batch_needs_group(1) && nccl_batch_needs_group(2), "group only several ops");
+    CHECK_ON(!nccl_batch_needs_group(1) && nccl_batch_needs_group(2), "group only several ops");
 
     NcclReqTable t;
     nccl_req_init(&t);
     char buf[16];
-    CHECK(nccl_req_post(&t, NCCL_OP_SEND, buf, 16, 1, 1, 3) == -1, "send to self refused");
-    CHECK(nccl_req_post(&t, NCCL_OP_SEND, buf, 16, 3, 1, 3) == -1, "peer out of range refused");
-    CHECK(nccl_req_post(&t, 7, buf, 16, 2, 1, 3) == -1, "unknown kind refused");
+    CHECK_ON(nccl_req_post(&t, NCCL_OP_SEND, buf, 16, 1, 1, 3) == -1, "send to self refused");
+    CHECK_ON(nccl_req_post(&t, NCCL_OP_SEND, buf, 16, 3, 1, 3) == -1, "peer out of range refused");
+    CHECK_ON(nccl_req_post(&t, 7, buf, 16, 2, 1, 3) == -1, "unknown kind refused");
     /* a middle rank: recv(i) alone waits; send(i) + recv(i+1) go out together */
     int r0 = nccl_req_post(&t, NCCL_OP_RECV, buf, 16, 0, 1, 3);
-    CHECK(r0 >= 0 && nccl_req_state(&t, r0) == NCCL_REQ_POSTED, "posted");
-    CHECK(!nccl_should_issue(&t, 1), "a lone receive of a middle rank waits for its wait()");
+    CHECK_ON(r0 >= 0 && nccl_req_state(&t, r0) == NCCL_REQ_POSTED, "posted");
+    CHECK_ON(!nccl_should_issue(&t, 1), "a lone receive of a middle rank waits for its wait()");
     int ids[TRANSPORT_MAX_PENDING];
-    CHECK(nccl_req_take_pending(&t, ids) == 1 && ids[0] == r0 && nccl_req_state(&t, r0) == NCCL_REQ_ISSUED,
+    CHECK_ON(nccl_req_take_pending(&t, ids) == 1 && ids[0] == r0 && nccl_req_state(&t, r0) == NCCL_REQ_ISSUED,
           "wait issues it");
-    CHECK(nccl_req_release(&t, r0) == 0 && nccl_req_state(&t, r0) == NCCL_REQ_FREE, "released");
-    CHECK(nccl_req_release(&t, r0) == -1, "double release refused");
+    CHECK_ON(nccl_req_release(&t, r0) == 0 && nccl_req_state(&t, r0) == NCCL_REQ_FREE, "released");
+    CHECK_ON(nccl_req_release(&t, r0) == -1, "double release refused");
     int s1 = nccl_req_post(&t, NCCL_OP_SEND, buf, 16, 2, 1, 3);
-    CHECK(!nccl_should_issue(&t, 1), "a lone send of a middle rank is held");
+    CHECK_ON(!nccl_should_issue(&t, 1), "a lone send of a middle rank is held");
     int r1 = nccl_req_post(&t, NCCL_OP_RECV, buf, 16, 0, 1, 3);
-    CHECK(nccl_should_issue(&t, 1), "send + receive pending: issue them");
+    CHECK_ON(nccl_should_issue(&t, 1), "send + receive pending: issue them");
     int n = nccl_req_take_pending(&t, ids);
-    CHECK(n == 2 && ids[0] == s1 && ids[1] == r1 && nccl_batch_needs_group(n), "both, in posting order, grouped");
-    CHECK(t.op[s1].kind == NCCL_OP_SEND && t.op[s1].peer == 2 && t.op[r1].peer == 0 && t.op[r1].bytes == 16, "ops");
+    CHECK_ON(n == 2 && ids[0] == s1 && ids[1] == r1 && nccl_batch_needs_group(n), "both, in posting order, grouped");
+    CHECK_ON(t.op[s1].kind == NCCL_OP_SEND && t.op[s1].peer == 2 && t.op[r1].peer == 0 && t.op[r1].bytes == 16, "ops");
     nccl_req_release(&t, s1);
     nccl_req_release(&t, r1);
     /* first / last ranks issue at once */
     int f = nccl_req_post(&t, NCCL_OP_SEND, buf, 16, 1, 0, 3);
-    CHECK(f >= 0 && nccl_should_issue(&t, 0), "an end rank issues at once");
+    CHECK_ON(f >= 0 && nccl_should_issue(&t, 0), "an end rank issues at once");
     nccl_req_take_pending(&t, ids);
     nccl_req_release(&t, f);
     /* capacity */
     int last = 0;
     for (int i = 0; i < TRANSPORT_MAX_PENDING; i++) last = nccl_req_post(&t, NCCL_OP_SEND, buf, 1, 1, 0, 2);
-    CHECK(last >= 0 && nccl_req_post(&t, NCCL_OP_SEND, buf, 1, 1, 0, 2) == -1, "full table refuses");
+    CHECK_ON(last >= 0 && nccl_req_post(&t, NCCL_OP_SEND, buf, 1, 1, 0, 2) == -1, "full table refuses");
 
     char idsbuf[3][32] = {"0000:07:00.0", "0000:0B:00.0", "0000:07:00.0"};
-    CHECK(nccl_devices_unique(&idsbuf[0][0], 2, 32) && !nccl_devices_unique(&idsbuf[0][0], 3, 32), "unique devices");
+    CHECK_ON(nccl_devices_unique(&idsbuf[0][0], 2, 32) && !nccl_devices_unique(&idsbuf[0][0], 3, 32), "unique devices");
 }
 
 int main(void)
@@ -225,6 +213,6 @@ int main(void)
     test_plan_cache();
     test_pick_device();
     test_nccl_logic();
-    printf("%d checks, %d failed\n", g_checks, g_fail);
-    return g_fail ? 1 : 0;
+    printf("%d checks, %d failed\n", test_check_count, test_fail_count);
+    return test_fail_count ? 1 : 0;
 }

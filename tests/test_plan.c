@@ -9,17 +9,7 @@
 #include <string.h>
 
 #include "plan.h"
-
-static int g_fail = 0;
-#define CHECK(cond, ...)                                                                                              \
-    do {                                                                                                              \
-        if (!(cond)) {                                                                                                \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                           \
-            fprintf(stderr, __VA_ARGS__);                                                                             \
-            fputc('\n', stderr);                                                                                      \
-            g_fail++;                                                                                                 \
-        }                                                                                                             \
-    } while (0)
+#include "test_util.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 #define MIB (1024.0 * 1024.0)
@@ -77,21 +67,21 @@ static PlanRequest req(DType dt, int batch, int T, int G, int ranks, Device d)
 /* contiguity, >= 1 layer each, totals add up, nothing over budget when it fits */
 static void check_invariants(const Config *c, const Plan *p, const char *what)
 {
-    CHECK(p->nstages == p->ranks && p->nstages >= 1, "%s: %d stages for %d ranks", what, p->nstages, p->ranks);
+    CHECK_ON(p->nstages == p->ranks && p->nstages >= 1, "%s: %d stages for %d ranks", what, p->nstages, p->ranks);
     int next = 0;
     for (int s = 0; s < p->nstages; s++) {
         const PlanStage *st = &p->stages[s];
-        CHECK(st->rank == s, "%s: stage %d has rank %d", what, s, st->rank);
-        CHECK(st->layer_begin == next, "%s: stage %d begins at %d, expected %d", what, s, st->layer_begin, next);
-        CHECK(st->layer_end - st->layer_begin >= 1, "%s: stage %d has no layer", what, s);
+        CHECK_ON(st->rank == s, "%s: stage %d has rank %d", what, s, st->rank);
+        CHECK_ON(st->layer_begin == next, "%s: stage %d begins at %d, expected %d", what, s, st->layer_begin, next);
+        CHECK_ON(st->layer_end - st->layer_begin >= 1, "%s: stage %d has no layer", what, s);
         next = st->layer_end;
         const PlanBytes *b = &st->bytes;
-        CHECK(b->total == b->weights + b->kv_cache + b->workspace + b->reserve, "%s: stage %d total %.0f != sum", what,
+        CHECK_ON(b->total == b->weights + b->kv_cache + b->workspace + b->reserve, "%s: stage %d total %.0f != sum", what,
               s, b->total);
-        if (p->fits) CHECK(b->total <= p->budget_bytes, "%s: stage %d over budget by %.0f B", what, s,
+        if (p->fits) CHECK_ON(b->total <= p->budget_bytes, "%s: stage %d over budget by %.0f B", what, s,
                            b->total - p->budget_bytes);
     }
-    CHECK(next == c->layers, "%s: stages cover [0,%d), not [0,%d)", what, next, c->layers);
+    CHECK_ON(next == c->layers, "%s: stages cover [0,%d), not [0,%d)", what, next, c->layers);
 }
 
 /* every stage's bytes against the hand formulas */
@@ -102,12 +92,12 @@ static void check_bytes(const Plan *p, const Device *d, int b, int T, int G, boo
         bool first = s == 0, last = s == p->nstages - 1;
         double k = st->layer_end - st->layer_begin;
         double w = k * hand_layer(int8) + (first ? hand_embed() : 0) + (last ? (first ? 2 * D * 2 : hand_head()) : 0);
-        CHECK(st->bytes.weights == w, "%s: stage %d weights %.0f, hand %.0f", what, s, st->bytes.weights, w);
-        CHECK(st->bytes.kv_cache == k * hand_kv_layer(b, T, G), "%s: stage %d KV %.0f, hand %.0f", what, s,
+        CHECK_ON(st->bytes.weights == w, "%s: stage %d weights %.0f, hand %.0f", what, s, st->bytes.weights, w);
+        CHECK_ON(st->bytes.kv_cache == k * hand_kv_layer(b, T, G), "%s: stage %d KV %.0f, hand %.0f", what, s,
               st->bytes.kv_cache, k * hand_kv_layer(b, T, G));
         double ws = hand_workspace(b, T, G, int8, last);
-        CHECK(st->bytes.workspace == ws, "%s: stage %d workspace %.0f, hand %.0f", what, s, st->bytes.workspace, ws);
-        CHECK(st->bytes.reserve == d->reserve_bytes, "%s: stage %d reserve", what, s);
+        CHECK_ON(st->bytes.workspace == ws, "%s: stage %d workspace %.0f, hand %.0f", what, s, st->bytes.workspace, ws);
+        CHECK_ON(st->bytes.reserve == d->reserve_bytes, "%s: stage %d reserve", what, s);
     }
 }
 
@@ -127,15 +117,15 @@ static Plan plan_or_die(const Config *c, const PlanRequest *r, const char *what)
 static void test_presets_and_facts(void)
 {
     Device a80 = preset("a100-80g"), a40 = preset("a100-40g"), h80 = preset("h100-80g");
-    CHECK(a80.mem_bytes == 81920 * MIB && a40.mem_bytes == 40960 * MIB && h80.mem_bytes == 81559 * MIB,
+    CHECK_ON(a80.mem_bytes == 81920 * MIB && a40.mem_bytes == 40960 * MIB && h80.mem_bytes == 81559 * MIB,
           "nvidia-smi MiB: %.0f %.0f %.0f", a80.mem_bytes / MIB, a40.mem_bytes / MIB, h80.mem_bytes / MIB);
-    CHECK(a80.mem_bw_gbs == 2039 && a40.mem_bw_gbs == 1555 && h80.mem_bw_gbs == 3350, "bandwidths");
-    CHECK(a80.int8_tops == 624 && a80.fp16_tflops == 312 && h80.int8_tops == 1979 && h80.fp16_tflops == 989, "peaks");
-    CHECK(a80.reserve_bytes == (512 + 4 + 256) * MIB && h80.reserve_bytes == (512 + 32 + 256) * MIB,
+    CHECK_ON(a80.mem_bw_gbs == 2039 && a40.mem_bw_gbs == 1555 && h80.mem_bw_gbs == 3350, "bandwidths");
+    CHECK_ON(a80.int8_tops == 624 && a80.fp16_tflops == 312 && h80.int8_tops == 1979 && h80.fp16_tflops == 989, "peaks");
+    CHECK_ON(a80.reserve_bytes == (512 + 4 + 256) * MIB && h80.reserve_bytes == (512 + 32 + 256) * MIB,
           "reserve: a100 %.0f MiB, h100 %.0f MiB", a80.reserve_bytes / MIB, h80.reserve_bytes / MIB);
     /* ANCHORS.md: ≈ 2.47 GB per int8 layer, ≈ 4.93 GB bf16, 7.2 GB embedding, ≈ 4.0 MB KV per token */
-    CHECK(fabs(hand_layer(true) / 1e9 - 2.47) < 0.005 && fabs(hand_layer(false) / 1e9 - 4.93) < 0.005, "layer sizes");
-    CHECK(fabs(V * D * 2 / 1e9 - 7.19) < 0.01 && fabs(L * hand_kv_layer(1, 1, 0) / 1e6 - 4.01) < 0.01, "emb, kv");
+    CHECK_ON(fabs(hand_layer(true) / 1e9 - 2.47) < 0.005 && fabs(hand_layer(false) / 1e9 - 4.93) < 0.005, "layer sizes");
+    CHECK_ON(fabs(V * D * 2 / 1e9 - 7.19) < 0.01 && fabs(L * hand_kv_layer(1, 1, 0) / 1e6 - 4.01) < 0.01, "emb, kv");
 }
 
 /* issue 6: int8 <= 3 x A100-80GB (1, 8, 32); bf16 <= 5 x A100-80GB; int8 <= 5 x A100-40GB (1, 8), <= 6 (32);
@@ -146,7 +136,7 @@ static void test_gpu_counts(void)
     Device a80 = preset("a100-80g"), a40 = preset("a100-40g");
     const int batches[3] = {1, 8, 32};
     double w8 = L * hand_layer(true) + hand_embed() + hand_head(), w16 = L * hand_layer(false) + hand_embed() + hand_head();
-    CHECK(w8 > 2 * a80.mem_bytes && w16 > 4 * a80.mem_bytes && w8 > 4 * a40.mem_bytes && w16 > 8 * a40.mem_bytes,
+    CHECK_ON(w8 > 2 * a80.mem_bytes && w16 > 4 * a80.mem_bytes && w8 > 4 * a40.mem_bytes && w16 > 8 * a40.mem_bytes,
           "hand lower bounds");
     for (int i = 0; i < 3; i++) {
         int b = batches[i];
@@ -162,17 +152,17 @@ static void test_gpu_counts(void)
             snprintf(what, sizeof what, "%s %s batch %d", plan_dtype_name(cases[k].dt), cases[k].d->name, b);
             PlanRequest r = req(cases[k].dt, b, 16, 100, 0, *cases[k].d);
             Plan p = plan_or_die(&c, &r, what);
-            CHECK(p.fits && p.ranks >= cases[k].lo && p.ranks <= cases[k].hi, "%s: %d ranks (fits %d), want %d..%d",
+            CHECK_ON(p.fits && p.ranks >= cases[k].lo && p.ranks <= cases[k].hi, "%s: %d ranks (fits %d), want %d..%d",
                   what, p.ranks, p.fits, cases[k].lo, cases[k].hi);
             check_bytes(&p, cases[k].d, b, 16, 100, cases[k].dt == DTYPE_I8, what);
-            CHECK(p.ranks == 1 || p.why_not_fewer[0], "%s: no reason for not fitting on one fewer", what);
+            CHECK_ON(p.ranks == 1 || p.why_not_fewer[0], "%s: no reason for not fitting on one fewer", what);
             plan_free(&p);
         }
     }
     /* int8 at batch 32 on 5 x A100-40GB does not fit (the published run went out of memory too) and says why */
     PlanRequest r = req(DTYPE_I8, 32, 16, 100, 5, a40);
     Plan p = plan_or_die(&c, &r, "int8 a100-40g batch 32 on 5");
-    CHECK(!p.fits && strstr(p.why, "69 of 70 layers") && strstr(p.why, "KV cache"), "why: %s", p.why);
+    CHECK_ON(!p.fits && strstr(p.why, "69 of 70 layers") && strstr(p.why, "KV cache"), "why: %s", p.why);
     plan_free(&p);
 }
 
@@ -212,15 +202,15 @@ static void test_boundaries(void)
         Plan p5 = plan_or_die(&c, &r5, "below the boundary"), p6 = plan_or_die(&c, &r6, "at the boundary");
         printf("int8 a100-40g: %s %d -> %d GPUs, %s %d -> %d GPUs\n", axis ? "gen" : "batch", axis ? g_lo : b_lo,
                p5.ranks, axis ? "gen" : "batch", axis ? g_hi : b_hi, p6.ranks);
-        CHECK(p5.ranks == 5 && p6.ranks == 6, "%s boundary: %d then %d ranks", axis ? "gen" : "batch", p5.ranks,
+        CHECK_ON(p5.ranks == 5 && p6.ranks == 6, "%s boundary: %d then %d ranks", axis ? "gen" : "batch", p5.ranks,
               p6.ranks);
-        CHECK(hand_fits5(&a40, b_lo, 16, g_lo) && !hand_fits5(&a40, b_hi, 16, g_hi),
+        CHECK_ON(hand_fits5(&a40, b_lo, 16, g_lo) && !hand_fits5(&a40, b_hi, 16, g_hi),
               "%s boundary disagrees with the hand capacity", axis ? "gen" : "batch");
         check_bytes(&p5, &a40, b_lo, 16, g_lo, true, "below");
         check_bytes(&p6, &a40, b_hi, 16, g_hi, true, "at");
         /* the KV share of rank 1 (a full middle rank) follows 2·k·B·(T+G)·D·2 */
         double k6 = p6.stages[1].layer_end - p6.stages[1].layer_begin;
-        CHECK(p6.stages[1].bytes.kv_cache == k6 * 2.0 * b_hi * (16 + g_hi) * 14336 * 2, "KV bytes at the boundary");
+        CHECK_ON(p6.stages[1].bytes.kv_cache == k6 * 2.0 * b_hi * (16 + g_hi) * 14336 * 2, "KV bytes at the boundary");
         plan_free(&p5);
         plan_free(&p6);
     }
@@ -244,18 +234,18 @@ static void test_time_batch1(void)
     double hand_ms = 1e3 * (bytes / 2039e9 + hops);
     printf("int8 BLOOM-176B, 3 x A100-80GB, batch 1: modelled %.2f ms/token (hand %.2f) vs published measurement "
            "282 ms on 4 GPUs\n", p.modelled_ms_per_token, hand_ms);
-    CHECK(fabs(p.modelled_ms_per_token - hand_ms) < 1e-6 * hand_ms, "modelled %.6f ms, hand %.6f ms",
+    CHECK_ON(fabs(p.modelled_ms_per_token - hand_ms) < 1e-6 * hand_ms, "modelled %.6f ms, hand %.6f ms",
           p.modelled_ms_per_token, hand_ms);
-    CHECK(p.micro_batches == 1 && p.decode_ms_pipelined == p.decode_ms_naive && p.weight_bound, "batch 1: M %d",
+    CHECK_ON(p.micro_batches == 1 && p.decode_ms_pipelined == p.decode_ms_naive && p.weight_bound, "batch 1: M %d",
           p.micro_batches);
-    CHECK(plan_default_micro_batches(&c, &r, &p) == 1, "default M at batch 1");
+    CHECK_ON(plan_default_micro_batches(&c, &r, &p) == 1, "default M at batch 1");
     /* ms per token = step / batch (ANCHORS: 239 ms at batch 1, 32 ms at batch 8, weight-bound steps) */
     PlanRequest r8 = req(DTYPE_I8, 8, 16, 100, 3, a80);
     Plan p8 = plan_or_die(&c, &r8, "int8 batch 8");
-    CHECK(fabs(p8.modelled_ms_per_token * 8 - p8.decode_ms_pipelined) < 1e-9, "per token = step / batch");
-    CHECK(p8.decode_ms_naive / 8 < p.modelled_ms_per_token / 6, "batch 8 per token not ~8x cheaper");
+    CHECK_ON(fabs(p8.modelled_ms_per_token * 8 - p8.decode_ms_pipelined) < 1e-9, "per token = step / batch");
+    CHECK_ON(p8.decode_ms_naive / 8 < p.modelled_ms_per_token / 6, "batch 8 per token not ~8x cheaper");
     /* the last stage carries the LM head: 7.19 GB, worth ~3 int8 layers, so it gets fewer layers */
-    CHECK(p.stages[2].layer_end - p.stages[2].layer_begin < p.stages[0].layer_end - p.stages[0].layer_begin,
+    CHECK_ON(p.stages[2].layer_end - p.stages[2].layer_begin < p.stages[0].layer_end - p.stages[0].layer_begin,
           "last rank not lighter: %d vs %d", p.stages[2].layer_end - p.stages[2].layer_begin,
           p.stages[0].layer_end);
     /* plan_print labels the model */
@@ -265,7 +255,7 @@ static void test_time_batch1(void)
         char buf[8192];
         size_t n = fread(buf, 1, sizeof buf - 1, (rewind(f), f));
         buf[n] = 0;
-        CHECK(strstr(buf, "modelled") && strstr(buf, "GiB") && strstr(buf, "[0,"), "plan_print: %s", buf);
+        CHECK_ON(strstr(buf, "modelled") && strstr(buf, "GiB") && strstr(buf, "[0,"), "plan_print: %s", buf);
         fclose(f);
     }
     plan_free(&p);
@@ -286,22 +276,22 @@ static void test_pipelining(void)
         r.micro_batches = m;
         Plan p = plan_or_die(&c, &r, "prefill");
         double gain = p.prefill_ms_naive / p.prefill_ms_pipelined, want = 2.0 * m / (m + 1);
-        CHECK(fabs(gain - want) < 0.02 * want, "prefill gain with M=%d: %.3f, want %.3f", m, gain, want);
+        CHECK_ON(fabs(gain - want) < 0.02 * want, "prefill gain with M=%d: %.3f, want %.3f", m, gain, want);
         plan_free(&p);
     }
     PlanRequest r = req(DTYPE_BF16, 2048, 16, 100, 2, a80);
     Plan p = plan_or_die(&c, &r, "decode batch 2048");
-    CHECK(!p.weight_bound && p.micro_batches == 2, "decode at 2048 rows: weight-bound %d, M %d", p.weight_bound,
+    CHECK_ON(!p.weight_bound && p.micro_batches == 2, "decode at 2048 rows: weight-bound %d, M %d", p.weight_bound,
           p.micro_batches);
     double gain = p.decode_ms_naive / p.decode_ms_pipelined;
-    CHECK(gain > 1.9 && gain <= 2.0 + 1e-9, "compute-bound decode gain %.3f, want ~2 (S = 2)", gain);
+    CHECK_ON(gain > 1.9 && gain <= 2.0 + 1e-9, "compute-bound decode gain %.3f, want ~2 (S = 2)", gain);
     plan_free(&p);
     r = req(DTYPE_BF16, 8, 16, 100, 2, a80);
     p = plan_or_die(&c, &r, "decode batch 8");
     /* weight-bound: M = S micro-batches read every weight M times; only the (small) KV-read and compute
      * share overlaps, so pipelined decode stays within a few % of naive */
     double g2 = p.decode_ms_naive / plan_decode_ms(&c, &r, &p, 2, true);
-    CHECK(p.weight_bound && g2 < 1.05, "weight-bound decode gain with M=2: %.3f", g2);
+    CHECK_ON(p.weight_bound && g2 < 1.05, "weight-bound decode gain with M=2: %.3f", g2);
     plan_free(&p);
 }
 
@@ -315,13 +305,13 @@ static void test_cpu_560m(void)
     c.vocab = 250880, c.tie_word_embeddings = true;
     Device cpu;
     device_cpu(&cpu, 12 * GIB, 20, 2);
-    CHECK(cpu.kind == DEVICE_CPU && cpu.int8_tops == 2 && cpu.bf16_tflops == 1.2 && cpu.fp16_tflops == 0.6 && cpu.reserve_bytes > 0, "cpu device");
+    CHECK_ON(cpu.kind == DEVICE_CPU && cpu.int8_tops == 2 && cpu.bf16_tflops == 1.2 && cpu.fp16_tflops == 0.6 && cpu.reserve_bytes > 0, "cpu device");
     for (int dt = 0; dt < 2; dt++) {
         PlanRequest r = req(dt ? DTYPE_BF16 : DTYPE_I8, 1, 16, 100, 2, cpu);
         Plan p = plan_or_die(&c, &r, "bloom-560m on 2 CPU ranks");
         int n0 = p.stages[0].layer_end - p.stages[0].layer_begin, n1 = p.stages[1].layer_end - p.stages[1].layer_begin;
         printf("bloom-560m %s, 2 CPU ranks: %d + %d layers\n", plan_dtype_name(r.dtype), n0, n1);
-        CHECK(p.fits && n1 < n0, "last rank %d layers, first %d", n1, n0);
+        CHECK_ON(p.fits && n1 < n0, "last rank %d layers, first %d", n1, n0);
         plan_free(&p);
     }
     /* default M: micro-batches of >= 4 sequences, at most one per stage, whatever the split */
@@ -329,7 +319,7 @@ static void test_cpu_560m(void)
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         PlanRequest r = req(DTYPE_I8, want[i][0], 32, 32, want[i][1], cpu);
         Plan p = plan_or_die(&c, &r, "default M");
-        CHECK(p.micro_batches == want[i][2] && plan_default_micro_batches(&c, &r, &p) == want[i][2],
+        CHECK_ON(p.micro_batches == want[i][2] && plan_default_micro_batches(&c, &r, &p) == want[i][2],
               "batch %d on %d ranks: M %d, want %d", want[i][0], want[i][1], p.micro_batches, want[i][2]);
         plan_free(&p);
     }
@@ -348,9 +338,9 @@ static void test_opt_and_single_rank(void)
     Device a80 = preset("a100-80g");
     PlanRequest r = req(DTYPE_I8, 1, 16, 100, 0, a80);
     Plan p = plan_or_die(&c, &r, "opt-175b int8");
-    CHECK(p.fits && p.ranks == 3, "opt-175b int8 on %d A100-80GB", p.ranks);
-    CHECK(p.stages[0].embed_bytes == v * d * 2 + 2050 * d * 2, "OPT embedding + positions %.0f", p.stages[0].embed_bytes);
-    CHECK(p.stages[p.nstages - 1].head_bytes == 2 * d * 2 + v * d * 2, "OPT head %.0f", p.stages[p.nstages - 1].head_bytes);
+    CHECK_ON(p.fits && p.ranks == 3, "opt-175b int8 on %d A100-80GB", p.ranks);
+    CHECK_ON(p.stages[0].embed_bytes == v * d * 2 + 2050 * d * 2, "OPT embedding + positions %.0f", p.stages[0].embed_bytes);
+    CHECK_ON(p.stages[p.nstages - 1].head_bytes == 2 * d * 2 + v * d * 2, "OPT head %.0f", p.stages[p.nstages - 1].head_bytes);
     plan_free(&p);
 
     Device big;
@@ -358,11 +348,11 @@ static void test_opt_and_single_rank(void)
     r = req(DTYPE_I8, 1, 16, 100, 1, big);
     p = plan_or_die(&c, &r, "opt-175b on one rank");
     double layer = 12 * d * d + 4 * 9 * d + 2 * 13 * d;
-    CHECK(p.stages[0].bytes.weights == 96 * layer + v * d * 2 + 2050 * d * 2 + 2 * d * 2, "one rank, tied: one copy");
+    CHECK_ON(p.stages[0].bytes.weights == 96 * layer + v * d * 2 + 2050 * d * 2 + 2 * d * 2, "one rank, tied: one copy");
     plan_free(&p);
     c.tie_word_embeddings = false;
     p = plan_or_die(&c, &r, "untied on one rank");
-    CHECK(p.stages[0].bytes.weights == 96 * layer + v * d * 2 + 2050 * d * 2 + 2 * d * 2 + v * d * 2,
+    CHECK_ON(p.stages[0].bytes.weights == 96 * layer + v * d * 2 + 2050 * d * 2 + 2 * d * 2 + v * d * 2,
           "one rank, untied: embedding and head");
     plan_free(&p);
 }
@@ -375,23 +365,23 @@ static void test_not_fitting(void)
     device_cpu(&small, 8 * GIB, 20, 2);
     PlanRequest r = req(DTYPE_BF16, 1, 16, 100, 0, small);
     Plan p = plan_or_die(&c, &r, "bf16 on 8 GiB ranks");
-    CHECK(!p.fits && p.ranks == 70 && strstr(p.why, "embedding") && strstr(p.why, "8.00 GiB"), "why: %s", p.why);
+    CHECK_ON(!p.fits && p.ranks == 70 && strstr(p.why, "embedding") && strstr(p.why, "8.00 GiB"), "why: %s", p.why);
     plan_free(&p);
     Device a80 = preset("a100-80g");
     r = req(DTYPE_BF16, 1, 16, 100, 2, a80);
     p = plan_or_die(&c, &r, "bf16 on 2 A100-80GB");
-    CHECK(!p.fits && strstr(p.why, "hold at most"), "why: %s", p.why);
-    CHECK(p.stages[0].bytes.total > p.budget_bytes, "a plan that does not fit shows the overflow");
+    CHECK_ON(!p.fits && strstr(p.why, "hold at most"), "why: %s", p.why);
+    CHECK_ON(p.stages[0].bytes.total > p.budget_bytes, "a plan that does not fit shows the overflow");
     plan_free(&p);
     /* 70 ranks: one layer each, fits */
     r = req(DTYPE_I8, 1, 16, 100, 70, a80);
     p = plan_or_die(&c, &r, "70 ranks");
-    CHECK(p.fits, "70 ranks do not fit: %s", p.why);
+    CHECK_ON(p.fits, "70 ranks do not fit: %s", p.why);
     plan_free(&p);
     /* deterministic */
     r = req(DTYPE_I8, 8, 16, 100, 0, a80);
     Plan q1 = plan_or_die(&c, &r, "det 1"), q2 = plan_or_die(&c, &r, "det 2");
-    CHECK(q1.nstages == q2.nstages && !memcmp(q1.stages, q2.stages, sizeof *q1.stages * (size_t)q1.nstages),
+    CHECK_ON(q1.nstages == q2.nstages && !memcmp(q1.stages, q2.stages, sizeof *q1.stages * (size_t)q1.nstages),
           "two runs differ");
     plan_free(&q1);
     plan_free(&q2);
@@ -402,7 +392,7 @@ static void expect_error(const Config *c, const PlanRequest *r, const char *a, c
     Plan p;
     Err e = {{0}};
     int rc = plan_compute(c, r, &p, &e);
-    CHECK(rc == -1 && strstr(e.msg, a) && (!b || strstr(e.msg, b)), "%s: rc %d, message '%s'", what, rc, e.msg);
+    CHECK_ON(rc == -1 && strstr(e.msg, a) && (!b || strstr(e.msg, b)), "%s: rc %d, message '%s'", what, rc, e.msg);
     if (rc == 0) plan_free(&p);
 }
 
@@ -432,10 +422,10 @@ static void test_errors(void)
     expect_error(&bad, &r, "max_position_embeddings", NULL, "OPT without positions");
     Device d;
     Err e = {{0}};
-    CHECK(device_preset(&d, "a100-120g", &e) == -1 && strstr(e.msg, "a100-120g") && strstr(e.msg, "a100-80g") &&
+    CHECK_ON(device_preset(&d, "a100-120g", &e) == -1 && strstr(e.msg, "a100-120g") && strstr(e.msg, "a100-80g") &&
               strstr(e.msg, "h100-80g"),
           "unknown preset: %s", e.msg);
-    CHECK(device_preset(&d, "../accel/a100-80g", &e) == -1, "a path is not a preset name");
+    CHECK_ON(device_preset(&d, "../accel/a100-80g", &e) == -1, "a path is not a preset name");
 }
 
 int main(int argc, char **argv)
@@ -450,7 +440,7 @@ int main(int argc, char **argv)
     test_opt_and_single_rank();
     test_not_fitting();
     test_errors();
-    if (g_fail) fprintf(stderr, "%d check(s) failed\n", g_fail);
+    if (test_fail_count) fprintf(stderr, "%d check(s) failed\n", test_fail_count);
     else printf("test_plan: all checks passed\n");
-    return g_fail ? 1 : 0;
+    return test_fail_count ? 1 : 0;
 }

@@ -1,6 +1,8 @@
 /* See test_util.h. */
 #include "test_util.h"
 
+int test_fail_count, test_check_count;
+
 #include <math.h>
 #include <string.h>
 

@@ -19,6 +19,19 @@
         }                                                                                                            \
     } while (0)
 
+/* the same report, but the test goes on: test_fail_count counts failed checks, test_check_count all */
+extern int test_fail_count, test_check_count;
+#define CHECK_ON(cond, ...)                                                                                          \
+    do {                                                                                                             \
+        test_check_count++;                                                                                          \
+        if (!(cond)) {                                                                                               \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                          \
+            fprintf(stderr, __VA_ARGS__);                                                                            \
+            fputc('\n', stderr);                                                                                     \
+            test_fail_count++;                                                                                       \
+        }                                                                                                            \
+    } while (0)
+
 /* 64-byte aligned, zeroed; exits with FAIL when out of memory */
 void *test_xmalloc(size_t n);
 /* distance in units in the last place between two fp16 / bf16 values (+0 and -0 are 0 apart) */
