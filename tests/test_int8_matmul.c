@@ -44,18 +44,6 @@ static int expect_bits(const char *what, int cs, const void *got, const void *wa
     return bad;
 }
 
-static const StTensor *get(const Checkpoint *ck, int cs, const char *name, DType dt, int ndim)
-{
-    char full[64];
-    snprintf(full, sizeof full, "case%d.%s", cs, name);
-    const StTensor *t = ckpt_find(ck, full);
-    if (!t || t->dtype != dt || t->ndim != ndim) {
-        fprintf(stderr, "FAIL %s: missing or not %s with %d dims\n", full, dtype_name(dt), ndim);
-        exit(1);
-    }
-    return t;
-}
-
 int main(int argc, char **argv)
 {
     /* any vectors file in the same layout can be run through it; default: the shared golden one */
@@ -72,11 +60,16 @@ int main(int argc, char **argv)
     int npaths = cpu_linear_path_list(DTYPE_I8, paths, 8);
     int ncases = 0, nruns = 0;
     for (int cs = 0; cs < 7; cs++) {
-        const StTensor *X = get(ck, cs, "X", DTYPE_F16, 2), *W = get(ck, cs, "W", DTYPE_F16, 2);
-        const StTensor *B = get(ck, cs, "bias", DTYPE_F16, 1), *T = get(ck, cs, "threshold", DTYPE_F32, 1);
-        const StTensor *CB = get(ck, cs, "CB", DTYPE_I8, 2), *SCB = get(ck, cs, "SCB", DTYPE_F32, 1);
-        const StTensor *CA = get(ck, cs, "CA", DTYPE_I8, 2), *SCA = get(ck, cs, "SCA", DTYPE_F32, 1);
-        const StTensor *OC = get(ck, cs, "outlier_cols", DTYPE_I64, 1), *Y = get(ck, cs, "Y", DTYPE_F16, 2);
+        const StTensor *X = test_case_tensor(ck, cs, "X", DTYPE_F16, 2);
+        const StTensor *W = test_case_tensor(ck, cs, "W", DTYPE_F16, 2);
+        const StTensor *B = test_case_tensor(ck, cs, "bias", DTYPE_F16, 1);
+        const StTensor *T = test_case_tensor(ck, cs, "threshold", DTYPE_F32, 1);
+        const StTensor *CB = test_case_tensor(ck, cs, "CB", DTYPE_I8, 2);
+        const StTensor *SCB = test_case_tensor(ck, cs, "SCB", DTYPE_F32, 1);
+        const StTensor *CA = test_case_tensor(ck, cs, "CA", DTYPE_I8, 2);
+        const StTensor *SCA = test_case_tensor(ck, cs, "SCA", DTYPE_F32, 1);
+        const StTensor *OC = test_case_tensor(ck, cs, "outlier_cols", DTYPE_I64, 1);
+        const StTensor *Y = test_case_tensor(ck, cs, "Y", DTYPE_F16, 2);
         int m = (int)X->shape[0], k = (int)X->shape[1], n = (int)W->shape[0];
         float t;
         memcpy(&t, T->data, sizeof t);

@@ -37,3 +37,15 @@ int test_outlier_close(uint16_t got, uint16_t want, const uint16_t *xr, const in
     double ulp = fabs((double)pp8_h2f((uint16_t)(want ^ 1)) - pp8_h2f(want));
     return fabs((double)pp8_h2f(got) - pp8_h2f(want)) <= ulp + 2.0 * nc * ldexp(mag, -24);
 }
+
+const StTensor *test_case_tensor(const Checkpoint *ck, int cs, const char *name, DType dt, int ndim)
+{
+    char full[64];
+    snprintf(full, sizeof full, "case%d.%s", cs, name);
+    const StTensor *t = ckpt_find(ck, full);
+    if (!t || t->dtype != dt || t->ndim != ndim) {
+        fprintf(stderr, "FAIL %s: missing or not %s with %d dims\n", full, dtype_name(dt), ndim);
+        exit(1);
+    }
+    return t;
+}

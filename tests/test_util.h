@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "safetensors.h"
+
 /* prints file:line, the condition and a message, then exits 1 */
 #define CHECK(cond, ...)                                                                                             \
     do {                                                                                                             \
@@ -31,6 +33,10 @@ extern int test_fail_count, test_check_count;
             test_fail_count++;                                                                                       \
         }                                                                                                            \
     } while (0)
+
+/* tensor "case<cs>.<name>" of the golden LLM.int8() vectors, of dtype dt and ndim dims; exits with FAIL
+ * when it is missing or differs */
+const StTensor *test_case_tensor(const Checkpoint *ck, int cs, const char *name, DType dt, int ndim);
 
 /* 64-byte aligned, zeroed; exits with FAIL when out of memory */
 void *test_xmalloc(size_t n);

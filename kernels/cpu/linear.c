@@ -255,15 +255,21 @@ CpuLinear *cpu_linear_create(int threads)
     return c;
 }
 
-void cpu_linear_destroy(CpuLinear *c)
+/* the buffers cpu_linear_reserve sizes */
+static void lin_free_buffers(CpuLinear *c)
 {
-    if (!c) return;
     free(c->ca);
     free(c->xs);
     free(c->sca);
     free(c->flags);
     free(c->ocols);
     free(c->ts);
+}
+
+void cpu_linear_destroy(CpuLinear *c)
+{
+    if (!c) return;
+    lin_free_buffers(c);
     free(c);
 }
 
@@ -282,12 +288,7 @@ void cpu_linear_reserve(CpuLinear *c, int max_rows, int max_k, int max_n)
     if (max_rows < c->max_rows) max_rows = c->max_rows;
     if (max_k < c->max_k) max_k = c->max_k;
     if (max_n < c->max_n) max_n = c->max_n;
-    free(c->ca);
-    free(c->xs);
-    free(c->sca);
-    free(c->flags);
-    free(c->ocols);
-    free(c->ts);
+    lin_free_buffers(c);
     size_t mp = (size_t)lin_round_up(max_rows > 0 ? max_rows : 1, 32), kp = (size_t)lin_kp(DT_I8, max_k);
     c->ca = lin_alloc(mp * (kp + 64));
     c->xs = lin_alloc(mp * (kp + 16) * sizeof(float)); /* = mp * (2 KP + 32) bf16: amx-f16split's hi/lo too */
