@@ -376,26 +376,27 @@ static int *plan_counts(const Plan *p)
     return counts;
 }
 
-double plan_decode_ms(const Config *c, const PlanRequest *r, const Plan *p, int m, bool pipelined)
+/* ms of one phase (decode_s or prefill_s) of p's split with M micro-batches */
+static double phase_ms(const Config *c, const PlanRequest *r, const Plan *p, int m, bool pipelined,
+                       double (*phase)(const Model *, const int *, int, int, bool))
 {
     PlanTerms t;
     terms_compute(c, r, &t);
     Model x = {c, r, &t};
     int *counts = plan_counts(p);
-    double ms = counts && p->nstages > 0 ? 1e3 * decode_s(&x, counts, p->nstages, m, pipelined) : NAN;
+    double ms = counts && p->nstages > 0 ? 1e3 * phase(&x, counts, p->nstages, m, pipelined) : NAN;
     free(counts);
     return ms;
 }
 
+double plan_decode_ms(const Config *c, const PlanRequest *r, const Plan *p, int m, bool pipelined)
+{
+    return phase_ms(c, r, p, m, pipelined, decode_s);
+}
+
 double plan_prefill_ms(const Config *c, const PlanRequest *r, const Plan *p, int m, bool pipelined)
 {
-    PlanTerms t;
-    terms_compute(c, r, &t);
-    Model x = {c, r, &t};
-    int *counts = plan_counts(p);
-    double ms = counts && p->nstages > 0 ? 1e3 * prefill_s(&x, counts, p->nstages, m, pipelined) : NAN;
-    free(counts);
-    return ms;
+    return phase_ms(c, r, p, m, pipelined, prefill_s);
 }
 
 /* Micro-batches of at least 4 sequences, at most one per stage: M = min(S, max(1, B / 4)). A rule from
