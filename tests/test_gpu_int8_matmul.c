@@ -97,16 +97,8 @@ int main(int argc, char **argv)
     }
     g_b->reserve(g_b->ctx, 64, 256, 256);
     for (int cs = 0; cs < 7; cs++) {
-        const StTensor *X = test_case_tensor(ck, cs, "X", DTYPE_F16, 2);
-        const StTensor *W = test_case_tensor(ck, cs, "W", DTYPE_F16, 2);
-        const StTensor *B = test_case_tensor(ck, cs, "bias", DTYPE_F16, 1);
-        const StTensor *T = test_case_tensor(ck, cs, "threshold", DTYPE_F32, 1);
-        const StTensor *CB = test_case_tensor(ck, cs, "CB", DTYPE_I8, 2);
-        const StTensor *SCB = test_case_tensor(ck, cs, "SCB", DTYPE_F32, 1);
-        const StTensor *CA = test_case_tensor(ck, cs, "CA", DTYPE_I8, 2);
-        const StTensor *SCA = test_case_tensor(ck, cs, "SCA", DTYPE_F32, 1);
-        const StTensor *OC = test_case_tensor(ck, cs, "outlier_cols", DTYPE_I64, 1);
-        const StTensor *Y = test_case_tensor(ck, cs, "Y", DTYPE_F16, 2);
+        const StTensor *X, *W, *B, *T, *CB, *SCB, *CA, *SCA, *OC, *Y;
+        test_int8_case(ck, cs, &X, &W, &B, &T, &CB, &SCB, &CA, &SCA, &OC, &Y);
         int m = (int)X->shape[0], k = (int)X->shape[1], n = (int)W->shape[0], nref = (int)OC->shape[0];
         float t;
         memcpy(&t, T->data, sizeof t);

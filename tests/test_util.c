@@ -49,3 +49,19 @@ const StTensor *test_case_tensor(const Checkpoint *ck, int cs, const char *name,
     }
     return t;
 }
+
+void test_int8_case(const Checkpoint *ck, int cs, const StTensor **x, const StTensor **w, const StTensor **bias,
+                    const StTensor **threshold, const StTensor **cb, const StTensor **scb, const StTensor **ca,
+                    const StTensor **sca, const StTensor **ocols, const StTensor **y)
+{
+    *x = test_case_tensor(ck, cs, "X", DTYPE_F16, 2);
+    *w = test_case_tensor(ck, cs, "W", DTYPE_F16, 2);
+    *bias = test_case_tensor(ck, cs, "bias", DTYPE_F16, 1);
+    *threshold = test_case_tensor(ck, cs, "threshold", DTYPE_F32, 1);
+    *cb = test_case_tensor(ck, cs, "CB", DTYPE_I8, 2);
+    *scb = test_case_tensor(ck, cs, "SCB", DTYPE_F32, 1);
+    *ca = test_case_tensor(ck, cs, "CA", DTYPE_I8, 2);
+    *sca = test_case_tensor(ck, cs, "SCA", DTYPE_F32, 1);
+    *ocols = test_case_tensor(ck, cs, "outlier_cols", DTYPE_I64, 1);
+    *y = test_case_tensor(ck, cs, "Y", DTYPE_F16, 2);
+}

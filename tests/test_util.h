@@ -37,6 +37,10 @@ extern int test_fail_count, test_check_count;
 /* tensor "case<cs>.<name>" of the golden LLM.int8() vectors, of dtype dt and ndim dims; exits with FAIL
  * when it is missing or differs */
 const StTensor *test_case_tensor(const Checkpoint *ck, int cs, const char *name, DType dt, int ndim);
+/* all of case cs: X, W, bias, threshold, CB, SCB, CA, SCA, outlier_cols, Y (dtypes and ranks checked) */
+void test_int8_case(const Checkpoint *ck, int cs, const StTensor **x, const StTensor **w, const StTensor **bias,
+                    const StTensor **threshold, const StTensor **cb, const StTensor **scb, const StTensor **ca,
+                    const StTensor **sca, const StTensor **ocols, const StTensor **y);
 
 /* 64-byte aligned, zeroed; exits with FAIL when out of memory */
 void *test_xmalloc(size_t n);
