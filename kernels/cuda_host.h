@@ -140,6 +140,10 @@ void *backend_cuda_stream(Backend *b);
  * of bitsandbytes. Synchronizes the stream. */
 int backend_cuda_int8_quantize(Backend *b, const uint16_t *x, int rows, int k, float t, int8_t *q, float *absmax,
                                int32_t *cols);
+/* Read bandwidth of the backend's GPU in GB/s: a kernel that reads `bytes` of device memory (well past
+ * the L2), timed with events, median of 5 after a warm-up. The weight-read roofline of `pp8 bench`.
+ * 0 for other backends or when the buffer cannot be allocated. */
+double backend_cuda_read_gbs(Backend *b, size_t bytes);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@
 
 #include "../kernels/cpu/cpu_linear.h"
 #include "../kernels/cpu/membw.h"
+#include "../kernels/cuda_host.h"
 #include "../parallel/control.h"
 #include "commands.h"
 #include "log.h"
@@ -131,16 +132,21 @@ static int micro_batches_for(const BenchArgs *a, const Session *s, Schedule sche
     return M < batch ? M : batch;
 }
 
-/* Per-rank DRAM read bandwidth of this rank's threads, each rank alone (the others wait): the ceiling
- * one stage can read its weights at. Also the plain-loop figure, for comparison with ANCHORS.md. */
-static void measure_bandwidth(int threads, double *prefetch, double *plain)
+/* Per-rank read bandwidth, each rank alone (the others wait): the ceiling one stage can read its
+ * weights at. CPU: DRAM through this rank's threads, with the plain-loop figure for comparison with
+ * ANCHORS.md. GPU: device memory through a read kernel (both figures are that one). */
+static void measure_bandwidth(Session *s, double *prefetch, double *plain)
 {
     size_t bytes = (size_t)256 << 20;
+    int gpu = !strcmp(s->be->name, "cuda");
     for (int r = 0; r < ctl_size(); r++) {
         ctl_barrier();
-        if (r == ctl_rank()) {
-            *prefetch = membw_read_gbs(threads, 1, bytes);
-            *plain = membw_read_gbs(threads, 0, bytes);
+        if (r != ctl_rank()) continue;
+        if (gpu) {
+            *prefetch = *plain = backend_cuda_read_gbs(s->be, (size_t)2 << 30);
+        } else {
+            *prefetch = membw_read_gbs(s->o.threads, 1, bytes);
+            *plain = membw_read_gbs(s->o.threads, 0, bytes);
         }
     }
     ctl_barrier();
@@ -320,21 +326,30 @@ int cmd_bench(int argc, char **argv, Err *e)
         }
     }
     double bw_pf = 0, bw_plain = 0;
-    measure_bandwidth(s.o.threads, &bw_pf, &bw_plain);
+    measure_bandwidth(&s, &bw_pf, &bw_plain);
+    const int gpu = !strcmp(s.be->name, "cuda");
     double *bw_all = calloc((size_t)s.size, sizeof(double)), *wb_all = calloc((size_t)s.size, sizeof(double));
     double *kv_all = calloc((size_t)s.size, sizeof(double)), *ws_all = calloc((size_t)s.size, sizeof(double));
     MPI_Allgather(&bw_pf, 1, MPI_DOUBLE, bw_all, 1, MPI_DOUBLE, MPI_COMM_WORLD);
-    log_info("read bandwidth per rank (%d thread(s), prefetching stream over 256 MiB): %.1f GB/s (plain loop %.1f)",
-             s.o.threads, bw_pf, bw_plain);
+    if (gpu)
+        log_info("read bandwidth per rank (GPU read kernel over 2 GiB): %.1f GB/s", bw_pf);
+    else
+        log_info("read bandwidth per rank (%d thread(s), prefetching stream over 256 MiB): %.1f GB/s (plain loop %.1f)",
+                 s.o.threads, bw_pf, bw_plain);
 
     int nruns = 0, cap = a.ndtypes * a.nbatch * a.nsched;
     BenchRun *runs = calloc((size_t)cap, sizeof *runs);
     int rc = 0;
     if (s.rank == 0) {
-        printf("pp8 bench: %s (%s, %d layers, hidden %d, vocab %d), %d rank(s) x %d thread(s), prompt %d, gen %d, %s\n",
-               s.cfg.name, arch_name(s.cfg.arch), s.cfg.layers, s.cfg.hidden, s.cfg.vocab, s.size, s.o.threads,
+        char per_rank[32];
+        snprintf(per_rank, sizeof per_rank, gpu ? "1 GPU" : "%d thread(s)", s.o.threads);
+        printf("pp8 bench: %s (%s, %d layers, hidden %d, vocab %d), %d rank(s) x %s, prompt %d, gen %d, %s\n",
+               s.cfg.name, arch_name(s.cfg.arch), s.cfg.layers, s.cfg.hidden, s.cfg.vocab, s.size, per_rank,
                a.prompt_len, a.gen, s.o.model ? "checkpoint weights" : "random weights");
-        printf("read bandwidth per rank: %.1f GB/s (prefetching stream), %.1f GB/s (plain loop)\n", bw_pf, bw_plain);
+        if (gpu)
+            printf("read bandwidth per rank: %.1f GB/s (GPU device memory, read kernel)\n", bw_pf);
+        else
+            printf("read bandwidth per rank: %.1f GB/s (prefetching stream), %.1f GB/s (plain loop)\n", bw_pf, bw_plain);
     }
     for (int d = 0; d < a.ndtypes && !rc; d++) {
         if (d > 0 && (rc = session_reload(&s, a.dtypes[d], max_rows, maxb, max_seq, max_out, e))) break;

@@ -280,8 +280,12 @@ int session_open(Session *s, const SessionOpts *o, int max_rows, int slots, int 
     rc = s->layer_begin && s->layer_end ? split_layers(s, slots, max_seq, e) : err_set(e, "out of memory");
     if (session_agree(rc, e)) return -1;
     if (session_agree(open_transport(s, e), e)) return -1;
-    log_info("%s (%s, %d layers) on %d rank(s), %s weights, %s backend, %d thread(s)/rank", s->cfg.name,
-             arch_name(s->cfg.arch), s->cfg.layers, s->size, dtype_label(o->wdt), s->be->name, s->o.threads);
+    if (strcmp(s->be->name, "cuda"))
+        log_info("%s (%s, %d layers) on %d rank(s), %s weights, %s backend, %d thread(s)/rank", s->cfg.name,
+                 arch_name(s->cfg.arch), s->cfg.layers, s->size, dtype_label(o->wdt), s->be->name, s->o.threads);
+    else
+        log_info("%s (%s, %d layers) on %d rank(s), %s weights, cuda backend, one GPU per rank", s->cfg.name,
+                 arch_name(s->cfg.arch), s->cfg.layers, s->size, dtype_label(o->wdt));
     return load_model(s, max_rows, slots, max_seq, max_out, e);
 }
 

@@ -175,10 +175,13 @@ static void linear_int8(CudaCtx *c, const Linear *w, const uint16_t *x, int rows
     const int n = w->n, k = w->k;
     cudaStream_t st = c->stream;
     int32_t *ncols_dev = c->cols + c->max_k;
-    cuda_int8_outliers(x, rows, k, t, c->flags, c->cols, ncols_dev, st);
-    cuda_int8_quant_rows(x, rows, k, t, c->flags, c->ca, c->sca, st);
     /* IMMA also needs 4-byte aligned pointers; the runtime's arena gives 64, but never fail on it */
-    if (cuda_int8_use_gemv(rows, n, k) || ((uintptr_t)w->w & 3)) {
+    const int gemv = cuda_int8_use_gemv(rows, n, k) || ((uintptr_t)w->w & 3);
+    if (!cuda_int8_quant_small(x, rows, k, t, c->flags, c->cols, ncols_dev, c->ca, c->sca, st)) {
+        cuda_int8_outliers(x, rows, k, t, c->flags, c->cols, ncols_dev, st);
+        cuda_int8_quant_rows(x, rows, k, t, c->flags, c->ca, c->sca, st);
+    }
+    if (gemv) {
         cuda_int8_gemv((const int8_t *)w->w, w->scb, w->bias, c->ca, c->sca, x, c->cols, ncols_dev, rows, n, k, y, st);
         return;
     }
@@ -226,9 +229,22 @@ static void cu_linear(void *ctx, const Linear *w, const uint16_t *x, int rows, D
     }
     PP8_CHECK(w->wdt == act, "16-bit linear: weights and activations must have the same dtype");
     PP8_CHECK(ydt == act || ydt == DTYPE_F32, "16-bit linear: output must be the activation dtype or F32");
-    /* y = x W^T + b with one rounding: b is C of a beta = 1 GEMM, added to the fp32 sum (CUDA-NOTES §2) */
-    if (w->bias) cuda_bias_rows(y, ydt, w->bias, act, rows, w->n, c->stream);
-    cuda_gemm_run(c->gemm, act, ydt, rows, w->n, w->k, w->w, x, y, w->bias != NULL, c->stream);
+    /* y = x W^T + b with one rounding. fp32 y: b is C of a beta = 1 GEMM. 16-bit y: the fp32 product goes
+     * to scratch and k_bias_round adds b and rounds once. A bf16 beta = 1 GEMM with C = b was seen on an
+     * H100 to round twice (up to 3 bf16 ulps off at M=5 N=96 K=128, test_gpu_ops), even with split-K
+     * reductions limited to the compute type, so cuBLASLt's C is not trusted with a 16-bit D. */
+    if (!w->bias || ydt == DTYPE_F32) {
+        if (w->bias) cuda_bias_rows(y, ydt, w->bias, act, rows, w->n, c->stream);
+        cuda_gemm_run(c->gemm, act, ydt, rows, w->n, w->k, w->w, x, y, w->bias != NULL, c->stream);
+        return;
+    }
+    float *acc = (float *)c->c32;
+    const int n = w->n, k = w->k, rb = cuda_rows_per_block(c->plan.c32_elems, rows, n);
+    for (int r0 = 0; r0 < rows; r0 += rb) {
+        const int nr = rows - r0 < rb ? rows - r0 : rb;
+        cuda_gemm_run(c->gemm, act, DTYPE_F32, nr, n, k, w->w, x + (size_t)r0 * k, acc, 0, c->stream);
+        cuda_bias_round((uint16_t *)y + (size_t)r0 * n, acc, w->bias, act, nr, n, c->stream);
+    }
 }
 
 static const char *cu_linear_path(void *ctx, DType wdt, int rows)
@@ -314,14 +330,66 @@ extern "C" int backend_cuda_int8_quantize(Backend *b, const uint16_t *x, int row
     /* its own flags and count (a tool call, not the token loop), so it works for any k */
     uint8_t *flags = (uint8_t *)scratch_alloc((size_t)k);
     int32_t *ncols_dev = (int32_t *)scratch_alloc(sizeof(int32_t));
-    cuda_int8_outliers(x, rows, k, t, flags, cols, ncols_dev, c->stream);
-    cuda_int8_quant_rows(x, rows, k, t, flags, q, absmax, c->stream);
+    if (!cuda_int8_quant_small(x, rows, k, t, flags, cols, ncols_dev, q, absmax, c->stream)) { /* as linear does */
+        cuda_int8_outliers(x, rows, k, t, flags, cols, ncols_dev, c->stream);
+        cuda_int8_quant_rows(x, rows, k, t, flags, q, absmax, c->stream);
+    }
     int32_t n = 0;
     CUDA_CHECK(cudaMemcpyAsync(&n, ncols_dev, sizeof n, cudaMemcpyDeviceToHost, c->stream));
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
     CUDA_CHECK(cudaFree(flags));
     CUDA_CHECK(cudaFree(ncols_dev));
     return n;
+}
+
+/* every thread streams 16-byte loads over the buffer; the xor keeps them from being optimized away */
+static __global__ void k_read(const int4 *p, size_t n, int *sink)
+{
+    int acc = 0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        int4 v = __ldcs(p + i);
+        acc ^= v.x ^ v.y ^ v.z ^ v.w;
+    }
+    if (acc == 0x7fffffff) *sink = acc;
+}
+
+extern "C" double backend_cuda_read_gbs(Backend *b, size_t bytes)
+{
+    CudaCtx *c = cuda_ctx(b);
+    if (!c || bytes < 16) return 0.0;
+    size_t n = bytes / 16;
+    int4 *buf = NULL;
+    if (cudaMalloc(&buf, n * 16 + 16) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0.0;
+    }
+    int sms = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, c->device));
+    CUDA_CHECK(cudaMemsetAsync(buf, 1, n * 16 + 16, c->stream));
+    cudaEvent_t e0, e1;
+    CUDA_CHECK(cudaEventCreate(&e0));
+    CUDA_CHECK(cudaEventCreate(&e1));
+    enum { PASSES = 5 };
+    double gbs[PASSES];
+    for (int pass = -1; pass < PASSES; pass++) { /* pass -1 warms up */
+        CUDA_CHECK(cudaEventRecord(e0, c->stream));
+        k_read<<<sms * 8, 256, 0, c->stream>>>(buf, n, (int *)(buf + n));
+        CUDA_CHECK_LAUNCH();
+        CUDA_CHECK(cudaEventRecord(e1, c->stream));
+        CUDA_CHECK(cudaEventSynchronize(e1));
+        float ms = 0;
+        CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+        if (pass >= 0) gbs[pass] = (double)n * 16 / (ms * 1e-3) * 1e-9;
+    }
+    for (int i = 1; i < PASSES; i++) /* insertion sort for the median */
+        for (int j = i; j > 0 && gbs[j] < gbs[j - 1]; j--) {
+            double t = gbs[j];
+            gbs[j] = gbs[j - 1], gbs[j - 1] = t;
+        }
+    CUDA_CHECK(cudaEventDestroy(e0));
+    CUDA_CHECK(cudaEventDestroy(e1));
+    CUDA_CHECK(cudaFree(buf));
+    return gbs[PASSES / 2];
 }
 
 extern "C" Backend *backend_cuda_create(const BackendOptions *o, char *err, size_t errlen)

@@ -48,6 +48,25 @@ __global__ void k_bias_rows(void *__restrict__ y, int y_f32, const uint16_t *__r
     }
 }
 
+/* y[r, o] = act(acc[r, o] + bias[o]): one rounding of the fp32 sum plus the bias, as the CPU does */
+__global__ void k_bias_round(uint16_t *__restrict__ y, const float *__restrict__ acc, const uint16_t *__restrict__ bias,
+                             int bf16, int m, int n)
+{
+    GRID_STRIDE(i, (size_t)m * n)
+    {
+        y[i] = act_store(pp8_add(acc[i], act_load(bias[i % (size_t)n], bf16)), bf16);
+    }
+}
+
+extern "C" void cuda_bias_round(uint16_t *y, const float *acc, const uint16_t *bias, DType act, int m, int n,
+                                cudaStream_t st)
+{
+    size_t total = (size_t)m * n;
+    if (!total) return;
+    k_bias_round<<<cuda_grid_1d(total, EW_THREADS), EW_THREADS, 0, st>>>(y, acc, bias, act == DTYPE_BF16, m, n);
+    CUDA_CHECK_LAUNCH();
+}
+
 extern "C" void cuda_gelu(uint16_t *x, size_t n, DType act, cudaStream_t st)
 {
     if (!n) return;

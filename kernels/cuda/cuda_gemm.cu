@@ -73,6 +73,10 @@ static void gemm_plan_build(CudaGemm *g, GemmPlan *p, const CudaGemmDesc *d, con
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_c, sizeof al_c));
     CUBLAS_CHECK(
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_c, sizeof al_c));
+    /* split-K partial sums only in the compute type (fp32): the default also allows reductions in the
+     * output type (INPLACE, OUTPUT_TYPE), which would round a bf16/fp16 D once per split (cublasLt.h) */
+    uint32_t red = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &red, sizeof red));
 
     cublasLtMatmulHeuristicResult_t res;
     int nres = 0;

@@ -18,10 +18,10 @@ __global__ void k_int8_outlier_flags(const uint16_t *__restrict__ x, int m, int 
     flags[j] = (uint8_t)out;
 }
 
-/* One block: the flagged columns in ascending order (a block-wide exclusive scan per 1024 columns), so
- * the outlier sums run in the column order the CPU uses. */
-__global__ void k_int8_outlier_compact(const uint8_t *__restrict__ flags, int k, int32_t *__restrict__ cols,
-                                       int32_t *__restrict__ ncols)
+/* The whole block: the flagged columns in ascending order (a block-wide exclusive scan per blockDim.x
+ * columns), so the outlier sums run in the column order the CPU uses. flags may have been written by
+ * this block before a __syncthreads. */
+static __device__ void block_compact_cols(const uint8_t *flags, int k, int32_t *cols, int32_t *ncols)
 {
     __shared__ int warp_tot[32];
     __shared__ int base_sh;
@@ -54,14 +54,18 @@ __global__ void k_int8_outlier_compact(const uint8_t *__restrict__ flags, int k,
     if (tid == 0) *ncols = base_sh;
 }
 
-/* One block per row: SCA = max |x| over the elements below the threshold, CA = round_half_even(x * 127/SCA)
- * with every outlier column zeroed (bitsandbytes kInt8VectorQuant, but with pp8_i8_scale's correctly
- * rounded 127/SCA instead of __fdividef). flags == NULL: no outlier columns (t = 0). */
-__global__ void k_int8_quant_rows(const uint16_t *__restrict__ x, int k, float t, const uint8_t *__restrict__ flags,
-                                  int8_t *__restrict__ ca, float *__restrict__ sca)
+__global__ void k_int8_outlier_compact(const uint8_t *__restrict__ flags, int k, int32_t *__restrict__ cols,
+                                       int32_t *__restrict__ ncols)
 {
-    __shared__ float sh[32];
-    const int r = blockIdx.x;
+    block_compact_cols(flags, k, cols, ncols);
+}
+
+/* Row r of CA and SCA[r] by the whole block: SCA = max |x| over the elements below the threshold, CA =
+ * round_half_even(x * 127/SCA) with every outlier column zeroed (bitsandbytes kInt8VectorQuant, but with
+ * pp8_i8_scale's correctly rounded 127/SCA instead of __fdividef). flags == NULL: no outlier columns. */
+static __device__ void block_quant_row(const uint16_t *x, int r, int k, float t, const uint8_t *flags, int8_t *ca,
+                                       float *sca, float *sh)
+{
     const uint16_t *xr = x + (size_t)r * k;
     int8_t *qr = ca + (size_t)r * k;
     float amax = 0.0f;
@@ -77,6 +81,108 @@ __global__ void k_int8_quant_rows(const uint16_t *__restrict__ x, int k, float t
         bool zero = (flags && flags[j]) || pp8_i8_is_outlier(fabsf(v), t);
         qr[j] = zero ? (int8_t)0 : pp8_i8_quant(v, s);
     }
+}
+
+/* The decode path (m <= CUDA_GEMV_MAX_ROWS, K % 8 == 0, 16-byte aligned x) in one launch of one block:
+ * outlier flags, their ascending columns and count, CA and SCA. Each thread reads 8 columns of every row
+ * at once (16-byte loads, all rows in flight together), so the flags (any row's |x| >= t), the row
+ * maxima and the quantization come from registers in two passes over x. The same numerics.h functions
+ * and rules as the three kernels the larger products use, so the same bits; one launch instead of
+ * three matters when a decode step is hundreds of small kernels. Measured on an H100: README. */
+#define QS_ROWS CUDA_GEMV_MAX_ROWS
+__global__ void __launch_bounds__(COMPACT_THREADS)
+    k_int8_quant_small(const uint16_t *__restrict__ x, int m, int k, float t, uint8_t *__restrict__ flags,
+                       int32_t *__restrict__ cols, int32_t *__restrict__ ncols, int8_t *__restrict__ ca,
+                       float *__restrict__ sca)
+{
+    __shared__ float part[QS_ROWS][32];
+    __shared__ float row_max[QS_ROWS];
+    const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5, nw = blockDim.x >> 5, k8 = k >> 3;
+    const bool dec = t > 0.0f;
+    float amax[QS_ROWS];
+#pragma unroll
+    for (int r = 0; r < QS_ROWS; r++) amax[r] = 0.0f;
+    /* pass 1: flags and row maxima (over each row's own non-outlier values) */
+    for (int c = tid; c < k8; c += blockDim.x) {
+        uint4 v[QS_ROWS];
+#pragma unroll
+        for (int r = 0; r < QS_ROWS; r++)
+            if (r < m) v[r] = __ldg((const uint4 *)(x + (size_t)r * k) + c);
+        unsigned fl = 0;
+#pragma unroll
+        for (int r = 0; r < QS_ROWS; r++)
+            if (r < m) {
+                const uint16_t *h = (const uint16_t *)&v[r];
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    float a = fabsf(pp8_h2f(h[e]));
+                    if (pp8_i8_is_outlier(a, t))
+                        fl |= 1u << e;
+                    else
+                        amax[r] = fmaxf(amax[r], a);
+                }
+            }
+        if (dec) {
+            uint2 f8;
+            f8.x = (fl & 1u) | (fl >> 1 & 1u) << 8 | (fl >> 2 & 1u) << 16 | (fl >> 3 & 1u) << 24;
+            f8.y = (fl >> 4 & 1u) | (fl >> 5 & 1u) << 8 | (fl >> 6 & 1u) << 16 | (fl >> 7 & 1u) << 24;
+            *((uint2 *)flags + c) = f8;
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < QS_ROWS; r++) { /* max is exact: the order does not matter */
+        float v = warp_max(amax[r]);
+        if (lane == 0) part[r][w] = v;
+    }
+    __syncthreads(); /* also: the flags, in global memory, are visible to the whole block from here */
+    if (w < m) {
+        float v = warp_max(lane < nw ? part[w][lane] : 0.0f);
+        if (lane == 0) row_max[w] = v, sca[w] = v;
+    }
+    __syncthreads();
+    if (dec)
+        block_compact_cols(flags, k, cols, ncols);
+    else if (tid == 0)
+        *ncols = 0;
+    float s[QS_ROWS];
+#pragma unroll
+    for (int r = 0; r < QS_ROWS; r++) s[r] = r < m ? pp8_i8_scale(row_max[r]) : 0.0f;
+    /* pass 2: CA, outlier columns (of any row) zeroed */
+    for (int c = tid; c < k8; c += blockDim.x) {
+        uint4 v[QS_ROWS];
+#pragma unroll
+        for (int r = 0; r < QS_ROWS; r++)
+            if (r < m) v[r] = __ldg((const uint4 *)(x + (size_t)r * k) + c);
+        unsigned fl = 0;
+#pragma unroll
+        for (int r = 0; r < QS_ROWS; r++)
+            if (r < m) {
+                const uint16_t *h = (const uint16_t *)&v[r];
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    if (pp8_i8_is_outlier(fabsf(pp8_h2f(h[e])), t)) fl |= 1u << e;
+            }
+#pragma unroll
+        for (int r = 0; r < QS_ROWS; r++)
+            if (r < m) {
+                const uint16_t *h = (const uint16_t *)&v[r];
+                union {
+                    int8_t q[8];
+                    uint2 u;
+                } o;
+#pragma unroll
+                for (int e = 0; e < 8; e++) o.q[e] = (fl >> e & 1u) ? (int8_t)0 : pp8_i8_quant(pp8_h2f(h[e]), s[r]);
+                *((uint2 *)(ca + (size_t)r * k) + c) = o.u;
+            }
+    }
+}
+
+/* One block per row (block_quant_row) */
+__global__ void k_int8_quant_rows(const uint16_t *__restrict__ x, int k, float t, const uint8_t *__restrict__ flags,
+                                  int8_t *__restrict__ ca, float *__restrict__ sca)
+{
+    __shared__ float sh[32];
+    block_quant_row(x, blockIdx.x, k, t, flags, ca, sca, sh);
 }
 
 /* Step 2: Y1 = fp16((acc * SCA * SCB) * (1/16129) + bias) */
@@ -140,6 +246,17 @@ extern "C" void cuda_int8_quant_rows(const uint16_t *x, int m, int k, float t, c
     if (m <= 0) return;
     k_int8_quant_rows<<<m, QUANT_THREADS, 0, st>>>(x, k, t, t > 0.0f ? flags : NULL, ca, sca);
     CUDA_CHECK_LAUNCH();
+}
+
+extern "C" int cuda_int8_quant_small(const uint16_t *x, int m, int k, float t, uint8_t *flags, int32_t *cols,
+                                     int32_t *ncols, int8_t *ca, float *sca, cudaStream_t st)
+{
+    if (m < 1 || m > CUDA_GEMV_MAX_ROWS || k <= 0 || k % 8 || (uintptr_t)x % 16 || (uintptr_t)ca % 8 ||
+        (uintptr_t)flags % 8)
+        return 0;
+    k_int8_quant_small<<<1, COMPACT_THREADS, 0, st>>>(x, m, k, t, flags, cols, ncols, ca, sca);
+    CUDA_CHECK_LAUNCH();
+    return 1;
 }
 
 extern "C" void cuda_int8_dequant(const int32_t *acc, const float *sca, const float *scb, const uint16_t *bias, int m,

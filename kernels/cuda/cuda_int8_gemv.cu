@@ -1,13 +1,95 @@
 /* The small-batch int8 path: an LLM.int8() GEMV for M <= CUDA_GEMV_MAX_ROWS that reads each weight byte
- * once per call (one warp per output row, __dp4a over K, exact int32), then the whole epilogue in the
+ * once per call (__dp4a over K, exact int32), then the whole epilogue in the
  * same kernel: dequant (step 2) and the outlier part (steps 3-4) summed in ascending column order, i.e.
  * bit for bit the CPU reference even on outlier rows. Shapes int8 IMMA cannot take (N or K not a
  * multiple of 4) run here for any M, in blocks of CUDA_GEMV_MAX_ROWS rows. No quantization here. */
 #include "cuda_internal.cuh"
 
-#define GEMV_WARPS 8 /* outputs per block */
+#define GEMV_WARPS 8 /* outputs per block of k_int8_gemv */
+#define GEMV4_WARPS 4 /* warps per block of k_int8_gemv4, each with GEMV4_OUTS outputs */
+#define GEMV4_OUTS 4
 
-/* mode: 16 = int4 loads (K % 16 == 0, 16-byte aligned rows), 4 = int loads (K % 4 == 0), 1 = bytes */
+/* Steps 2-4 for one (row, output) from its exact int32 product: dequant, then the outlier part summed in
+ * ascending columns from +0, as the CPU does. */
+static __device__ __forceinline__ uint16_t gemv_epilogue(int acc, int row, int o, int k, const int8_t *w,
+                                                         const float *scb, const uint16_t *bias, const float *sca,
+                                                         const uint16_t *x, const int32_t *cols, int nc)
+{
+    const float s_o = scb[o];
+    uint16_t v = pp8_i8_dequant(acc, sca[row], s_o, bias ? pp8_h2f(bias[o]) : 0.0f); /* step 2 */
+    if (nc > 0) { /* steps 3-4 */
+        const uint16_t *xr = x + (size_t)row * k;
+        float sum = 0.0f;
+        for (int c = 0; c < nc; c++) {
+            int j = cols[c];
+            sum = pp8_i8_outlier_term(sum, xr[j], pp8_i8_weight_dequant(w[j], s_o));
+        }
+        v = pp8_i8_outlier_finish(v, sum);
+    }
+    return v;
+}
+
+/* K % 16 == 0 with 16-byte aligned rows (every real layer): each warp computes GEMV4_OUTS outputs, so
+ * one activation load feeds GEMV4_OUTS weight loads and each lane has GEMV4_OUTS 16-byte weight loads in
+ * flight. Measured on an H100 against the one-output-per-warp kernel below: see README, GPU numbers.
+ * The 8 rows x 4 outputs of a warp are 32 (row, output) pairs: lane u*8 + r ends with pair (r, u). */
+__global__ void __launch_bounds__(GEMV4_WARPS * 32)
+    k_int8_gemv4(const int8_t *__restrict__ cb, const float *__restrict__ scb, const uint16_t *__restrict__ bias,
+                 const int8_t *__restrict__ ca, const float *__restrict__ sca, const uint16_t *__restrict__ x,
+                 const int32_t *__restrict__ cols, const int32_t *__restrict__ ncols, int m, int n, int k,
+                 uint16_t *__restrict__ y)
+{
+    const int lane = threadIdx.x & 31;
+    const int o0 = (blockIdx.x * GEMV4_WARPS + (threadIdx.x >> 5)) * GEMV4_OUTS;
+    const int r0 = blockIdx.y * CUDA_GEMV_MAX_ROWS;
+    if (o0 >= n) return; /* whole warps only; no block-wide barrier below */
+    const int mr = m - r0 < CUDA_GEMV_MAX_ROWS ? m - r0 : CUDA_GEMV_MAX_ROWS;
+    const int nk = k >> 4;
+    const int4 *w4[GEMV4_OUTS];
+#pragma unroll
+    for (int u = 0; u < GEMV4_OUTS; u++) /* outputs past n re-read row o0 and are dropped at the end */
+        w4[u] = (const int4 *)(cb + (size_t)(o0 + u < n ? o0 + u : o0) * k);
+    const int4 *a4 = (const int4 *)(ca + (size_t)r0 * k);
+    int acc[CUDA_GEMV_MAX_ROWS][GEMV4_OUTS];
+#pragma unroll
+    for (int r = 0; r < CUDA_GEMV_MAX_ROWS; r++)
+#pragma unroll
+        for (int u = 0; u < GEMV4_OUTS; u++) acc[r][u] = 0;
+
+    for (int i = lane; i < nk; i += 32) {
+        int4 wv[GEMV4_OUTS];
+#pragma unroll
+        for (int u = 0; u < GEMV4_OUTS; u++) wv[u] = __ldcs(w4[u] + i); /* read once: stream past L2 */
+#pragma unroll
+        for (int r = 0; r < CUDA_GEMV_MAX_ROWS; r++)
+            if (r < mr) {
+                int4 av = __ldg(a4 + (size_t)r * nk + i);
+#pragma unroll
+                for (int u = 0; u < GEMV4_OUTS; u++) {
+                    acc[r][u] = __dp4a(wv[u].x, av.x, acc[r][u]);
+                    acc[r][u] = __dp4a(wv[u].y, av.y, acc[r][u]);
+                    acc[r][u] = __dp4a(wv[u].z, av.z, acc[r][u]);
+                    acc[r][u] = __dp4a(wv[u].w, av.w, acc[r][u]);
+                }
+            }
+    }
+    int mine = 0; /* exact int32: any summation order gives the same bits */
+#pragma unroll
+    for (int r = 0; r < CUDA_GEMV_MAX_ROWS; r++)
+#pragma unroll
+        for (int u = 0; u < GEMV4_OUTS; u++) {
+            int v = acc[r][u];
+            for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(CUDA_FULL_MASK, v, off);
+            if (lane == u * CUDA_GEMV_MAX_ROWS + r) mine = v;
+        }
+    const int r = lane % CUDA_GEMV_MAX_ROWS, o = o0 + lane / CUDA_GEMV_MAX_ROWS;
+    if (r >= mr || o >= n) return;
+    const int row = r0 + r;
+    y[(size_t)row * n + o] = gemv_epilogue(mine, row, o, k, cb + (size_t)o * k, scb, bias, sca, x, cols, *ncols);
+}
+
+/* Any K and alignment: one warp per output. mode: 4 = int loads (K % 4 == 0, 4-byte aligned rows),
+ * 1 = bytes. */
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
     k_int8_gemv(const int8_t *__restrict__ cb, const float *__restrict__ scb, const uint16_t *__restrict__ bias,
                 const int8_t *__restrict__ ca, const float *__restrict__ sca, const uint16_t *__restrict__ x,
@@ -23,21 +105,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
 #pragma unroll
     for (int r = 0; r < CUDA_GEMV_MAX_ROWS; r++) acc[r] = 0;
 
-    if (mode == 16) {
-        const int4 *w4 = (const int4 *)w;
-        for (int i = lane; i < (k >> 4); i += 32) {
-            int4 wv = __ldg(w4 + i);
-#pragma unroll
-            for (int r = 0; r < CUDA_GEMV_MAX_ROWS; r++)
-                if (r < mr) {
-                    int4 av = __ldg((const int4 *)(a + (size_t)r * k) + i);
-                    acc[r] = __dp4a(wv.x, av.x, acc[r]);
-                    acc[r] = __dp4a(wv.y, av.y, acc[r]);
-                    acc[r] = __dp4a(wv.z, av.z, acc[r]);
-                    acc[r] = __dp4a(wv.w, av.w, acc[r]);
-                }
-        }
-    } else if (mode == 4) {
+    if (mode == 4) {
         const int *w1 = (const int *)w;
         for (int i = lane; i < (k >> 2); i += 32) {
             int wv = __ldg(w1 + i);
@@ -63,21 +131,8 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
         if (lane == r) mine = v;
     }
     if (lane >= mr) return;
-
     const int row = r0 + lane;
-    const float s_o = scb[o];
-    uint16_t v = pp8_i8_dequant(mine, sca[row], s_o, bias ? pp8_h2f(bias[o]) : 0.0f); /* step 2 */
-    const int nc = *ncols;
-    if (nc > 0) { /* steps 3-4 in ascending columns from +0, as the CPU does */
-        const uint16_t *xr = x + (size_t)row * k;
-        float sum = 0.0f;
-        for (int c = 0; c < nc; c++) {
-            int j = cols[c];
-            sum = pp8_i8_outlier_term(sum, xr[j], pp8_i8_weight_dequant(w[j], s_o));
-        }
-        v = pp8_i8_outlier_finish(v, sum);
-    }
-    y[(size_t)row * n + o] = v;
+    y[(size_t)row * n + o] = gemv_epilogue(mine, row, o, k, w, scb, bias, sca, x, cols, *ncols);
 }
 
 extern "C" void cuda_int8_gemv(const int8_t *cb, const float *scb, const uint16_t *bias, const int8_t *ca,
@@ -92,9 +147,15 @@ extern "C" void cuda_int8_gemv(const int8_t *cb, const float *scb, const uint16_
         mode = 16;
     else if (k % 4 == 0 && pw % 4 == 0 && pa % 4 == 0)
         mode = 4;
-    dim3 grid((unsigned)((n + GEMV_WARPS - 1) / GEMV_WARPS),
-              (unsigned)((m + CUDA_GEMV_MAX_ROWS - 1) / CUDA_GEMV_MAX_ROWS));
-    PP8_CHECK(grid.y <= 65535u, "too many rows for the GEMV grid");
-    k_int8_gemv<<<grid, GEMV_WARPS * 32, 0, st>>>(cb, scb, bias, ca, sca, x, cols, ncols, m, n, k, mode, y);
+    const unsigned row_blocks = (unsigned)((m + CUDA_GEMV_MAX_ROWS - 1) / CUDA_GEMV_MAX_ROWS);
+    PP8_CHECK(row_blocks <= 65535u, "too many rows for the GEMV grid");
+    if (mode == 16) {
+        const int per_block = GEMV4_WARPS * GEMV4_OUTS;
+        dim3 grid((unsigned)((n + per_block - 1) / per_block), row_blocks);
+        k_int8_gemv4<<<grid, GEMV4_WARPS * 32, 0, st>>>(cb, scb, bias, ca, sca, x, cols, ncols, m, n, k, y);
+    } else {
+        dim3 grid((unsigned)((n + GEMV_WARPS - 1) / GEMV_WARPS), row_blocks);
+        k_int8_gemv<<<grid, GEMV_WARPS * 32, 0, st>>>(cb, scb, bias, ca, sca, x, cols, ncols, m, n, k, mode, y);
+    }
     CUDA_CHECK_LAUNCH();
 }

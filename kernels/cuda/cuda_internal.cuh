@@ -55,6 +55,10 @@ void cuda_int8_outliers(const uint16_t *x, int m, int k, float t, uint8_t *flags
                         cudaStream_t st);
 void cuda_int8_quant_rows(const uint16_t *x, int m, int k, float t, const uint8_t *flags, int8_t *ca, float *sca,
                           cudaStream_t st);
+/* both of the above in one launch, for 1..CUDA_GEMV_MAX_ROWS rows (the decode path), K % 8 == 0 and
+ * 16-byte aligned x; returns 0 (and does nothing) for any other shape */
+int cuda_int8_quant_small(const uint16_t *x, int m, int k, float t, uint8_t *flags, int32_t *cols, int32_t *ncols,
+                           int8_t *ca, float *sca, cudaStream_t st);
 void cuda_int8_dequant(const int32_t *acc, const float *sca, const float *scb, const uint16_t *bias, int m, int n,
                        uint16_t *y, cudaStream_t st);
 void cuda_int8_gather_x(const uint16_t *x, int m, int k, const int32_t *cols, int c0, int nc, int kpad, uint16_t *xo,
@@ -74,6 +78,8 @@ void cuda_relu(uint16_t *x, size_t n, cudaStream_t st);
 void cuda_add(uint16_t *y, const uint16_t *a, const uint16_t *b, size_t n, DType act, cudaStream_t st);
 /* y[r, o] = bias[o] in ydt (act or F32): the C of a beta = 1 GEMM */
 void cuda_bias_rows(void *y, DType ydt, const uint16_t *bias, DType act, int m, int n, cudaStream_t st);
+/* y[r, o] = act(acc[r, o] + bias[o]) with one rounding (acc fp32) */
+void cuda_bias_round(uint16_t *y, const float *acc, const uint16_t *bias, DType act, int m, int n, cudaStream_t st);
 
 /* cuda_norm.cu */
 void cuda_layernorm(uint16_t *y, const uint16_t *x, const uint16_t *g, const uint16_t *b, int rows, int dim, float eps,
