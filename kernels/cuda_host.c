@@ -212,4 +212,10 @@ double backend_cuda_read_gbs(Backend *b, size_t bytes)
     (void)b, (void)bytes;
     return 0.0;
 }
+
+size_t backend_cuda_mem_bytes(Backend *b)
+{
+    (void)b;
+    return 0;
+}
 #endif

@@ -144,6 +144,9 @@ int backend_cuda_int8_quantize(Backend *b, const uint16_t *x, int rows, int k, f
  * the L2), timed with events, median of 5 after a warm-up. The weight-read roofline of `pp8 bench`.
  * 0 for other backends or when the buffer cannot be allocated. */
 double backend_cuda_read_gbs(Backend *b, size_t bytes);
+/* Total memory of the backend's GPU in bytes (cudaMemGetInfo), the planner's budget for a GPU rank;
+ * 0 for other backends. */
+size_t backend_cuda_mem_bytes(Backend *b);
 
 #ifdef __cplusplus
 }

@@ -171,7 +171,9 @@ static int open_transport(Session *s, Err *e)
 }
 
 /* the planner's request for this session's ranks and memory: a CPU device of this rank's threads
- * (the planner's CPU bandwidth and peaks) or the memory given by --mem-per-rank */
+ * (the planner's CPU bandwidth and peaks), or on GPU ranks the h100-80g preset's rates and reserve
+ * (their ratios shape the split; the CUDA context, cuBLASLt and NCCL reserve is the point) with this
+ * GPU's own memory; --mem-per-rank overrides the memory of either */
 static PlanRequest session_request(const Session *s, int batch, int prompt_len, int gen)
 {
     PlanRequest r = {0};
@@ -181,7 +183,16 @@ static PlanRequest session_request(const Session *s, int batch, int prompt_len, 
     r.gen = gen;
     r.ranks = s->size;
     r.micro_batches = s->o.micro_batches < batch ? s->o.micro_batches : batch;
-    double mem = s->o.mem_per_rank > 0 ? s->o.mem_per_rank : node_memory_bytes() / s->local_size;
+    size_t gpu_mem = s->be && !strcmp(s->be->name, "cuda") ? backend_cuda_mem_bytes(s->be) : 0;
+    Err pe = {{0}};
+    if (gpu_mem && device_preset(&r.dev, "h100-80g", &pe) == 0) {
+        r.dev.mem_bytes = s->o.mem_per_rank > 0 ? s->o.mem_per_rank : (double)gpu_mem;
+        snprintf(r.dev.description, sizeof r.dev.description, "this GPU, %.1f GiB (rates of the h100-80g preset)",
+                 r.dev.mem_bytes / (1024.0 * 1024 * 1024));
+        return r;
+    }
+    double mem = s->o.mem_per_rank > 0 ? s->o.mem_per_rank : gpu_mem ? (double)gpu_mem
+                                                                     : node_memory_bytes() / s->local_size;
     int threads = s->o.threads > 0 ? s->o.threads : 1;
     device_cpu(&r.dev, mem, 10.0 * threads, threads);
     return r;

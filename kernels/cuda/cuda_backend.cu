@@ -342,6 +342,15 @@ extern "C" int backend_cuda_int8_quantize(Backend *b, const uint16_t *x, int row
     return n;
 }
 
+extern "C" size_t backend_cuda_mem_bytes(Backend *b)
+{
+    CudaCtx *c = cuda_ctx(b);
+    if (!c) return 0;
+    size_t free_b = 0, total = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total));
+    return total;
+}
+
 /* every thread streams 16-byte loads over the buffer; the xor keeps them from being optimized away */
 static __global__ void k_read(const int4 *p, size_t n, int *sink)
 {
