@@ -90,6 +90,32 @@ static __device__ void block_quant_row(const uint16_t *x, int r, int k, float t,
  * and rules as the three kernels the larger products use, so the same bits; one launch instead of
  * three matters when a decode step is hundreds of small kernels. Measured on an H100: README. */
 #define QS_ROWS CUDA_GEMV_MAX_ROWS
+
+/* Columns [8c, 8c + 8) of rows 0..m-1 into v (16-byte loads, all rows in flight together); returns
+ * their outlier bits (bit e: some row's |x| >= t at column 8c + e) and raises amax[r] to each row's
+ * largest non-outlier |x| there. */
+static __device__ __forceinline__ unsigned qs_cols8(const uint16_t *x, int m, int k, int c, float t,
+                                                    uint4 (&v)[QS_ROWS], float (&amax)[QS_ROWS])
+{
+#pragma unroll
+    for (int r = 0; r < QS_ROWS; r++)
+        if (r < m) v[r] = __ldg((const uint4 *)(x + (size_t)r * k) + c);
+    unsigned fl = 0;
+#pragma unroll
+    for (int r = 0; r < QS_ROWS; r++)
+        if (r < m) {
+            const uint16_t *h = (const uint16_t *)&v[r];
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                float a = fabsf(pp8_h2f(h[e]));
+                if (pp8_i8_is_outlier(a, t))
+                    fl |= 1u << e;
+                else
+                    amax[r] = fmaxf(amax[r], a);
+            }
+        }
+    return fl;
+}
 __global__ void __launch_bounds__(COMPACT_THREADS)
     k_int8_quant_small(const uint16_t *__restrict__ x, int m, int k, float t, uint8_t *__restrict__ flags,
                        int32_t *__restrict__ cols, int32_t *__restrict__ ncols, int8_t *__restrict__ ca,
@@ -105,23 +131,7 @@ __global__ void __launch_bounds__(COMPACT_THREADS)
     /* pass 1: flags and row maxima (over each row's own non-outlier values) */
     for (int c = tid; c < k8; c += blockDim.x) {
         uint4 v[QS_ROWS];
-#pragma unroll
-        for (int r = 0; r < QS_ROWS; r++)
-            if (r < m) v[r] = __ldg((const uint4 *)(x + (size_t)r * k) + c);
-        unsigned fl = 0;
-#pragma unroll
-        for (int r = 0; r < QS_ROWS; r++)
-            if (r < m) {
-                const uint16_t *h = (const uint16_t *)&v[r];
-#pragma unroll
-                for (int e = 0; e < 8; e++) {
-                    float a = fabsf(pp8_h2f(h[e]));
-                    if (pp8_i8_is_outlier(a, t))
-                        fl |= 1u << e;
-                    else
-                        amax[r] = fmaxf(amax[r], a);
-                }
-            }
+        unsigned fl = qs_cols8(x, m, k, c, t, v, amax);
         if (dec) {
             uint2 f8;
             f8.x = (fl & 1u) | (fl >> 1 & 1u) << 8 | (fl >> 2 & 1u) << 16 | (fl >> 3 & 1u) << 24;
@@ -150,18 +160,8 @@ __global__ void __launch_bounds__(COMPACT_THREADS)
     /* pass 2: CA, outlier columns (of any row) zeroed */
     for (int c = tid; c < k8; c += blockDim.x) {
         uint4 v[QS_ROWS];
-#pragma unroll
-        for (int r = 0; r < QS_ROWS; r++)
-            if (r < m) v[r] = __ldg((const uint4 *)(x + (size_t)r * k) + c);
-        unsigned fl = 0;
-#pragma unroll
-        for (int r = 0; r < QS_ROWS; r++)
-            if (r < m) {
-                const uint16_t *h = (const uint16_t *)&v[r];
-#pragma unroll
-                for (int e = 0; e < 8; e++)
-                    if (pp8_i8_is_outlier(fabsf(pp8_h2f(h[e])), t)) fl |= 1u << e;
-            }
+        float unused[QS_ROWS] = {0}; /* pass 1 took the maxima */
+        unsigned fl = qs_cols8(x, m, k, c, t, v, unused);
 #pragma unroll
         for (int r = 0; r < QS_ROWS; r++)
             if (r < m) {
