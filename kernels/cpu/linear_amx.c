@@ -13,9 +13,14 @@
  * again LIN_AMX_PF_NEAR ahead (the second catches prefetches dropped while the fill buffers were full).
  * Tile loads that wait on memory stall the AMX pipeline. Measured at M=32 on this VM (2 MiB pages,
  * interleaved A/B against a prefetching read of the same weights): 2+4 KiB ~0.87 of the read rate;
- * one level at 2, 4, 8 or 16 KiB 0.75-0.78; T2 (L2) for the far level 0.80. */
-#define LIN_AMX_PF_NEAR 2048
-#define LIN_AMX_PF_FAR 4096
+ * one level at 2, 4, 8 or 16 KiB 0.75-0.78; T2 (L2) for the far level 0.80. Re-measured later with
+ * bench-linear 1T (K,N) = (2048,8192), bw_frac, 2+4 KiB -> 768 B + 1.25 KiB: int8 M=16 0.80 -> 0.87-0.88
+ * (M=12 0.82 -> 0.90, (8192,2048) M=16 0.79 -> 0.92), bf16 M=8 0.86 -> 0.99-1.00, M=16 0.85 -> 0.98,
+ * int8 M=32 0.69-0.71 -> 0.73, bf16 M=32 0.84-0.85 -> 0.87-0.88, M=128 +0.02. Swept at M=12/16 (near,
+ * far): (1024, 2048) 0.84, (512, 1024) 0.84, (512, 1536) 0.86-0.88, (512, 1792) 0.83, (1536, 3072)
+ * 0.80, (512, 1152) 0.86, (640..1024, 1280) 0.88-0.92. */
+#define LIN_AMX_PF_NEAR 768
+#define LIN_AMX_PF_FAR 1280
 
 /* Intel SDM vol. 1 ch. 18 / intrinsics guide `_tile_loadconfig`: palette 1, tiles 0-7 of 16 rows x 64
  * bytes. Tiles: C 0..3 (C[mi][ni] = 2*mi + ni), A 4..5, B 6..7. A static const object: gcc 12 does not
