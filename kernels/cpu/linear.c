@@ -121,10 +121,12 @@ const char *cpu_isa_string(void) { return isa_get()->str; }
  * from 5 rows vdpbf16ps limits the former (linear_avx512.c, lin_bf16_avx512) */
 #define LIN_BF16_AMX_MIN_ROWS 5
 /* fp16 weights: amx-f16split (four tdpbf16ps per tile pair plus splitting the weights on the fly) takes
- * over from avx512-f16c here. Its time is flat at M <= 16 (the split, ~21-22 ms for K=2048 N=50272 1T,
- * ~10 ms for K=4096 N=12288), while avx512-f16c grows with M: equal at M=12 (22.3 vs 22.3-25.9 ms, 2T
- * 13.5 vs 13.8), amx-f16split ahead from 13 (21.1 vs 23.6) and 14 (25.0 vs 30.9; K=4096: 10.2 vs 16.5). */
-#define LIN_F16_AMX_MIN_ROWS 13
+ * over from avx512-f16c here. Its time is flat at M <= 16 (the split), while avx512-f16c grows with M.
+ * bench-linear 1T bw_frac, K=2048 N=50272 / K=4096 N=12288, avx512-f16c vs amx-f16split with the
+ * truncated split (linear_amx.c): M=9 0.75-0.79 vs 0.75-0.76, M=10 0.68-0.69 / 0.68-0.72 vs 0.71-0.74 /
+ * 0.71-0.72, M=11 0.61 / 0.59-0.65 vs 0.70-0.72 / 0.71-0.72, M=12 0.52-0.54 vs 0.72-0.73. (With the
+ * rounded split it was 13: equal at M=12.) */
+#define LIN_F16_AMX_MIN_ROWS 10
 
 typedef enum { DT_I8, DT_BF16, DT_F16, DT_COUNT } LinDt;
 

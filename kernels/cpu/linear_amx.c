@@ -228,8 +228,9 @@ LIN_AMX_KERNEL(lin_i8_amx, LIN_DPBSSD, 1)
 LIN_AMX_KERNEL(lin_bf16_amx, LIN_DPBF16PS, 0)
 
 /* ---- fp16 weights on AMX-BF16: the exact hi/lo split (amx-f16split) ----
- * Every fp16 v is hi + lo with hi = bf16_rne(v) and lo = bf16(v - hi), both exact (v - hi has at most
- * 4 significant bits; fp16's range lies inside bf16's, and fp16 subnormals are normal bf16). Products of
+ * Every fp16 v is hi + lo with hi = v truncated to bf16 (the upper half of its fp32 bits) and lo = v - hi,
+ * both exact: v has at most 11 significant bits, hi keeps the first 8, so lo has at most 3 and is its
+ * own upper half too; fp16's range lies inside bf16's, and fp16 subnormals are normal bf16. Products of
  * two bf16 are exact in fp32, so x.w = xh.wh + xh.wl + xl.wh + xl.wl differs from the fp32-FMA paths
  * only in summation order. All four terms are computed: xl.wl (<= 2^-16 of the product) needs no extra
  * tile load in the schedule below, only a fourth tdpbf16ps per tile pair, and without it 6 of
@@ -239,15 +240,23 @@ LIN_AMX_KERNEL(lin_bf16_amx, LIN_DPBF16PS, 0)
  * VNNI-pair layout ([16 pairs][16 outputs][2] bf16, 1 KiB each, LIN_F16_SPLIT_KC bytes in all). An inf
  * or NaN weight gives lo = 0 (inf - inf would be NaN) and 0 in hi-finite, the copy of hi that meets xl:
  * xl is 0 for every x exact in bf16, and 0 * inf would turn the +-inf that xh * inf gives into NaN. A
- * NaN stays NaN through xh * hi. Port 5 (vpermw, the conversions, mask compares) bounds this
- * loop, so it uses two permutes per 32 weights and one compare. */
+ * NaN stays NaN through xh * hi (vcvtph2ps sets the quiet bit, which lies in the upper half). Port 5
+ * bounds this loop (the conversions, the mask compare): the pair layout lane l = (even k, odd k) of
+ * output l is the upper halves of the two converted vectors' lanes l, merged with a shift and a
+ * ternary logic op, no permute. bench-linear 1T K=2048 N=50272, bw_frac: M=16 0.58-0.61 with a rounded
+ * hi (vcvtne2ps2bf16 and two vpermw per 32 weights), 0.66-0.69 with the truncated one; M=32 0.46-0.48
+ * -> 0.51-0.55. */
 #define LIN_F16_SPLIT_KC 3072 /* split bytes of one k step of one block: hi, lo, hi-finite */
+
+/* (upper half of a's lanes) | (upper half of b's lanes) << 16: lane l = the bf16 pair (a_l, b_l) */
+static inline __m512i lin_pair_hi16(__m512 a, __m512 b)
+{
+    return _mm512_ternarylogic_epi32(_mm512_srli_epi32(_mm512_castps_si512(a), 16), _mm512_castps_si512(b),
+                                     _mm512_set1_epi32((int)0xffff0000u), 0xf8); /* A | (B & C) */
+}
 
 static inline __attribute__((always_inline)) void lin_f16_split_kc(const char *src, char *dst)
 {
-    /* vpermw index: pair layout out[2l + e] = in[16e + l] (in = 16 values of even k, then 16 of odd k) */
-    const __m512i perm = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                                          21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i himask = _mm512_set1_epi32((int)0xffff0000u);
     const __m512i absmask = _mm512_set1_epi16(0x7fff), infbits = _mm512_set1_epi16(0x7c00);
 #pragma GCC unroll 4
@@ -255,20 +264,21 @@ static inline __attribute__((always_inline)) void lin_f16_split_kc(const char *s
         const char *q = src + 64 * p; /* k = 2p for 16 outputs, then k = 2p + 1 */
         __m512 a = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)q));
         __m512 b = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(q + 32)));
-        __mmask32 special = _mm512_cmpge_epu16_mask(_mm512_and_si512(_mm512_load_si512(q), absmask), infbits);
-        /* RNE (vcvtne2ps2bf16), then to pairs: 32-bit lane l = hi(a_l) | hi(b_l) << 16 */
-        __m512i h = _mm512_permutexvar_epi16(perm, (__m512i)_mm512_cvtne2ps_pbh(b, a));
-        __m512 ha = _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
-        __m512 hb = _mm512_castsi512_ps(_mm512_and_si512(h, himask));
-        __m512i l = (__m512i)_mm512_cvtne2ps_pbh(_mm512_sub_ps(b, hb), _mm512_sub_ps(a, ha)); /* exact */
+        __m512i h = lin_pair_hi16(a, b);
+        __m512 ha = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), himask));
+        __m512 hb = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(b), himask));
+        __m512i l = lin_pair_hi16(_mm512_sub_ps(a, ha), _mm512_sub_ps(b, hb)); /* exact, and exact in bf16 */
         __m512i hf = h;
-        if (special) { /* rare: one more permute, of hi with its inf and NaN lanes zeroed */
-            l = _mm512_mask_mov_epi16(l, special, _mm512_setzero_si512());
-            hf = _mm512_permutexvar_epi16(perm, _mm512_mask_mov_epi16((__m512i)_mm512_cvtne2ps_pbh(b, a), special,
-                                                                      _mm512_setzero_si512()));
+        __mmask32 special = _mm512_cmpge_epu16_mask(_mm512_and_si512(_mm512_load_si512(q), absmask), infbits);
+        if (special) { /* rare: zero lo and hi-finite where the weight is inf or NaN (per 32-bit lane) */
+            __mmask16 se = (__mmask16)(special & 0xffff), so = (__mmask16)(special >> 16);
+            __m512i ev = _mm512_set1_epi32(0x0000ffff), od = _mm512_set1_epi32((int)0xffff0000u);
+            __m512i zm = _mm512_or_si512(_mm512_maskz_mov_epi32(se, ev), _mm512_maskz_mov_epi32(so, od));
+            l = _mm512_andnot_si512(zm, l);
+            hf = _mm512_andnot_si512(zm, h);
         }
         _mm512_store_si512(dst + 64 * p, h);
-        _mm512_store_si512(dst + 1024 + 64 * p, _mm512_permutexvar_epi16(perm, l));
+        _mm512_store_si512(dst + 1024 + 64 * p, l);
         _mm512_store_si512(dst + 2048 + 64 * p, hf);
     }
 }
