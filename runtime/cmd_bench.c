@@ -39,6 +39,7 @@ typedef struct BenchRun {
     int M, batch;
     double prefill_s, decode_s, roofline_tps;
     double busy[64]; /* per rank, decode phase */
+    double bw[64];   /* per rank, GB/s: read bandwidth measured alone just before this run (the roofline's) */
     double prof[64][PROF_COUNT]; /* --profile: per rank, seconds per op over the decode phase */
     const char *path_decode, *path_prefill;
 } BenchRun;
@@ -48,7 +49,9 @@ static void usage(void)
     printf("usage: [mpirun -np N] pp8 bench (--config C | --model DIR) [options]\n\n"
            "Prefill (batch x prompt tokens) then decode (--gen steps, one token per sequence each) through the\n"
            "pipeline; reports tokens/s, ms per generated token (= decode wall time / (batch x gen)), each\n"
-           "stage's busy fraction (compute time / decode wall time) and the weight-read roofline.\n\n"
+           "stage's busy fraction (compute time / decode wall time) and the weight-read roofline: batch /\n"
+           "sum over stages of (weight bytes read per decode step / that rank's read bandwidth, measured\n"
+           "alone just before each run; bw_GB/s is its mean over the ranks).\n\n"
            "  --dtype D[,D..]      int8 | fp16 | bf16, compared side by side (default int8,bf16)\n"
            "  --batch B[,B..]      batch sizes (default 1,8,32)\n"
            "  --prompt-len N       prompt tokens per sequence (default 32)\n"
@@ -133,8 +136,8 @@ static int micro_batches_for(const BenchArgs *a, const Session *s, Schedule sche
 }
 
 /* Per-rank read bandwidth, each rank alone (the others wait): the ceiling one stage can read its
- * weights at. CPU: DRAM through this rank's threads, with the plain-loop figure for comparison with
- * ANCHORS.md. GPU: device memory through a read kernel (both figures are that one). */
+ * weights at. CPU: DRAM through this rank's threads, with (plain != NULL) the plain-loop figure for
+ * comparison with ANCHORS.md. GPU: device memory through a read kernel (both figures are that one). */
 static void measure_bandwidth(Session *s, double *prefetch, double *plain)
 {
     size_t bytes = (size_t)256 << 20;
@@ -143,20 +146,26 @@ static void measure_bandwidth(Session *s, double *prefetch, double *plain)
         ctl_barrier();
         if (r != ctl_rank()) continue;
         if (gpu) {
-            *prefetch = *plain = backend_cuda_read_gbs(s->be, (size_t)2 << 30);
+            *prefetch = backend_cuda_read_gbs(s->be, (size_t)2 << 30);
+            if (plain) *plain = *prefetch;
         } else {
             *prefetch = membw_read_gbs(s->o.threads, 1, bytes);
-            *plain = membw_read_gbs(s->o.threads, 0, bytes);
+            if (plain) *plain = membw_read_gbs(s->o.threads, 0, bytes);
         }
     }
     ctl_barrier();
 }
 
 static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, int batch, int32_t **prompts, int *lens,
-                    const double *bw_all, const double *wbytes_all, BenchRun *out)
+                    const double *wbytes_all, BenchRun *out)
 {
     Engine en;
     Err e = {{0}};
+    /* the roofline's bandwidth, per rank, just before this run: one probe at the start of a bench
+     * missed the VM's drift by up to 10% (bf16 batch 1, pure streaming, then read 91% of it) */
+    double bw_me = 0, bw_run[64] = {0};
+    measure_bandwidth(s, &bw_me, NULL);
+    MPI_Allgather(&bw_me, 1, MPI_DOUBLE, bw_run, 1, MPI_DOUBLE, MPI_COMM_WORLD);
     int M = micro_batches_for(a, s, sched, batch);
     engine_init(&en, &s->m, &s->rs, s->tr, sched, batch, lens, (const int32_t *const *)prompts, M, a->gen + 1, &e);
     ctl_barrier();
@@ -173,6 +182,7 @@ static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, in
     s->rs.prof = NULL;
     double busy = en.busy_s / (t2 - t1);
     memset(out, 0, sizeof *out);
+    memcpy(out->bw, bw_run, sizeof(double) * (size_t)s->size);
     ctl_gather_double(&busy, 1, out->busy, 0);
     ctl_gather_double(prof, PROF_COUNT, &out->prof[0][0], 0);
     out->dtype = dt;
@@ -185,7 +195,7 @@ static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, in
      * reads its weights at least once per step, so the step takes at least sum_r bytes_r / bw_r
      * (DESIGN.md, "when pipelining pays"); tokens/s <= batch / that */
     double chain = 0;
-    for (int r = 0; r < s->size; r++) chain += wbytes_all[r] / (bw_all[r] * 1e9);
+    for (int r = 0; r < s->size; r++) chain += wbytes_all[r] / (bw_run[r] * 1e9);
     out->roofline_tps = batch / chain;
     out->path_decode = s->be->linear_path(s->be->ctx, dt, (batch + M - 1) / M);
     out->path_prefill = s->be->linear_path(s->be->ctx, dt, ((batch + M - 1) / M) * a->prompt_len);
@@ -197,9 +207,12 @@ static const char *sched_name(Schedule s) { return s == SCHED_NAIVE ? "naive" : 
 static void print_run(const BenchRun *r, const BenchArgs *a, int ranks)
 {
     double tokens = (double)r->batch * a->gen;
-    printf("%-5s %-9s %3d %6d %10.1f %10.1f %11.2f %10.1f %10.1f %5.0f%%  ", dtype_label(r->dtype), sched_name(r->sched),
-           r->M, r->batch, r->prefill_s, r->batch * (double)a->prompt_len / r->prefill_s, 1e3 * r->decode_s / tokens,
-           tokens / r->decode_s, r->roofline_tps, 100.0 * (tokens / r->decode_s) / r->roofline_tps);
+    double bw = 0;
+    for (int i = 0; i < ranks; i++) bw += r->bw[i] / ranks;
+    printf("%-5s %-9s %3d %6d %10.1f %10.1f %11.2f %10.1f %10.1f %7.1f %5.0f%%  ", dtype_label(r->dtype),
+           sched_name(r->sched), r->M, r->batch, r->prefill_s, r->batch * (double)a->prompt_len / r->prefill_s,
+           1e3 * r->decode_s / tokens, tokens / r->decode_s, r->roofline_tps, bw,
+           100.0 * (tokens / r->decode_s) / r->roofline_tps);
     for (int i = 0; i < ranks; i++) printf("%s%.0f%%", i ? "/" : "", 100 * r->busy[i]);
     printf("\n");
     if (!a->profile) return;
@@ -273,6 +286,7 @@ static cJSON *json_report(const BenchArgs *a, Session *s, const BenchRun *runs, 
         cJSON_AddNumberToObject(j, "decode_ms_per_token", 1e3 * r->decode_s / tokens);
         cJSON_AddNumberToObject(j, "decode_tokens_per_s", tokens / r->decode_s);
         cJSON_AddNumberToObject(j, "roofline_tokens_per_s", r->roofline_tps);
+        cJSON_AddItemToObject(j, "read_bandwidth_gbs", cJSON_CreateDoubleArray(r->bw, s->size));
         cJSON *busy = cJSON_AddArrayToObject(j, "stage_busy");
         for (int q = 0; q < s->size; q++) cJSON_AddItemToArray(busy, cJSON_CreateNumber(r->busy[q]));
         cJSON *kp = cJSON_AddObjectToObject(j, "kernel_paths");
@@ -328,9 +342,8 @@ int cmd_bench(int argc, char **argv, Err *e)
     double bw_pf = 0, bw_plain = 0;
     measure_bandwidth(&s, &bw_pf, &bw_plain);
     const int gpu = !strcmp(s.be->name, "cuda");
-    double *bw_all = calloc((size_t)s.size, sizeof(double)), *wb_all = calloc((size_t)s.size, sizeof(double));
+    double *wb_all = calloc((size_t)s.size, sizeof(double));
     double *kv_all = calloc((size_t)s.size, sizeof(double)), *ws_all = calloc((size_t)s.size, sizeof(double));
-    MPI_Allgather(&bw_pf, 1, MPI_DOUBLE, bw_all, 1, MPI_DOUBLE, MPI_COMM_WORLD);
     if (gpu)
         log_info("read bandwidth per rank (GPU read kernel over 2 GiB): %.1f GB/s", bw_pf);
     else
@@ -363,16 +376,17 @@ int cmd_bench(int argc, char **argv, Err *e)
             for (int r = 0; r < s.size; r++)
                 printf(" %d:[%d,%d) %.2f GB", r, s.layer_begin[r], s.layer_end[r], wb_all[r] / 1e9);
             printf(" (weights read per decode step; KV cache %.2f GB on rank 0)\n", kv_all[0] / 1e9);
-            printf("dtype sched       M  batch  prefill_s prefill_t/s  ms/token  decode_t/s roofline_t/s  frac  busy/stage\n");
+            printf("dtype sched       M  batch  prefill_s prefill_t/s  ms/token  decode_t/s roofline_t/s   bw_GB/s  frac  "
+                   "busy/stage\n");
             fflush(stdout);
         }
         /* one untimed run first: thread start-up, AMX permission and tile setup, first touches */
         BenchRun warm;
-        run_one(&s, &a, a.dtypes[d], a.sched[0], a.batch[0], prompts, lens, bw_all, wb_all, &warm);
+        run_one(&s, &a, a.dtypes[d], a.sched[0], a.batch[0], prompts, lens, wb_all, &warm);
         for (int b = 0; b < a.nbatch; b++)
             for (int q = 0; q < a.nsched; q++) {
                 BenchRun *r = &runs[nruns++];
-                run_one(&s, &a, a.dtypes[d], a.sched[q], a.batch[b], prompts, lens, bw_all, wb_all, r);
+                run_one(&s, &a, a.dtypes[d], a.sched[q], a.batch[b], prompts, lens, wb_all, r);
                 if (s.rank == 0) {
                     print_run(r, &a, s.size);
                     fflush(stdout);
@@ -405,7 +419,6 @@ int cmd_bench(int argc, char **argv, Err *e)
     free(prompts);
     free(lens);
     free(runs);
-    free(bw_all);
     free(wb_all);
     free(kv_all);
     free(ws_all);
