@@ -312,7 +312,8 @@ size_t cpu_linear_bytes(DType wdt, int n, int k)
     int dt = lin_dt(wdt);
     size_t np = (size_t)lin_round_up(n > 0 ? n : 1, 16), kp = (size_t)lin_kp(dt, k);
     if (dt == DT_I8) return np * kp + np * sizeof(int32_t);
-    return np * kp * sizeof(uint16_t);
+    /* fp16: + 64 bytes after the blocks, an int32 that says whether any weight is inf or NaN (amx-f16split) */
+    return np * kp * sizeof(uint16_t) + (dt == DT_F16 ? 64 : 0);
 }
 
 void cpu_linear_pack(Linear *w, const void *rowmajor, const float *scb)
@@ -340,6 +341,7 @@ void cpu_linear_pack(Linear *w, const void *rowmajor, const float *scb)
     }
     const uint16_t *src = rowmajor;
     uint16_t *dst = w->w;
+    int32_t special = 0; /* fp16: some weight is inf or NaN */
     for (int b = 0; b < nb; b++)
         for (int l = 0; l < 16; l++) {
             int o = b * 16 + l;
@@ -348,8 +350,10 @@ void cpu_linear_pack(Linear *w, const void *rowmajor, const float *scb)
                 size_t at = dt == DT_BF16 ? (((size_t)b * (kp / 2) + i / 2) * 16 + l) * 2 + (i & 1)
                                           : ((size_t)b * kp + i) * 16 + l;
                 dst[at] = v;
+                special |= (v & 0x7c00) == 0x7c00;
             }
         }
+    if (dt == DT_F16) *(int32_t *)(dst + (size_t)nb * 16 * kp) = special;
 }
 
 /* ---- scalar activation quantization (the AVX-512 versions must give the same bits) ---- */

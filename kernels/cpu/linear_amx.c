@@ -240,7 +240,9 @@ LIN_AMX_KERNEL(lin_bf16_amx, LIN_DPBF16PS, 0)
  * VNNI-pair layout ([16 pairs][16 outputs][2] bf16, 1 KiB each, LIN_F16_SPLIT_KC bytes in all). An inf
  * or NaN weight gives lo = 0 (inf - inf would be NaN) and 0 in hi-finite, the copy of hi that meets xl:
  * xl is 0 for every x exact in bf16, and 0 * inf would turn the +-inf that xh * inf gives into NaN. A
- * NaN stays NaN through xh * hi (vcvtph2ps sets the quiet bit, which lies in the upper half). Port 5
+ * NaN stays NaN through xh * hi (vcvtph2ps sets the quiet bit, which lies in the upper half). A matrix
+ * without inf or NaN weights (cpu_linear_pack's flag, every real checkpoint) skips the compare and the
+ * hi-finite copy, and xl meets hi itself (bw_frac at M=16 0.66-0.69 -> 0.69-0.73). Port 5
  * bounds this loop (the conversions, the mask compare): the pair layout lane l = (even k, odd k) of
  * output l is the upper halves of the two converted vectors' lanes l, merged with a shift and a
  * ternary logic op, no permute. bench-linear 1T K=2048 N=50272, bw_frac: M=16 0.58-0.61 with a rounded
@@ -255,7 +257,7 @@ static inline __m512i lin_pair_hi16(__m512 a, __m512 b)
                                      _mm512_set1_epi32((int)0xffff0000u), 0xf8); /* A | (B & C) */
 }
 
-static inline __attribute__((always_inline)) void lin_f16_split_kc(const char *src, char *dst)
+static inline __attribute__((always_inline)) void lin_f16_split_kc(const char *src, char *dst, int special_any)
 {
     const __m512i himask = _mm512_set1_epi32((int)0xffff0000u);
     const __m512i absmask = _mm512_set1_epi16(0x7fff), infbits = _mm512_set1_epi16(0x7c00);
@@ -268,6 +270,11 @@ static inline __attribute__((always_inline)) void lin_f16_split_kc(const char *s
         __m512 ha = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), himask));
         __m512 hb = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(b), himask));
         __m512i l = lin_pair_hi16(_mm512_sub_ps(a, ha), _mm512_sub_ps(b, hb)); /* exact, and exact in bf16 */
+        _mm512_store_si512(dst + 64 * p, h);
+        if (!special_any) { /* every weight of the matrix finite (cpu_linear_pack): no hi-finite copy */
+            _mm512_store_si512(dst + 1024 + 64 * p, l);
+            continue;
+        }
         __m512i hf = h;
         __mmask32 special = _mm512_cmpge_epu16_mask(_mm512_and_si512(_mm512_load_si512(q), absmask), infbits);
         if (special) { /* rare: zero lo and hi-finite where the weight is inf or NaN (per 32-bit lane) */
@@ -277,7 +284,6 @@ static inline __attribute__((always_inline)) void lin_f16_split_kc(const char *s
             l = _mm512_andnot_si512(zm, l);
             hf = _mm512_andnot_si512(zm, h);
         }
-        _mm512_store_si512(dst + 64 * p, h);
         _mm512_store_si512(dst + 1024 + 64 * p, l);
         _mm512_store_si512(dst + 2048 + 64 * p, hf);
     }
@@ -286,14 +292,14 @@ static inline __attribute__((always_inline)) void lin_f16_split_kc(const char *s
 /* k step kc (32 k) of one or two blocks w0, w1 into split scratch slot `slot` of s0, s1 ([slot][hi | lo |
  * hi-finite], 1 KiB each) */
 static inline __attribute__((always_inline)) void lin_f16_split_pair(const char *w0, const char *w1, int two, char *s0,
-                                                                     char *s1, int kc, int slot)
+                                                                     char *s1, int kc, int slot, int special_any)
 {
     const char *p0 = w0 + (size_t)kc * 1024, *p1 = w1 + (size_t)kc * 1024;
     lin_amx_prefetch(p0);
-    lin_f16_split_kc(p0, s0 + (size_t)slot * LIN_F16_SPLIT_KC);
+    lin_f16_split_kc(p0, s0 + (size_t)slot * LIN_F16_SPLIT_KC, special_any);
     if (two) {
         lin_amx_prefetch(p1);
-        lin_f16_split_kc(p1, s1 + (size_t)slot * LIN_F16_SPLIT_KC);
+        lin_f16_split_kc(p1, s1 + (size_t)slot * LIN_F16_SPLIT_KC, special_any);
     }
 }
 
@@ -315,6 +321,9 @@ void lin_f16_amx_split(const LinJob *j, int b0, int b1, void *ts)
     const char *W = j->w->w, *A = j->xs;
     char *cbuf = ts; /* tile stores, 4 KiB */
     char *S = (char *)ts + LIN_TSCRATCH;
+    /* cpu_linear_pack's flag after the blocks: some weight is inf or NaN, so hi-finite must be split */
+    const int special = *(const int32_t *)(W + (size_t)j->nb * bs);
+    const size_t hf = special ? 2048 : 0;
     for (int b = b0, two; b < b1; b += 1 + two) {
         two = b + 1 < b1;
         const char *w0 = W + (size_t)b * bs, *w1 = two ? w0 + bs : w0;
@@ -327,7 +336,7 @@ void lin_f16_amx_split(const LinJob *j, int b0, int b1, void *ts)
             _tile_zero(1);
             _tile_zero(2);
             _tile_zero(3);
-            if (first) lin_f16_split_pair(w0, w1, two, s0, s1, 0, 0);
+            if (first) lin_f16_split_pair(w0, w1, two, s0, s1, 0, 0, special);
             for (int kc = 0; kc < nkc; kc++) {
                 int slot = ring ? kc & 1 : kc;
                 char *h0 = s0 + (size_t)slot * LIN_F16_SPLIT_KC, *h1 = s1 + (size_t)slot * LIN_F16_SPLIT_KC;
@@ -350,14 +359,14 @@ void lin_f16_amx_split(const LinJob *j, int b0, int b1, void *ts)
                 _tile_loadd(4, x0 + 64, astride); /* xl . wl */
                 if (twom) _tile_loadd(5, x1 + 64, astride);
                 LIN_F16_DP4();
-                _tile_loadd(6, h0 + 2048, 64); /* xl . wh (hi-finite) */
-                if (two) _tile_loadd(7, h1 + 2048, 64);
+                _tile_loadd(6, h0 + hf, 64); /* xl . wh (hi-finite, or hi when every weight is finite) */
+                if (two) _tile_loadd(7, h1 + hf, 64);
                 LIN_F16_DP4();
 #undef LIN_F16_DP4
                 /* split the next k step while the tile ops above run (a tile load right behind the
                  * stores that wrote its bytes waits for them) */
                 if (first && kc + 1 < nkc)
-                    lin_f16_split_pair(w0, w1, two, s0, s1, kc + 1, ring ? (kc + 1) & 1 : kc + 1);
+                    lin_f16_split_pair(w0, w1, two, s0, s1, kc + 1, ring ? (kc + 1) & 1 : kc + 1, special);
             }
             if (m0 + 32 >= mp && b + 2 < b1) lin_amx_prefetch_next(w0 + 2 * bs, b + 3 < b1 ? 2 : 1, bs);
             lin_amx_store22(cbuf);
