@@ -60,12 +60,14 @@ __global__ void k_int8_outlier_compact(const uint8_t *__restrict__ flags, int k,
     block_compact_cols(flags, k, cols, ncols);
 }
 
-/* Row r of CA and SCA[r] by the whole block: SCA = max |x| over the elements below the threshold, CA =
- * round_half_even(x * 127/SCA) with every outlier column zeroed (bitsandbytes kInt8VectorQuant, but with
- * pp8_i8_scale's correctly rounded 127/SCA instead of __fdividef). flags == NULL: no outlier columns. */
-static __device__ void block_quant_row(const uint16_t *x, int r, int k, float t, const uint8_t *flags, int8_t *ca,
-                                       float *sca, float *sh)
+/* One block per row: SCA = max |x| over the elements below the threshold, CA = round_half_even(x * 127/SCA)
+ * with every outlier column zeroed (bitsandbytes kInt8VectorQuant, but with pp8_i8_scale's correctly
+ * rounded 127/SCA instead of __fdividef). flags == NULL: no outlier columns (t = 0). */
+__global__ void k_int8_quant_rows(const uint16_t *__restrict__ x, int k, float t, const uint8_t *__restrict__ flags,
+                                  int8_t *__restrict__ ca, float *__restrict__ sca)
 {
+    __shared__ float sh[32];
+    const int r = blockIdx.x;
     const uint16_t *xr = x + (size_t)r * k;
     int8_t *qr = ca + (size_t)r * k;
     float amax = 0.0f;
@@ -116,6 +118,7 @@ static __device__ __forceinline__ unsigned qs_cols8(const uint16_t *x, int m, in
         }
     return fl;
 }
+
 __global__ void __launch_bounds__(COMPACT_THREADS)
     k_int8_quant_small(const uint16_t *__restrict__ x, int m, int k, float t, uint8_t *__restrict__ flags,
                        int32_t *__restrict__ cols, int32_t *__restrict__ ncols, int8_t *__restrict__ ca,
@@ -175,14 +178,6 @@ __global__ void __launch_bounds__(COMPACT_THREADS)
                 *((uint2 *)(ca + (size_t)r * k) + c) = o.u;
             }
     }
-}
-
-/* One block per row (block_quant_row) */
-__global__ void k_int8_quant_rows(const uint16_t *__restrict__ x, int k, float t, const uint8_t *__restrict__ flags,
-                                  int8_t *__restrict__ ca, float *__restrict__ sca)
-{
-    __shared__ float sh[32];
-    block_quant_row(x, blockIdx.x, k, t, flags, ca, sca, sh);
 }
 
 /* Step 2: Y1 = fp16((acc * SCA * SCB) * (1/16129) + bias) */
