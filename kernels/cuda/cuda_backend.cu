@@ -234,7 +234,7 @@ static void cu_linear(void *ctx, const Linear *w, const uint16_t *x, int rows, D
      * H100 to round twice (up to 3 bf16 ulps off at M=5 N=96 K=128, test_gpu_ops), even with split-K
      * reductions limited to the compute type, so cuBLASLt's C is not trusted with a 16-bit D. */
     if (!w->bias || ydt == DTYPE_F32) {
-        if (w->bias) cuda_bias_rows(y, ydt, w->bias, act, rows, w->n, c->stream);
+        if (w->bias) cuda_bias_rows((float *)y, w->bias, act, rows, w->n, c->stream);
         cuda_gemm_run(c->gemm, act, ydt, rows, w->n, w->k, w->w, x, y, w->bias != NULL, c->stream);
         return;
     }

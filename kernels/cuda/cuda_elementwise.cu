@@ -36,16 +36,9 @@ __global__ void k_add(uint16_t *y, const uint16_t *a, const uint16_t *b, size_t 
     GRID_STRIDE(i, n) y[i] = act_store(pp8_add(act_load(a[i], bf16), act_load(b[i], bf16)), bf16);
 }
 
-__global__ void k_bias_rows(void *__restrict__ y, int y_f32, const uint16_t *__restrict__ bias, int bf16, int m, int n)
+__global__ void k_bias_rows(float *__restrict__ y, const uint16_t *__restrict__ bias, int bf16, int m, int n)
 {
-    GRID_STRIDE(i, (size_t)m * n)
-    {
-        uint16_t b = bias[i % (size_t)n];
-        if (y_f32)
-            ((float *)y)[i] = act_load(b, bf16);
-        else
-            ((uint16_t *)y)[i] = b;
-    }
+    GRID_STRIDE(i, (size_t)m * n) y[i] = act_load(bias[i % (size_t)n], bf16);
 }
 
 /* y[r, o] = act(acc[r, o] + bias[o]): one rounding of the fp32 sum plus the bias, as the CPU does */
@@ -89,12 +82,10 @@ extern "C" void cuda_add(uint16_t *y, const uint16_t *a, const uint16_t *b, size
     CUDA_CHECK_LAUNCH();
 }
 
-extern "C" void cuda_bias_rows(void *y, DType ydt, const uint16_t *bias, DType act, int m, int n, cudaStream_t st)
+extern "C" void cuda_bias_rows(float *y, const uint16_t *bias, DType act, int m, int n, cudaStream_t st)
 {
     size_t total = (size_t)m * n;
     if (!total) return;
-    PP8_CHECK(ydt == act || ydt == DTYPE_F32, "bias rows: output dtype must be the activation dtype or F32");
-    k_bias_rows<<<cuda_grid_1d(total, EW_THREADS), EW_THREADS, 0, st>>>(y, ydt == DTYPE_F32, bias, act == DTYPE_BF16, m,
-                                                                        n);
+    k_bias_rows<<<cuda_grid_1d(total, EW_THREADS), EW_THREADS, 0, st>>>(y, bias, act == DTYPE_BF16, m, n);
     CUDA_CHECK_LAUNCH();
 }
