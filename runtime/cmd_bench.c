@@ -141,7 +141,7 @@ static int micro_batches_for(const BenchArgs *a, const Session *s, Schedule sche
 static void measure_bandwidth(Session *s, double *prefetch, double *plain)
 {
     size_t bytes = (size_t)256 << 20;
-    int gpu = !strcmp(s->be->name, "cuda");
+    int gpu = session_on_gpu(s);
     for (int r = 0; r < ctl_size(); r++) {
         ctl_barrier();
         if (r != ctl_rank()) continue;
@@ -341,7 +341,7 @@ int cmd_bench(int argc, char **argv, Err *e)
     }
     double bw_pf = 0, bw_plain = 0;
     measure_bandwidth(&s, &bw_pf, &bw_plain);
-    const int gpu = !strcmp(s.be->name, "cuda");
+    const int gpu = session_on_gpu(&s);
     double *wb_all = calloc((size_t)s.size, sizeof(double));
     double *kv_all = calloc((size_t)s.size, sizeof(double)), *ws_all = calloc((size_t)s.size, sizeof(double));
     if (gpu)
@@ -355,7 +355,7 @@ int cmd_bench(int argc, char **argv, Err *e)
     int rc = 0;
     if (s.rank == 0) {
         char per_rank[32];
-        snprintf(per_rank, sizeof per_rank, gpu ? "1 GPU" : "%d thread(s)", s.o.threads);
+        session_rank_desc(&s, per_rank, sizeof per_rank);
         printf("pp8 bench: %s (%s, %d layers, hidden %d, vocab %d), %d rank(s) x %s, prompt %d, gen %d, %s\n",
                s.cfg.name, arch_name(s.cfg.arch), s.cfg.layers, s.cfg.hidden, s.cfg.vocab, s.size, per_rank,
                a.prompt_len, a.gen, s.o.model ? "checkpoint weights" : "random weights");

@@ -154,10 +154,21 @@ static int open_backend(Session *s, Err *e)
     return 0;
 }
 
+int session_on_gpu(const Session *s) { return !strcmp(s->be->name, "cuda"); }
+
+const char *session_rank_desc(const Session *s, char *buf, size_t n)
+{
+    if (session_on_gpu(s))
+        snprintf(buf, n, "one GPU");
+    else
+        snprintf(buf, n, "%d thread(s)", s->o.threads);
+    return buf;
+}
+
 /* Hidden states over NCCL when every rank runs on a GPU (collective), else over MPI. */
 static int open_transport(Session *s, Err *e)
 {
-    int all_cuda = !strcmp(s->be->name, "cuda"), any = 0;
+    int all_cuda = session_on_gpu(s), any = 0;
     char msg[512] = "";
     MPI_Allreduce(MPI_IN_PLACE, &all_cuda, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     (void)any;
@@ -183,7 +194,7 @@ static PlanRequest session_request(const Session *s, int batch, int prompt_len, 
     r.gen = gen;
     r.ranks = s->size;
     r.micro_batches = s->o.micro_batches < batch ? s->o.micro_batches : batch;
-    size_t gpu_mem = s->be && !strcmp(s->be->name, "cuda") ? backend_cuda_mem_bytes(s->be) : 0;
+    size_t gpu_mem = s->be && session_on_gpu(s) ? backend_cuda_mem_bytes(s->be) : 0;
     Err pe = {{0}};
     if (gpu_mem && device_preset(&r.dev, "h100-80g", &pe) == 0) {
         r.dev.mem_bytes = s->o.mem_per_rank > 0 ? s->o.mem_per_rank : (double)gpu_mem;
@@ -291,12 +302,10 @@ int session_open(Session *s, const SessionOpts *o, int max_rows, int slots, int 
     rc = s->layer_begin && s->layer_end ? split_layers(s, slots, max_seq, e) : err_set(e, "out of memory");
     if (session_agree(rc, e)) return -1;
     if (session_agree(open_transport(s, e), e)) return -1;
-    if (strcmp(s->be->name, "cuda"))
-        log_info("%s (%s, %d layers) on %d rank(s), %s weights, %s backend, %d thread(s)/rank", s->cfg.name,
-                 arch_name(s->cfg.arch), s->cfg.layers, s->size, dtype_label(o->wdt), s->be->name, s->o.threads);
-    else
-        log_info("%s (%s, %d layers) on %d rank(s), %s weights, cuda backend, one GPU per rank", s->cfg.name,
-                 arch_name(s->cfg.arch), s->cfg.layers, s->size, dtype_label(o->wdt));
+    char desc[32];
+    log_info("%s (%s, %d layers) on %d rank(s), %s weights, %s backend, %s per rank", s->cfg.name,
+             arch_name(s->cfg.arch), s->cfg.layers, s->size, dtype_label(o->wdt), s->be->name,
+             session_rank_desc(s, desc, sizeof desc));
     return load_model(s, max_rows, slots, max_seq, max_out, e);
 }
 

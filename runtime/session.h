@@ -56,6 +56,10 @@ int session_open(Session *s, const SessionOpts *o, int max_rows, int slots, int 
 /* Collective: reload the weights in another dtype, keeping config, split, backend and transport. */
 int session_reload(Session *s, DType wdt, int max_rows, int slots, int max_seq, int max_out, Err *e);
 void session_close(Session *s);
+/* 1 when this rank computes on a GPU (the CUDA backend) */
+int session_on_gpu(const Session *s);
+/* what one rank is, for log lines and tables: "one GPU" or "N thread(s)" */
+const char *session_rank_desc(const Session *s, char *buf, size_t n);
 /* Collective, before session_open: loads the config (--config, else --model DIR) and parses --tokens
  * against its vocabulary; max_seqs > 0 caps the sequence count (what `logits` needs). On failure every
  * rank returns -1 with nothing left allocated. */
