@@ -130,7 +130,7 @@ static int micro_batches_for(const BenchArgs *a, const Session *s, Schedule sche
 {
     int M = a->o.micro_batches > 0 ? a->o.micro_batches
             : sched == SCHED_NAIVE  ? 1
-            : s                     ? session_default_micro_batches(s, batch, a->prompt_len, a->gen)
+            : s                     ? session_default_micro_batches(s, batch)
                                     : 1;
     return M < batch ? M : batch;
 }

@@ -74,7 +74,7 @@ int cmd_generate(int argc, char **argv, Err *e)
     int rc = session_open(&s, &o, rows, tb.n, tb.max_len + max_new, max_seqs, e);
     int M = o.micro_batches > 0 ? Mmax
             : o.sched == SCHED_NAIVE || rc ? 1
-                                           : session_default_micro_batches(&s, tb.n, tb.max_len, max_new);
+                                           : session_default_micro_batches(&s, tb.n);
     Engine en;
     if (!rc) {
         rc = engine_init(&en, &s.m, &s.rs, s.tr, o.sched, tb.n, tb.len, (const int32_t *const *)tb.ids, M, max_new, e);

@@ -209,17 +209,12 @@ static PlanRequest session_request(const Session *s, int batch, int prompt_len, 
     return r;
 }
 
-int session_default_micro_batches(const Session *s, int batch, int prompt_len, int gen)
+int session_default_micro_batches(const Session *s, int batch)
 {
-    PlanRequest r = session_request(s, batch, prompt_len, gen);
-    r.micro_batches = 0;
-    Plan p = {0};
-    Err e = {{0}};
-    int M = 1;
-    if (plan_compute(&s->cfg, &r, &p, &e) == 0) {
-        M = plan_default_micro_batches(&s->cfg, &r, &p);
-        plan_free(&p);
-    }
+    /* the rule needs only the batch and the stage count, which is this session's rank count */
+    PlanRequest r = {.batch = batch};
+    Plan p = {.nstages = s->size};
+    int M = plan_default_micro_batches(&s->cfg, &r, &p);
     return M < 1 ? 1 : M > batch ? batch : M;
 }
 

@@ -64,10 +64,9 @@ const char *session_rank_desc(const Session *s, char *buf, size_t n);
  * against its vocabulary; max_seqs > 0 caps the sequence count (what `logits` needs). On failure every
  * rank returns -1 with nothing left allocated. */
 int session_read_tokens(const SessionOpts *o, const char *tokens, int max_seqs, Config *cfg, TokenBatch *tb, Err *e);
-/* The pipelined schedule's default micro-batch count for this workload: what the planner's time model
- * says is fastest (1 where decode is weight-bound, up to the stage count where stages compute). Not
- * collective; every rank computes the same. */
-int session_default_micro_batches(const Session *s, int batch, int prompt_len, int gen);
+/* The pipelined schedule's default micro-batch count for a batch: plan_default_micro_batches' measured
+ * rule, min(stages, max(1, batch / 4)). Not collective; every rank computes the same. */
+int session_default_micro_batches(const Session *s, int batch);
 
 /* Every rank returns the same verdict: 0 when no rank failed, else -1 with e holding the first
  * failing rank's message. */
