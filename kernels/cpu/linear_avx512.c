@@ -215,11 +215,11 @@ static inline __attribute__((always_inline)) void lin_pf_streams(const char *wb,
 LIN_RQ_KERNEL(lin_vnni_rq, __m512i, LIN_DP_I8, LIN_ST_I8)
 LIN_RQ_KERNEL(lin_bf16_rq, __m512, LIN_DP_BF16, LIN_ST_PS)
 
-/* blocks per pass of lin_vnni_rq for R rows: four streams for every R, though at R = 5..8 the 4R
+/* blocks per pass of lin_vnni_rq: four streams for every row count R, though at R = 5..8 the 4R
  * accumulators and a broadcast no longer fit 32 zmm and a few spill: bench-linear 1T M=8, bw_frac for
  * (K,N) = (2048,6144) (2048,8192) (2048,2048) (8192,2048), two runs each: Q=3 0.86-0.87 0.88 0.81-0.82
  * 0.97; Q=4 0.90 0.93-0.94 0.85-0.86 0.97-0.98; Q=6 (48 accumulators) 0.85-0.88 0.89 0.80-0.82 0.86-0.89 */
-static inline int lin_vnni_q(int R) { (void)R; return 4; }
+#define LIN_VNNI_Q 4
 
 void lin_i8_vnni_avx512(const LinJob *j, int b0, int b1, void *ts)
 {
@@ -232,7 +232,7 @@ void lin_i8_vnni_avx512(const LinJob *j, int b0, int b1, void *ts)
     const __m512i m128 = _mm512_set1_epi32(-128);
     int b = b0;
     if (j->m >= 1 && j->m <= 8) {
-        int R = j->m, Q = lin_vnni_q(R);
+        const int R = j->m, Q = LIN_VNNI_Q;
         for (; b + Q <= b1; b += Q) {
             __m512i init[4];
             for (int q = 0; q < Q; q++) init[q] = _mm512_mullo_epi32(_mm512_loadu_si512(wsum + (b + q) * 16), m128);
@@ -240,14 +240,14 @@ void lin_i8_vnni_avx512(const LinJob *j, int b0, int b1, void *ts)
             size_t bs = (size_t)16 * kp, lda = (size_t)j->ca_ld;
             char *oc = (char *)acc;
             switch (R) {
-            case 1: lin_vnni_rq(wc, bs, ac, lda, kg, init, 1, 4, oc); break;
-            case 2: lin_vnni_rq(wc, bs, ac, lda, kg, init, 2, 4, oc); break;
-            case 3: lin_vnni_rq(wc, bs, ac, lda, kg, init, 3, 4, oc); break;
-            case 4: lin_vnni_rq(wc, bs, ac, lda, kg, init, 4, 4, oc); break;
-            case 5: lin_vnni_rq(wc, bs, ac, lda, kg, init, 5, 4, oc); break;
-            case 6: lin_vnni_rq(wc, bs, ac, lda, kg, init, 6, 4, oc); break;
-            case 7: lin_vnni_rq(wc, bs, ac, lda, kg, init, 7, 4, oc); break;
-            default: lin_vnni_rq(wc, bs, ac, lda, kg, init, 8, 4, oc); break;
+            case 1: lin_vnni_rq(wc, bs, ac, lda, kg, init, 1, Q, oc); break;
+            case 2: lin_vnni_rq(wc, bs, ac, lda, kg, init, 2, Q, oc); break;
+            case 3: lin_vnni_rq(wc, bs, ac, lda, kg, init, 3, Q, oc); break;
+            case 4: lin_vnni_rq(wc, bs, ac, lda, kg, init, 4, Q, oc); break;
+            case 5: lin_vnni_rq(wc, bs, ac, lda, kg, init, 5, Q, oc); break;
+            case 6: lin_vnni_rq(wc, bs, ac, lda, kg, init, 6, Q, oc); break;
+            case 7: lin_vnni_rq(wc, bs, ac, lda, kg, init, 7, Q, oc); break;
+            default: lin_vnni_rq(wc, bs, ac, lda, kg, init, 8, Q, oc); break;
             }
             for (int q = 0; q < Q; q++) lin_i8_epilogue_avx512(j, b + q, 0, R, acc + q * R * 16, 16, ets);
         }
