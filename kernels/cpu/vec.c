@@ -51,7 +51,8 @@ static void s_dots(const float *q, const uint16_t *k, int n, int E, float *s, DT
     for (int j = 0; j < n; j++) s[j] = s_dot(q, k + (size_t)j * E, E, t);
 }
 
-/* acc * 1 == acc exactly, so the keys after the first need no multiply */
+/* n scale_axpy calls, c = 1 after the first: acc * 1 == acc exactly, so this gives the bits of the
+ * vector version, which multiplies by c once and then only adds */
 static void s_axpys(float *acc, float c, const float *p, const uint16_t *v, int n, int E, DType t, const uint16_t *pf)
 {
     (void)pf;
