@@ -166,9 +166,11 @@ int cuda_plan_cache_find(CudaPlanCache *c, const CudaGemmKey *key, int *fresh, i
     return s;
 }
 
-int cuda_pick_device(int local_rank, int local_size, int ndev, int exclusive, int *dev, char *err, size_t errlen)
+int cuda_pick_device(int local_rank, int local_size, int ndev, CudaRankMode mode, int *dev, int *sharing, char *err,
+                     size_t errlen)
 {
     *dev = -1;
+    *sharing = 0;
     if (ndev <= 0) {
         snprintf(err, errlen,
                  "--backend cuda: no CUDA device visible on this node (check the driver and "
@@ -179,14 +181,21 @@ int cuda_pick_device(int local_rank, int local_size, int ndev, int exclusive, in
         snprintf(err, errlen, "--backend cuda: bad node-local rank %d of %d", local_rank, local_size);
         return -1;
     }
-    if ((exclusive && local_size != ndev) || local_rank >= ndev) {
+    if (mode == CUDA_RANKS_SHARED) {
+        *dev = local_rank % ndev;
+        *sharing = (local_size - *dev + ndev - 1) / ndev; /* local ranks r with r % ndev == dev */
+        return 0;
+    }
+    if ((mode == CUDA_RANKS_EXCLUSIVE && local_size != ndev) || local_rank >= ndev) {
         snprintf(err, errlen,
                  "--backend cuda: %d ranks on this node but %d GPUs: one rank per GPU; use -np %d per node "
-                 "(mpirun --map-by ppr:%d:node) or set CUDA_VISIBLE_DEVICES",
-                 local_size, ndev, ndev, ndev);
+                 "(mpirun --map-by ppr:%d:node) or set CUDA_VISIBLE_DEVICES%s",
+                 local_size, ndev, ndev, ndev,
+                 local_size > ndev ? ", or let ranks share GPUs with --share-gpus (slower: host-staged)" : "");
         return -1;
     }
     *dev = local_rank;
+    *sharing = 1;
     return 0;
 }
 

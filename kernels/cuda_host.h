@@ -124,9 +124,17 @@ void cuda_plan_cache_init(CudaPlanCache *c);
 int cuda_plan_cache_find(CudaPlanCache *c, const CudaGemmKey *key, int *fresh, int *evicted);
 
 /* ---- device selection (node-local rank -> device), called before backend_cuda_create ---- */
-/* dev = local_rank. exclusive: every GPU of the node gets exactly one rank (local_size == ndev).
- * Returns 0, or -1 with one line in err (no device; more ranks than GPUs; exclusive mismatch). */
-int cuda_pick_device(int local_rank, int local_size, int ndev, int exclusive, int *dev, char *err, size_t errlen);
+/* How node-local ranks map to the node's GPUs. ONE: dev = local_rank, at most one rank per GPU (spare
+ * GPUs allowed). EXCLUSIVE: as ONE, and every GPU gets a rank (local_size == ndev). SHARED: round robin,
+ * dev = local_rank % ndev, any rank count; NCCL cannot put two ranks of one communicator on one GPU
+ * (it refuses with "Duplicate GPU detected"), so shared GPUs pass hidden states over MPI through host
+ * memory, and each rank's memory budget is its GPU's memory divided by the ranks on it. */
+typedef enum { CUDA_RANKS_ONE, CUDA_RANKS_EXCLUSIVE, CUDA_RANKS_SHARED } CudaRankMode;
+
+/* Returns 0 with *dev and *sharing (the node-local ranks on *dev, this one included), or -1 with one
+ * line in err (no device; more ranks than GPUs without SHARED; EXCLUSIVE mismatch). */
+int cuda_pick_device(int local_rank, int local_size, int ndev, CudaRankMode mode, int *dev, int *sharing, char *err,
+                     size_t errlen);
 
 /* ---- plain-C entry points of the CUDA backend (stubs answering "not built" without CUDA) ---- */
 /* Visible CUDA devices; 0 when there is none, the driver fails, or pp8 was built without CUDA. */

@@ -44,6 +44,9 @@ const char *session_flags_help(void)
            "  --threads N          threads per rank (default: this rank's share of the node's cores)\n"
            "  --backend B          cpu | cuda (default: cuda when built with CUDA and a GPU is present)\n"
            "  --exclusive-gpus     require exactly one rank per GPU of each node (error otherwise)\n"
+           "  --share-gpus         let more ranks than GPUs share them (round robin; hidden states then go\n"
+           "                       over MPI through host memory, and each rank gets its GPU's memory / the\n"
+           "                       ranks on it): for trying a pipeline on fewer GPUs, not for speed\n"
            "  --mem-per-rank GiB   memory budget per rank (default: node memory / ranks on the node)\n"
            "  --seed N             seed of the random weights (default 1234)\n";
 }
@@ -87,7 +90,11 @@ int session_flag(SessionOpts *o, int argc, char **argv, int *i, Err *e)
         if (strcmp(v, "cpu") && strcmp(v, "cuda")) return err_set(e, "--backend %s: expected cpu or cuda", v);
         o->backend = v;
     } else if (!strcmp(f, "--exclusive-gpus")) {
+        if (o->share_gpus) return err_set(e, "--exclusive-gpus and --share-gpus contradict each other: give one");
         o->exclusive_gpus = 1;
+    } else if (!strcmp(f, "--share-gpus")) {
+        if (o->exclusive_gpus) return err_set(e, "--exclusive-gpus and --share-gpus contradict each other: give one");
+        o->share_gpus = 1;
     } else if (!strcmp(f, "--mem-per-rank")) {
         VAL();
         if (cli_double(v, "--mem-per-rank", 1e-6, 1e9, &d, e)) return -1;
@@ -125,16 +132,20 @@ static int open_backend(Session *s, Err *e)
     bool want_cuda = s->o.backend && !strcmp(s->o.backend, "cuda");
     bool want_cpu = s->o.backend && !strcmp(s->o.backend, "cpu");
     if (!want_cpu) {
-        /* one rank per GPU: the node-local rank picks the device */
-        int ndev = backend_cuda_device_count(), dev = 0;
+        /* one rank per GPU (or round robin with --share-gpus): the node-local rank picks the device */
+        int ndev = backend_cuda_device_count(), dev = 0, sharing = 0;
+        CudaRankMode mode = s->o.share_gpus       ? CUDA_RANKS_SHARED
+                            : s->o.exclusive_gpus ? CUDA_RANKS_EXCLUSIVE
+                                                  : CUDA_RANKS_ONE;
         if (ndev == 0 && !want_cuda) {
             s->be = NULL;
             snprintf(msg, sizeof msg, "no CUDA device");
-        } else if (cuda_pick_device(s->local_rank, s->local_size, ndev, s->o.exclusive_gpus, &dev, msg, sizeof msg)) {
+        } else if (cuda_pick_device(s->local_rank, s->local_size, ndev, mode, &dev, &sharing, msg, sizeof msg)) {
             if (want_cuda) return err_set(e, "--backend cuda on rank %d: %s", s->rank, msg);
         } else {
             bo.device = dev;
             s->be = backend_cuda_create(&bo, msg, sizeof msg);
+            s->gpu_sharing = s->be ? sharing : 0;
         }
         if (!s->be && want_cuda) return err_set(e, "--backend cuda on rank %d: %s", s->rank, msg);
         if (!s->be) log_info("running on the CPU backend (CUDA: %s)", msg);
@@ -158,21 +169,27 @@ int session_on_gpu(const Session *s) { return !strcmp(s->be->name, "cuda"); }
 
 const char *session_rank_desc(const Session *s, char *buf, size_t n)
 {
-    if (session_on_gpu(s))
+    if (session_on_gpu(s) && s->gpu_sharing > 1)
+        snprintf(buf, n, "1/%d of a GPU", s->gpu_sharing); /* --share-gpus (rank 0's GPU) */
+    else if (session_on_gpu(s))
         snprintf(buf, n, "one GPU");
     else
         snprintf(buf, n, "%d thread(s)", s->o.threads);
     return buf;
 }
 
-/* Hidden states over NCCL when every rank runs on a GPU (collective), else over MPI. */
+/* Hidden states over NCCL when every rank has a GPU of its own (collective), else over MPI: CPU ranks,
+ * and GPUs shared by several ranks, which NCCL refuses (cuda_host.h, CudaRankMode). */
 static int open_transport(Session *s, Err *e)
 {
-    int all_cuda = session_on_gpu(s), any = 0;
+    int all_cuda = session_on_gpu(s), shared = s->gpu_sharing > 1;
     char msg[512] = "";
     MPI_Allreduce(MPI_IN_PLACE, &all_cuda, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    (void)any;
-    if (all_cuda && s->size > 1) {
+    MPI_Allreduce(MPI_IN_PLACE, &shared, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (all_cuda && shared && s->rank == 0)
+        log_info("--share-gpus: ranks share GPUs, so hidden states go over MPI through host memory (NCCL needs "
+                 "one GPU per rank)");
+    if (all_cuda && !shared && s->size > 1) {
         s->tr = transport_nccl_create(backend_cuda_stream(s->be), msg, sizeof msg);
         if (!s->tr) return err_set(e, "NCCL transport: %s", msg);
         return 0;
@@ -195,11 +212,14 @@ static PlanRequest session_request(const Session *s, int batch, int prompt_len, 
     r.ranks = s->size;
     r.micro_batches = s->o.micro_batches < batch ? s->o.micro_batches : batch;
     size_t gpu_mem = s->be && session_on_gpu(s) ? backend_cuda_mem_bytes(s->be) : 0;
+    if (s->gpu_sharing > 1) gpu_mem /= (size_t)s->gpu_sharing; /* --share-gpus: an equal part each */
     Err pe = {{0}};
     if (gpu_mem && device_preset(&r.dev, "h100-80g", &pe) == 0) {
         r.dev.mem_bytes = s->o.mem_per_rank > 0 ? s->o.mem_per_rank : (double)gpu_mem;
-        snprintf(r.dev.description, sizeof r.dev.description, "this GPU, %.1f GiB (rates of the h100-80g preset)",
-                 r.dev.mem_bytes / (1024.0 * 1024 * 1024));
+        char part[32] = "";
+        if (s->gpu_sharing > 1) snprintf(part, sizeof part, "1/%d of ", s->gpu_sharing);
+        snprintf(r.dev.description, sizeof r.dev.description, "%sthis GPU, %.1f GiB (rates of the h100-80g preset)",
+                 part, r.dev.mem_bytes / (1024.0 * 1024 * 1024));
         return r;
     }
     double mem = s->o.mem_per_rank > 0 ? s->o.mem_per_rank : gpu_mem ? (double)gpu_mem

@@ -22,6 +22,7 @@ typedef struct SessionOpts {
     int threads;            /* --threads (0 = cores of this rank) */
     const char *backend;    /* --backend cpu|cuda (NULL = cuda when built and present, else cpu) */
     int exclusive_gpus;     /* --exclusive-gpus: one rank per GPU of the node, checked */
+    int share_gpus;         /* --share-gpus: more ranks than GPUs, round robin, hidden states over MPI */
     double mem_per_rank;    /* --mem-per-rank in bytes (0 = node memory / ranks on the node) */
     Schedule sched;         /* --schedule */
     int micro_batches;      /* --micro-batches (0 = default) */
@@ -32,6 +33,7 @@ typedef struct Session {
     SessionOpts o;
     Config cfg;
     int rank, size, local_rank, local_size;
+    int gpu_sharing; /* GPU ranks: the node-local ranks on this rank's GPU, itself included; else 0 */
     int *layer_begin, *layer_end; /* (size) the split every rank agreed on */
     Backend *be;
     Transport *tr;
@@ -58,7 +60,7 @@ int session_reload(Session *s, DType wdt, int max_rows, int slots, int max_seq, 
 void session_close(Session *s);
 /* 1 when this rank computes on a GPU (the CUDA backend) */
 int session_on_gpu(const Session *s);
-/* what one rank is, for log lines and tables: "one GPU" or "N thread(s)" */
+/* what one rank is, for log lines and tables: "one GPU", "1/N of a GPU" (--share-gpus) or "N thread(s)" */
 const char *session_rank_desc(const Session *s, char *buf, size_t n);
 /* Collective, before session_open: loads the config (--config, else --model DIR) and parses --tokens
  * against its vocabulary; max_seqs > 0 caps the sequence count (what `logits` needs). On failure every

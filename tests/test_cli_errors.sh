@@ -51,12 +51,16 @@ expect "model does not fit the budget" "does not fit" -- "${MPI[@]}" -np 2 "$PP8
 expect "batch larger than the KV-cache budget" "KV cache" -- "$PP8" bench --config "$PP8_SRC/configs/opt-125m.json" \
   --batch 1024 --prompt-len 1000 --gen 16 --mem-per-rank 2 --dtype int8
 expect "--backend cuda without a GPU" "cuda" -- "$PP8" generate --model "$G" --tokens 1,2 --backend cuda
+expect "--share-gpus with --exclusive-gpus" "contradict" -- "$PP8" generate --model "$G" --tokens 1,2 --exclusive-gpus \
+  --share-gpus
 expect "OPT prompt longer than max positions" "max_position_embeddings" -- "$PP8" generate --model "$PP8_GOLDEN/opt-tiny" \
   --tokens 1,2,3 --max-new 100
 
-# a rank killed mid-run: every other rank must exit within 10 s, non-zero, no hang
+# a rank killed mid-run: every other rank must exit within 10 s, non-zero, no hang. The job must still
+# be generating when the rank is killed (2000 new tokens take OPT-125M tens of seconds here; 100000 once
+# made the job fail its max_position_embeddings check at once, and this case passed without a kill).
 n=$((n + 1))
-"${MPI[@]}" -np 2 "$PP8" generate --config "$PP8_SRC/configs/opt-125m.json" --tokens 1,2,3 --max-new 100000 \
+"${MPI[@]}" -np 2 "$PP8" generate --config "$PP8_SRC/configs/opt-125m.json" --tokens 1,2,3 --max-new 2000 \
   --threads 1 >/dev/null 2>"$tmp/kill.err" &
 job=$!
 victim=""
@@ -66,14 +70,17 @@ for _ in $(seq 1 100); do
   [ -n "$victim" ] && break; sleep 0.2
 done
 sleep 3
-if [ -z "$victim" ]; then echo "FAIL: dead rank: no pp8 process found to kill"; fail=1; else
+if [ -z "$victim" ]; then echo "FAIL: dead rank: no pp8 process found to kill"; fail=1;
+elif ! kill -0 $job 2>/dev/null || ! kill -0 "$victim" 2>/dev/null; then
+  echo "FAIL: dead rank: the job ended before the kill:"; sed 's/^/    /' "$tmp/kill.err" | head -5; fail=1
+else
   kill -9 "$victim"; t0=$(date +%s)
   for _ in $(seq 1 100); do kill -0 $job 2>/dev/null || break; sleep 0.1; done
   if kill -0 $job 2>/dev/null; then
-    echo "FAIL: dead rank: the job is still running 10 s after SIGKILL of pid $victim"; kill -9 $job; pkill -9 -f "opt-125m.json --tokens 1,2,3 --max-new 100000"; fail=1
+    echo "FAIL: dead rank: the job is still running 10 s after SIGKILL of pid $victim"; kill -9 $job; pkill -9 -f "opt-125m.json --tokens 1,2,3 --max-new 2000"; fail=1
   else
     wait $job; rc=$?
-    left=$(pgrep -f "opt-125m.json --tokens 1,2,3 --max-new 100000" | wc -l)
+    left=$(pgrep -f "opt-125m.json --tokens 1,2,3 --max-new 2000" | wc -l)
     if [ $rc -eq 0 ] || [ "$left" -ne 0 ]; then echo "FAIL: dead rank: rc=$rc, $left process(es) left"; fail=1;
     else echo "ok: dead rank: job exited rc=$rc within $(( $(date +%s) - t0 )) s of SIGKILL"; fi
   fi

@@ -147,16 +147,33 @@ static void test_plan_cache(void)
 static void test_pick_device(void)
 {
     char err[256];
-    int dev;
-    CHECK_ON(cuda_pick_device(0, 1, 0, 0, &dev, err, sizeof err) == -1 && strstr(err, "no CUDA device"), "no device");
-    CHECK_ON(cuda_pick_device(1, 2, 2, 1, &dev, err, sizeof err) == 0 && dev == 1, "rank 1 of 2 on 2 GPUs");
-    CHECK_ON(cuda_pick_device(0, 1, 4, 0, &dev, err, sizeof err) == 0 && dev == 0, "fewer ranks than GPUs is fine");
-    CHECK_ON(cuda_pick_device(0, 1, 4, 1, &dev, err, sizeof err) == -1 && strstr(err, "1 ranks on this node but 4 GPUs"),
-          "exclusive wants one rank per GPU: %s", err);
-    CHECK_ON(cuda_pick_device(2, 3, 2, 0, &dev, err, sizeof err) == -1 &&
-              strstr(err, "3 ranks on this node but 2 GPUs: one rank per GPU; use -np 2"),
-          "more ranks than GPUs: %s", err);
-    CHECK_ON(dev == -1, "dev is -1 on error");
+    int dev, sh;
+    CHECK_ON(cuda_pick_device(0, 1, 0, CUDA_RANKS_ONE, &dev, &sh, err, sizeof err) == -1 && strstr(err, "no CUDA device"),
+             "no device");
+    CHECK_ON(cuda_pick_device(0, 2, 0, CUDA_RANKS_SHARED, &dev, &sh, err, sizeof err) == -1 &&
+                 strstr(err, "no CUDA device"),
+             "sharing needs a device too");
+    CHECK_ON(cuda_pick_device(1, 2, 2, CUDA_RANKS_EXCLUSIVE, &dev, &sh, err, sizeof err) == 0 && dev == 1 && sh == 1,
+             "rank 1 of 2 on 2 GPUs");
+    CHECK_ON(cuda_pick_device(0, 1, 4, CUDA_RANKS_ONE, &dev, &sh, err, sizeof err) == 0 && dev == 0 && sh == 1,
+             "fewer ranks than GPUs is fine");
+    CHECK_ON(cuda_pick_device(0, 1, 4, CUDA_RANKS_EXCLUSIVE, &dev, &sh, err, sizeof err) == -1 &&
+                 strstr(err, "1 ranks on this node but 4 GPUs"),
+             "exclusive wants one rank per GPU: %s", err);
+    CHECK_ON(!strstr(err, "--share-gpus"), "fewer ranks than GPUs: sharing is no fix: %s", err);
+    CHECK_ON(cuda_pick_device(2, 3, 2, CUDA_RANKS_ONE, &dev, &sh, err, sizeof err) == -1 &&
+                 strstr(err, "3 ranks on this node but 2 GPUs: one rank per GPU; use -np 2") && strstr(err, "--share-gpus"),
+             "more ranks than GPUs: %s", err);
+    CHECK_ON(dev == -1 && sh == 0, "dev is -1 on error");
+    /* round robin: 5 ranks on 2 GPUs -> GPU 0 has ranks 0, 2, 4 and GPU 1 ranks 1, 3 */
+    static const int want_dev[5] = {0, 1, 0, 1, 0}, want_sh[5] = {3, 2, 3, 2, 3};
+    for (int r = 0; r < 5; r++)
+        CHECK_ON(cuda_pick_device(r, 5, 2, CUDA_RANKS_SHARED, &dev, &sh, err, sizeof err) == 0 && dev == want_dev[r] &&
+                     sh == want_sh[r],
+                 "shared: rank %d of 5 on 2 GPUs -> GPU %d with %d ranks, got %d with %d", r, want_dev[r], want_sh[r],
+                 dev, sh);
+    CHECK_ON(cuda_pick_device(1, 2, 4, CUDA_RANKS_SHARED, &dev, &sh, err, sizeof err) == 0 && dev == 1 && sh == 1,
+             "shared with spare GPUs: one rank each");
     CHECK_ON(backend_cuda_device_count() >= 0, "device count");
 }
 

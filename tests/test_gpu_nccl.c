@@ -60,11 +60,11 @@ int main(int argc, char **argv)
     MPI_Init(&argc, &argv);
     pp8_set_abort_hook(abort_hook);
     int rank = ctl_rank(), size = ctl_size();
-    int lrank, lsize, dev = -1;
+    int lrank, lsize, dev = -1, sharing = 0;
     ctl_node_info(&lrank, &lsize);
     char err[512] = "";
     int ndev = backend_cuda_device_count();
-    int ok = size == 2 && cuda_pick_device(lrank, lsize, ndev, 0, &dev, err, sizeof err) == 0;
+    int ok = size == 2 && cuda_pick_device(lrank, lsize, ndev, CUDA_RANKS_ONE, &dev, &sharing, err, sizeof err) == 0;
     if (ok) {
         BackendOptions o = {.threads = 0, .first_cpu = -1, .device = dev};
         g_b = backend_cuda_create(&o, err, sizeof err);

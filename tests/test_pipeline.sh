@@ -4,14 +4,23 @@
 # gives identical ids across P and across both schedules for the same --micro-batches M (1, 2, 3),
 # including M larger than the batch and batches that M does not divide; and 1 vs 2 threads per rank
 # give bit-identical logits.
+# With --gpu (test_gpu_pipeline): the same on the CUDA backend, every rank on one GPU with --share-gpus
+# (hidden states staged through host memory over MPI; NCCL needs a GPU per rank: test_gpu_nccl), without
+# the thread-count part. Exits 77 (skipped, never passed) without a CUDA device.
 set -u
 : "${PP8:?}" "${PP8_GOLDEN:?}" "${PP8_BUILD:?}" "${PP8_SRC:?}"
 [ -d "$PP8_GOLDEN" ] || { echo "FAIL: golden data missing: $PP8_GOLDEN"; exit 1; }
 read -r -a MPI <<<"${PP8_MPIRUN:-mpirun --allow-run-as-root --oversubscribe}"
+gpu=0; extra=()
+if [ "${1:-}" = --gpu ]; then
+  ndev=$("$PP8" --version 2>/dev/null | sed -n 's/^cuda devices visible: \([0-9]*\).*/\1/p')
+  if [ -z "$ndev" ] || [ "$ndev" -lt 1 ]; then echo "skipped: no CUDA device (pp8 --version)"; exit 77; fi
+  gpu=1; extra=(--backend cuda --share-gpus)
+fi
 check="$PP8_BUILD/tests/logits_check"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail=0; runs=0
-mp() { local p=$1; shift; "${MPI[@]}" -np "$p" "$PP8" "$@" 2>"$tmp/err"; }
+mp() { local p=$1; shift; "${MPI[@]}" -np "$p" "$PP8" "$@" "${extra[@]}" 2>"$tmp/err"; }
 
 # logits: golden checkpoints and random-weight configs with more layers than ranks (uneven splits)
 models=("--model $PP8_GOLDEN/bloom-tiny:2:1" "--model $PP8_GOLDEN/opt-tiny:2:1" "--model $PP8_GOLDEN/bloom-bf16-sharded:3:1"
@@ -37,7 +46,7 @@ for entry in "${models[@]}"; do
 done
 
 # thread count: 1 and 2 threads per rank give bit-identical logits (DESIGN.md, Determinism)
-for dt in fp16 int8 bf16; do
+[ $gpu = 1 ] || for dt in fp16 int8 bf16; do
   for th in 1 2; do
     "$PP8" logits --config "$PP8_SRC/configs/opt-tiny-test.json" --dtype $dt --threads $th --tokens "$toks" \
       --out "$tmp/t$th.npy" 2>"$tmp/err" || { echo "FAIL: logits --threads $th: $(cat "$tmp/err")"; fail=1; }
