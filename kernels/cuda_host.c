@@ -49,6 +49,15 @@ int cuda_gemm_describe(CudaGemmDesc *g, DType in, DType out, int m, int n, int k
 
 int cuda_int8_use_gemv(int m, int n, int k) { return m <= CUDA_GEMV_MAX_ROWS || !cuda_int8_shape_ok(n, k); }
 
+int cuda_int8_gemv_ksplit(int m, int n, int k, int sms)
+{
+    if (m <= 0 || n <= 0 || k <= 0 || k % 16) return 1; /* the split is in the 16-byte kernel only */
+    const long per_block = CUDA_GEMV4_WARPS * CUDA_GEMV4_OUTS;
+    const long blocks = (n + per_block - 1) / per_block * ((m + CUDA_GEMV_MAX_ROWS - 1) / CUDA_GEMV_MAX_ROWS);
+    const long lane_pass = 16L * 32; /* bytes of K one pass of a warp's lanes covers */
+    return blocks < 2L * sms && k >= CUDA_GEMV_KSPLIT * lane_pass ? CUDA_GEMV_KSPLIT : 1;
+}
+
 size_t cuda_linear_bytes(DType wdt, int n, int k)
 {
     if (n <= 0 || k <= 0) return 0;

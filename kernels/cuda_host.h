@@ -52,6 +52,18 @@ int cuda_int8_shape_ok(int n, int k);
  * IMMA cannot take, which the kernel then runs in blocks of CUDA_GEMV_MAX_ROWS rows); 0 = cuBLASLt. */
 int cuda_int8_use_gemv(int m, int n, int k);
 
+/* The GEMV kernel for K % 16 == 0: blocks of CUDA_GEMV4_WARPS warps, CUDA_GEMV4_OUTS outputs a warp.
+ * With a K split of CUDA_GEMV_KSPLIT, the warps of a block share the same outputs, each summing a
+ * quarter of K (int32 partial sums: exact in any order). */
+#define CUDA_GEMV4_WARPS 4
+#define CUDA_GEMV4_OUTS 4
+#define CUDA_GEMV_KSPLIT 4
+/* K split of the GEMV for M rows, N outputs, K inputs on a GPU of `sms` multiprocessors: CUDA_GEMV_KSPLIT
+ * when the unsplit grid has fewer than two blocks per SM (then too few weight loads are in flight to
+ * stream HBM: OPT-1.3B fc2, N 2048 x K 8192, ran at 260 GB/s at M = 8 on an H100) and every warp still
+ * gets at least one full pass of its lanes over its part of K; else 1. */
+int cuda_int8_gemv_ksplit(int m, int n, int k, int sms);
+
 /* Bytes of Linear.w in the CUDA backend: the row-major [N, K] matrix as given (int8 CB or 16-bit W);
  * 0 for a weight dtype the backend does not take. Every N and K is accepted. */
 size_t cuda_linear_bytes(DType wdt, int n, int k);

@@ -79,6 +79,19 @@ static void test_paths_and_sizes(void)
     CHECK_ON(cuda_int8_use_gemv(1, 96, 128) && cuda_int8_use_gemv(8, 96, 128), "M <= 8 takes the GEMV");
     CHECK_ON(!cuda_int8_use_gemv(9, 96, 128) && !cuda_int8_use_gemv(512, 14336, 57344), "M > 8 takes cuBLASLt");
     CHECK_ON(cuda_int8_use_gemv(16, 130, 250) && cuda_int8_use_gemv(33, 19, 37), "odd shapes take the GEMV");
+    /* K split: OPT-1.3B on an H100 (132 SMs): fc2 (N 2048, K 8192) and out (2048, 2048) have 128 blocks
+     * unsplit; qkv (6144, 2048) 384 and fc1 (8192, 2048) 512 */
+    CHECK_ON(cuda_int8_gemv_ksplit(8, 2048, 8192, 132) == CUDA_GEMV_KSPLIT, "fc2 splits K");
+    CHECK_ON(cuda_int8_gemv_ksplit(1, 2048, 2048, 132) == CUDA_GEMV_KSPLIT, "out splits K");
+    CHECK_ON(cuda_int8_gemv_ksplit(8, 6144, 2048, 132) == 1 && cuda_int8_gemv_ksplit(1, 8192, 2048, 132) == 1,
+             "qkv and fc1 fill the GPU unsplit");
+    CHECK_ON(cuda_int8_gemv_ksplit(8, 2048, 8192, 60) == 1, "a GPU of 60 SMs is filled by 128 blocks");
+    CHECK_ON(cuda_int8_gemv_ksplit(1, 256, 1024, 132) == 1, "K too short for 4 parts of a full lane pass");
+    CHECK_ON(cuda_int8_gemv_ksplit(1, 256, 2048, 132) == CUDA_GEMV_KSPLIT, "K of exactly 4 lane passes splits");
+    CHECK_ON(cuda_int8_gemv_ksplit(1, 256, 2052, 132) == 1, "K %% 16 != 0 takes the other kernel");
+    CHECK_ON(cuda_int8_gemv_ksplit(16, 2048, 8192, 132) == CUDA_GEMV_KSPLIT &&
+                 cuda_int8_gemv_ksplit(24, 2048, 8192, 132) == 1,
+             "row blocks count: 2 x 128 blocks still split, 3 x 128 do not");
     CHECK_ON(cuda_linear_bytes(DTYPE_I8, 19, 37) == 19 * 37, "int8 bytes = N*K for any shape");
     CHECK_ON(cuda_linear_bytes(DTYPE_F16, 3, 5) == 30 && cuda_linear_bytes(DTYPE_BF16, 3, 5) == 30, "16-bit bytes");
     CHECK_ON(cuda_linear_bytes(DTYPE_F32, 3, 5) == 0 && cuda_linear_bytes(DTYPE_I8, 0, 5) == 0, "refused dtypes");

@@ -447,8 +447,10 @@ int main(void)
     test_linear16(DTYPE_F16, DTYPE_F32, 7, 64, 64, 1);
 
     const int rows[] = {1, 3, 8, 9, 33, 64};
-    /* (N, K): K % 16 == 0 takes the 4-outputs-per-warp GEMV (N = 50: a last warp with 2 outputs) */
-    const int shapes[][2] = {{96, 128}, {36, 100}, {19, 37}, {256, 4096}, {50, 256}};
+    /* (N, K): K % 16 == 0 takes the 4-outputs-per-warp GEMV (N = 50: a last warp with 2 outputs); with
+     * K >= 2048 and few outputs it splits K over 4 warps (cuda_int8_gemv_ksplit: 256 x 4096, 50 x 2064,
+     * whose last part is shorter) */
+    const int shapes[][2] = {{96, 128}, {36, 100}, {19, 37}, {256, 4096}, {50, 256}, {50, 2064}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
             test_int8(rows[r], shapes[s][0], shapes[s][1], 6.0f, 1);

@@ -6,8 +6,9 @@
 #include "cuda_internal.cuh"
 
 #define GEMV_WARPS 8 /* outputs per block of k_int8_gemv */
-#define GEMV4_WARPS 4 /* warps per block of k_int8_gemv4, each with GEMV4_OUTS outputs */
-#define GEMV4_OUTS 4
+#define GEMV4_WARPS CUDA_GEMV4_WARPS /* warps per block of k_int8_gemv4, each with GEMV4_OUTS outputs */
+#define GEMV4_OUTS CUDA_GEMV4_OUTS
+#define GEMV_OUTLIER_BATCH 8 /* outlier columns whose loads the epilogue issues at once */
 
 /* Steps 2-4 for one (row, output) from its exact int32 product: dequant, then the outlier part summed in
  * ascending columns from +0, as the CPU does. */
@@ -20,7 +21,23 @@ static __device__ __forceinline__ uint16_t gemv_epilogue(int acc, int row, int o
     if (nc > 0) { /* steps 3-4 */
         const uint16_t *xr = x + (size_t)row * k;
         float sum = 0.0f;
-        for (int c = 0; c < nc; c++) {
+        int c = 0;
+        /* GEMV_OUTLIER_BATCH columns' loads issued together, then summed in order: one column per
+         * iteration waited out a global-memory round trip per column */
+        for (; c + GEMV_OUTLIER_BATCH <= nc; c += GEMV_OUTLIER_BATCH) {
+            uint16_t xv[GEMV_OUTLIER_BATCH];
+            int8_t wv[GEMV_OUTLIER_BATCH];
+#pragma unroll
+            for (int u = 0; u < GEMV_OUTLIER_BATCH; u++) {
+                int j = cols[c + u];
+                xv[u] = xr[j];
+                wv[u] = w[j];
+            }
+#pragma unroll
+            for (int u = 0; u < GEMV_OUTLIER_BATCH; u++)
+                sum = pp8_i8_outlier_term(sum, xv[u], pp8_i8_weight_dequant(wv[u], s_o));
+        }
+        for (; c < nc; c++) {
             int j = cols[c];
             sum = pp8_i8_outlier_term(sum, xr[j], pp8_i8_weight_dequant(w[j], s_o));
         }
@@ -31,24 +48,28 @@ static __device__ __forceinline__ uint16_t gemv_epilogue(int acc, int row, int o
 
 /* K % 16 == 0 with 16-byte aligned rows (every real layer): each warp computes GEMV4_OUTS outputs, so
  * one activation load feeds GEMV4_OUTS weight loads and each lane has GEMV4_OUTS 16-byte weight loads in
- * flight. Measured on an H100 against the one-output-per-warp kernel below: see README, GPU numbers.
+ * flight, plus the next pass's (loaded before this pass's products). Measured on an H100 against the
+ * one-output-per-warp kernel below: see README, GPU numbers. KS > 1 (cuda_int8_gemv_ksplit): the KS
+ * warps of a group share its outputs, each summing 1/KS of K; warp 0 of the group adds the int32
+ * partial sums (exact) and runs the epilogue.
  * The 8 rows x 4 outputs of a warp are 32 (row, output) pairs: lane u*8 + r ends with pair (r, u). */
+template <int KS>
 __global__ void __launch_bounds__(GEMV4_WARPS * 32)
     k_int8_gemv4(const int8_t *__restrict__ cb, const float *__restrict__ scb, const uint16_t *__restrict__ bias,
                  const int8_t *__restrict__ ca, const float *__restrict__ sca, const uint16_t *__restrict__ x,
                  const int32_t *__restrict__ cols, const int32_t *__restrict__ ncols, int m, int n, int k,
                  uint16_t *__restrict__ y)
 {
-    const int lane = threadIdx.x & 31;
-    const int o0 = (blockIdx.x * GEMV4_WARPS + (threadIdx.x >> 5)) * GEMV4_OUTS;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, part = warp % KS;
+    const int o0 = (blockIdx.x * (GEMV4_WARPS / KS) + warp / KS) * GEMV4_OUTS;
     const int r0 = blockIdx.y * CUDA_GEMV_MAX_ROWS;
-    if (o0 >= n) return; /* whole warps only; no block-wide barrier below */
+    const bool live = o0 < n; /* no early return: with KS > 1 the block meets at a barrier */
     const int mr = m - r0 < CUDA_GEMV_MAX_ROWS ? m - r0 : CUDA_GEMV_MAX_ROWS;
-    const int nk = k >> 4;
+    const int nk = k >> 4, per = (nk + KS - 1) / KS, i0 = part * per, i1 = i0 + per < nk ? i0 + per : nk;
     const int4 *w4[GEMV4_OUTS];
 #pragma unroll
     for (int u = 0; u < GEMV4_OUTS; u++) /* outputs past n re-read row o0 and are dropped at the end */
-        w4[u] = (const int4 *)(cb + (size_t)(o0 + u < n ? o0 + u : o0) * k);
+        w4[u] = (const int4 *)(cb + (size_t)(o0 + u < n ? o0 + u : live ? o0 : 0) * k);
     const int4 *a4 = (const int4 *)(ca + (size_t)r0 * k);
     int acc[CUDA_GEMV_MAX_ROWS][GEMV4_OUTS];
 #pragma unroll
@@ -56,10 +77,16 @@ __global__ void __launch_bounds__(GEMV4_WARPS * 32)
 #pragma unroll
         for (int u = 0; u < GEMV4_OUTS; u++) acc[r][u] = 0;
 
-    for (int i = lane; i < nk; i += 32) {
-        int4 wv[GEMV4_OUTS];
+    int i = i0 + lane;
+    int4 wv[GEMV4_OUTS];
+    if (live && i < i1)
 #pragma unroll
         for (int u = 0; u < GEMV4_OUTS; u++) wv[u] = __ldcs(w4[u] + i); /* read once: stream past L2 */
+    for (; live && i < i1; i += 32) {
+        int4 wn[GEMV4_OUTS] = {};
+        if (i + 32 < i1)
+#pragma unroll
+            for (int u = 0; u < GEMV4_OUTS; u++) wn[u] = __ldcs(w4[u] + i + 32);
 #pragma unroll
         for (int r = 0; r < CUDA_GEMV_MAX_ROWS; r++)
             if (r < mr) {
@@ -72,6 +99,8 @@ __global__ void __launch_bounds__(GEMV4_WARPS * 32)
                     acc[r][u] = __dp4a(wv[u].w, av.w, acc[r][u]);
                 }
             }
+#pragma unroll
+        for (int u = 0; u < GEMV4_OUTS; u++) wv[u] = wn[u];
     }
     int mine = 0; /* exact int32: any summation order gives the same bits */
 #pragma unroll
@@ -82,8 +111,16 @@ __global__ void __launch_bounds__(GEMV4_WARPS * 32)
             for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(CUDA_FULL_MASK, v, off);
             if (lane == u * CUDA_GEMV_MAX_ROWS + r) mine = v;
         }
+    if (KS > 1) {
+        __shared__ int partial[GEMV4_WARPS][32];
+        partial[warp][lane] = mine;
+        __syncthreads();
+        if (part != 0) return;
+#pragma unroll
+        for (int p = 1; p < KS; p++) mine += partial[warp + p][lane];
+    }
     const int r = lane % CUDA_GEMV_MAX_ROWS, o = o0 + lane / CUDA_GEMV_MAX_ROWS;
-    if (r >= mr || o >= n) return;
+    if (!live || r >= mr || o >= n) return;
     const int row = r0 + r;
     y[(size_t)row * n + o] = gemv_epilogue(mine, row, o, k, cb + (size_t)o * k, scb, bias, sca, x, cols, *ncols);
 }
@@ -150,9 +187,20 @@ extern "C" void cuda_int8_gemv(const int8_t *cb, const float *scb, const uint16_
     const unsigned row_blocks = (unsigned)((m + CUDA_GEMV_MAX_ROWS - 1) / CUDA_GEMV_MAX_ROWS);
     PP8_CHECK(row_blocks <= 65535u, "too many rows for the GEMV grid");
     if (mode == 16) {
-        const int per_block = GEMV4_WARPS * GEMV4_OUTS;
+        static int sms_dev = -1, sms = 0;
+        int dev = 0;
+        CUDA_CHECK(cudaGetDevice(&dev));
+        if (dev != sms_dev) {
+            CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+            sms_dev = dev;
+        }
+        const int ks = cuda_int8_gemv_ksplit(m, n, k, sms), per_block = GEMV4_WARPS / ks * GEMV4_OUTS;
         dim3 grid((unsigned)((n + per_block - 1) / per_block), row_blocks);
-        k_int8_gemv4<<<grid, GEMV4_WARPS * 32, 0, st>>>(cb, scb, bias, ca, sca, x, cols, ncols, m, n, k, y);
+        if (ks == CUDA_GEMV_KSPLIT)
+            k_int8_gemv4<CUDA_GEMV_KSPLIT><<<grid, GEMV4_WARPS * 32, 0, st>>>(cb, scb, bias, ca, sca, x, cols, ncols, m, n,
+                                                                             k, y);
+        else
+            k_int8_gemv4<1><<<grid, GEMV4_WARPS * 32, 0, st>>>(cb, scb, bias, ca, sca, x, cols, ncols, m, n, k, y);
     } else {
         dim3 grid((unsigned)((n + GEMV_WARPS - 1) / GEMV_WARPS), row_blocks);
         k_int8_gemv<<<grid, GEMV_WARPS * 32, 0, st>>>(cb, scb, bias, ca, sca, x, cols, ncols, m, n, k, mode, y);
