@@ -84,6 +84,16 @@ typedef struct Backend {
     /* dst[i] = src[idx[i]] for rows of `row_bytes` bytes */
     void (*gather_rows)(void *ctx, void *dst, const void *src, const int32_t *idx, int n, size_t row_bytes);
 
+    /* Optional (NULL where not offered, as on the CPU): issue fn(arg)'s ops, which are only ops of this
+     * backend (no copies to or from the host), as one captured graph. The first call with a key captures
+     * fn's ops and launches them; later calls with that key replay them without calling fn, so the key
+     * must change whenever any argument of any op fn issues would. `rows` is the most rows any op of fn
+     * takes. Returns 0, having run nothing, when the backend declines (rows it does not capture, graphs
+     * turned off, a capture that failed): the caller then calls fn itself. */
+    int (*graph_run)(void *ctx, uint64_t key, int rows, void (*fn)(void *arg), void *arg);
+    /* drops every captured graph (the buffers they use are about to be freed); NULL with graph_run */
+    void (*graph_reset)(void *ctx);
+
     /* name of the kernel path `linear` takes for this weight dtype and row count (for reports) */
     const char *(*linear_path)(void *ctx, DType wdt, int rows);
     void (*destroy)(void *ctx);

@@ -43,7 +43,9 @@ size_t runstate_bytes(const Model *m, int R, int B, int S, int max_out, size_t *
 
 int runstate_alloc(RunState *rs, const Model *m, int R, int B, int S, int max_out, Err *e)
 {
+    static uint32_t last_id;
     memset(rs, 0, sizeof *rs);
+    rs->id = ++last_id & 0xffffff; /* 24 bits of the graph key */
     const Config *c = &m->cfg;
     Backend *be = m->be;
     size_t D = (size_t)c->hidden;
@@ -86,6 +88,7 @@ int runstate_alloc(RunState *rs, const Model *m, int R, int B, int S, int max_ou
 
 void runstate_free(RunState *rs, const Model *m)
 {
+    if (m->be->graph_reset) m->be->graph_reset(m->be->ctx);
     if (rs->arena) m->be->free(m->be->ctx, rs->arena);
     memset(rs, 0, sizeof *rs);
 }
@@ -95,20 +98,26 @@ static void linear(const Model *m, const Linear *w, const uint16_t *x, int rows,
     m->be->linear(m->be->ctx, w, x, rows, m->act, y, m->act, m->threshold);
 }
 
-void stage_forward(const Model *m, RunState *rs, int rows, const int32_t *tokens, const int32_t *pos,
-                   const int32_t *slot, const int32_t *out_idx, int nout)
+/* one stage's ops for one micro-batch, after its row descriptors are on the device (graph_run's fn) */
+typedef struct StageOps {
+    const Model *m;
+    RunState *rs;
+    int rows, nout;
+} StageOps;
+
+static void stage_ops(void *arg)
 {
+    const StageOps *so = arg;
+    const Model *m = so->m;
+    RunState *rs = so->rs;
+    const int rows = so->rows, nout = so->nout;
     const Config *c = &m->cfg;
     Backend *be = m->be;
     void *ctx = be->ctx;
     const int D = c->hidden, H = c->heads, E = c->head_dim, F = c->ffn;
     const size_t RD = (size_t)rows * D;
-    PP8_CHECK(rows > 0 && rows <= rs->max_rows && nout <= rs->max_out, "micro-batch larger than the RunState");
 
-    be->to_device(ctx, rs->pos, pos, sizeof(int32_t) * rows);
-    be->to_device(ctx, rs->slot, slot, sizeof(int32_t) * rows);
     if (m->first) {
-        be->to_device(ctx, rs->tokens, tokens, sizeof(int32_t) * rows);
         if (c->arch == ARCH_BLOOM) {
             PROF(PROF_EMBED, be->embed(ctx, rs->x, rs->tokens, rs->pos, rows, m->embed, NULL, 0, D, m->act);
                  be->layernorm(ctx, rs->x, rs->x, m->emb_ln_g, m->emb_ln_b, rows, D, c->ln_eps, m->act));
@@ -162,9 +171,30 @@ void stage_forward(const Model *m, RunState *rs, int rows, const int32_t *tokens
     }
 
     if (m->last && nout > 0) {
-        be->to_device(ctx, rs->out_idx, out_idx, sizeof(int32_t) * nout);
         PROF(PROF_HEAD, be->gather_rows(ctx, rs->sel, rs->x, rs->out_idx, nout, 2 * (size_t)D);
              be->layernorm(ctx, rs->sel, rs->sel, m->lnf_g, m->lnf_b, nout, D, c->ln_eps, m->act);
              be->linear(ctx, &m->lm_head, rs->sel, nout, m->act, rs->logits, DTYPE_F32, 0.0f));
     }
+}
+
+void stage_forward(const Model *m, RunState *rs, int rows, const int32_t *tokens, const int32_t *pos,
+                   const int32_t *slot, const int32_t *out_idx, int nout)
+{
+    Backend *be = m->be;
+    void *ctx = be->ctx;
+    PP8_CHECK(rows > 0 && rows <= rs->max_rows && nout <= rs->max_out, "micro-batch larger than the RunState");
+    PP8_CHECK(rows < (1 << 20) && nout < (1 << 20), "micro-batch too large for a graph key");
+    /* the row descriptors first: the ops below then touch only device memory */
+    be->to_device(ctx, rs->pos, pos, sizeof(int32_t) * rows);
+    be->to_device(ctx, rs->slot, slot, sizeof(int32_t) * rows);
+    if (m->first) be->to_device(ctx, rs->tokens, tokens, sizeof(int32_t) * rows);
+    if (m->last && nout > 0) be->to_device(ctx, rs->out_idx, out_idx, sizeof(int32_t) * nout);
+
+    StageOps so = {m, rs, rows, nout};
+    /* every argument of every op is fixed by the RunState (buffers, model, sizes) and the two row counts;
+     * profiling times each op alone, so it runs them one by one */
+    const uint64_t key = (uint64_t)rs->id << 40 | (uint64_t)rows << 20 | (uint64_t)nout;
+    const int most = rows > nout ? rows : nout;
+    if (!rs->prof && be->graph_run && be->graph_run(ctx, key, most, stage_ops, &so)) return;
+    stage_ops(&so);
 }

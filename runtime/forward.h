@@ -35,6 +35,7 @@ typedef struct RunState {
     void *arena;
     size_t arena_bytes, kv_bytes;
     double *prof; /* (PROF_COUNT) seconds per op, summed; NULL: not profiling */
+    uint32_t id;  /* unique per runstate_alloc in this process: part of the backend's graph keys */
 } RunState;
 
 /* bytes runstate_alloc will take (activations + KV cache), for the planner and error messages */

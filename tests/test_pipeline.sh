@@ -6,7 +6,8 @@
 # give bit-identical logits.
 # With --gpu (test_gpu_pipeline): the same on the CUDA backend, every rank on one GPU with --share-gpus
 # (hidden states staged through host memory over MPI; NCCL needs a GPU per rank: test_gpu_nccl), without
-# the thread-count part. Exits 77 (skipped, never passed) without a CUDA device.
+# the thread-count part, plus CUDA graphs against kernels launched one by one. Exits 77 (skipped, never
+# passed) without a CUDA device.
 set -u
 : "${PP8:?}" "${PP8_GOLDEN:?}" "${PP8_BUILD:?}" "${PP8_SRC:?}"
 [ -d "$PP8_GOLDEN" ] || { echo "FAIL: golden data missing: $PP8_GOLDEN"; exit 1; }
@@ -54,6 +55,23 @@ done
   done
   cmp -s "$tmp/t1.npy" "$tmp/t2.npy" || { echo "FAIL: $dt logits differ between 1 and 2 threads"; fail=1; }
 done
+
+# GPU: CUDA graphs (decode steps of <= 8 rows replay a captured graph) give the bits of launching the
+# kernels one by one (PP8_CUDA_GRAPHS=0): logits of 5 tokens, and generated ids of 2 ranks
+if [ $gpu = 1 ]; then
+  for dt in fp16 int8; do
+    for g in 1 0; do
+      PP8_CUDA_GRAPHS=$g mp 1 logits --config "$PP8_SRC/configs/opt-tiny-test.json" --dtype $dt --tokens 1,2,3,4,5 \
+        --out "$tmp/g$g.npy" || { echo "FAIL: logits PP8_CUDA_GRAPHS=$g: $(cat "$tmp/err")"; fail=1; }
+      PP8_CUDA_GRAPHS=$g mp 2 generate --config "$PP8_SRC/configs/bloom-tiny-test.json" --dtype $dt \
+        --tokens "1,2,3;7,8,9,10,11;5" --max-new 6 --micro-batches 2 >"$tmp/g$g.txt" ||
+        { echo "FAIL: generate PP8_CUDA_GRAPHS=$g: $(cat "$tmp/err")"; fail=1; }
+      runs=$((runs + 2))
+    done
+    cmp -s "$tmp/g1.npy" "$tmp/g0.npy" || { echo "FAIL: $dt logits differ with and without CUDA graphs"; fail=1; }
+    cmp -s "$tmp/g1.txt" "$tmp/g0.txt" || { echo "FAIL: $dt generated ids differ with and without CUDA graphs"; fail=1; }
+  done
+fi
 
 # generate: 4 sequences of lengths 3, 5, 1, 4; M = 1, 2, 3 (3 does not divide 4) and 6 (> batch)
 batch="1,2,3;7,8,9,10,11;5;4,4,4,4"

@@ -9,6 +9,8 @@
 
 #include "cuda_internal.cuh"
 
+#define CUDA_GRAPH_SLOTS 16 /* decode row counts of the micro-batches in flight, per RunState */
+
 typedef struct CudaCtx {
     int device, cc_major, cc_minor;
     cudaStream_t stream;
@@ -26,6 +28,14 @@ typedef struct CudaCtx {
     uint16_t *wd;    /* (max_n, chunk) */
     int *ncols_host; /* pinned: the outlier count the cuBLASLt path needs on the host */
     cudaEvent_t ncols_ready;
+    /* graph_run's captured graphs, least recently used replaced */
+    struct {
+        uint64_t key;
+        cudaGraphExec_t exec;
+        unsigned long used;
+    } graphs[CUDA_GRAPH_SLOTS];
+    unsigned long graph_clock;
+    int graphs_off; /* PP8_CUDA_GRAPHS=0, or after a capture failed */
 } CudaCtx;
 
 extern "C" void cuda_fatal(const char *file, int line, const char *func, const char *lib, const char *name,
@@ -289,10 +299,60 @@ static void cu_gather_rows(void *ctx, void *dst, const void *src, const int32_t 
     cuda_gather_rows(dst, src, idx, n, row_bytes, ((CudaCtx *)ctx)->stream);
 }
 
+/* ---- CUDA graphs: a decode step of a few rows is hundreds of short kernels whose launches cost more
+ * than the kernels (README, "One GPU"); captured once per key and replayed, they launch as one. Only up
+ * to CUDA_GEMV_MAX_ROWS rows: beyond, the int8 product takes cuBLASLt with a host wait for the outlier
+ * count, which a capture cannot hold. Capture mode relaxed: the ops may set kernel attributes and query
+ * the device; nothing in them synchronizes with the host at these row counts. */
+static void cu_graph_reset(void *ctx)
+{
+    CudaCtx *c = (CudaCtx *)ctx;
+    CUDA_CHECK(cudaStreamSynchronize(c->stream)); /* no replay still running on what is about to go */
+    for (int i = 0; i < CUDA_GRAPH_SLOTS; i++) {
+        if (c->graphs[i].exec) CUDA_CHECK(cudaGraphExecDestroy(c->graphs[i].exec));
+        c->graphs[i].exec = NULL;
+    }
+}
+
+static int cu_graph_run(void *ctx, uint64_t key, int rows, void (*fn)(void *), void *arg)
+{
+    CudaCtx *c = (CudaCtx *)ctx;
+    if (c->graphs_off || rows > CUDA_GEMV_MAX_ROWS) return 0;
+    int slot = 0;
+    for (int i = 0; i < CUDA_GRAPH_SLOTS; i++) {
+        if (c->graphs[i].exec && c->graphs[i].key == key) {
+            c->graphs[i].used = ++c->graph_clock;
+            CUDA_CHECK(cudaGraphLaunch(c->graphs[i].exec, c->stream));
+            return 1;
+        }
+        if (!c->graphs[i].exec || (c->graphs[slot].exec && c->graphs[i].used < c->graphs[slot].used)) slot = i;
+    }
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t exec = NULL;
+    CUDA_CHECK(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeRelaxed));
+    fn(arg);
+    cudaError_t e = cudaStreamEndCapture(c->stream, &g);
+    if (e == cudaSuccess) e = cudaGraphInstantiate(&exec, g, 0);
+    if (g) CUDA_CHECK(cudaGraphDestroy(g));
+    if (e != cudaSuccess) { /* nothing ran: the caller issues fn's ops one by one, from now on always */
+        (void)cudaGetLastError();
+        c->graphs_off = 1;
+        fprintf(stderr, "[pp8] CUDA graph capture failed (%s): launching kernels one by one\n", cudaGetErrorString(e));
+        return 0;
+    }
+    if (c->graphs[slot].exec) CUDA_CHECK(cudaGraphExecDestroy(c->graphs[slot].exec));
+    c->graphs[slot].key = key;
+    c->graphs[slot].exec = exec;
+    c->graphs[slot].used = ++c->graph_clock;
+    CUDA_CHECK(cudaGraphLaunch(exec, c->stream));
+    return 1;
+}
+
 static void cu_destroy(void *ctx)
 {
     CudaCtx *c = (CudaCtx *)ctx;
     CUDA_CHECK(cudaSetDevice(c->device));
+    cu_graph_reset(c);
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
     cuda_gemm_destroy(c->gemm);
     scratch_free(c);
@@ -444,6 +504,8 @@ extern "C" Backend *backend_cuda_create(const BackendOptions *o, char *err, size
     CUDA_CHECK(cudaEventCreateWithFlags(&c->ncols_ready, cudaEventDisableTiming));
     CUDA_CHECK(cudaMallocHost((void **)&c->ncols_host, sizeof(int)));
     c->gemm = cuda_gemm_create();
+    const char *graphs = getenv("PP8_CUDA_GRAPHS"); /* 0: launch op by op (for side-by-side timing) */
+    c->graphs_off = graphs && !strcmp(graphs, "0");
 
     b->name = "cuda";
     b->ctx = c;
@@ -464,6 +526,8 @@ extern "C" Backend *backend_cuda_create(const BackendOptions *o, char *err, size
     b->add = cu_add;
     b->gather_rows = cu_gather_rows;
     b->linear_path = cu_linear_path;
+    b->graph_run = cu_graph_run;
+    b->graph_reset = cu_graph_reset;
     b->destroy = cu_destroy;
     return b;
 }
