@@ -37,7 +37,9 @@ typedef struct Engine {
 
     int32_t *h_tok, *h_pos, *h_slot, *h_out; /* (R) host row descriptors */
     int32_t *h_sampled;                      /* (R) */
-    float *h_logits;                         /* (max_out, V) host copy of logits */
+    float *h_logits;                         /* (max_out, V) logits on the host: a copy, or rs->logits itself
+                                                on a host backend (own_logits = 0) */
+    bool own_logits;
     void *sendbuf[4];          /* send ring: host (MPI) or device (NCCL) */
     void *recvbuf;             /* host staging of MPI receives for a device backend */
     bool device_ring;          /* sendbuf are backend (device) buffers: the NCCL transport */

@@ -80,7 +80,49 @@ static long check_ops(const VecOps *v, const VecOps *ref)
                 free(e1), free(e2);
                 free(q), free(s), free(p), free(acc), free(acc1), free(accr), free(k), free(vv);
             }
-    return checks;
+    /* gelu: both versions, bitwise, over lengths around the 16 lanes, activations up to +-12 and the
+     * special values; near transformers' formula with tanh in double */
+    static const float special[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-4f, -1e-4f, 20.0f, -20.0f, 100.0f, -100.0f,
+                                    INFINITY, -INFINITY};
+    for (int n = 1; n <= 67; n += 11) {
+        float *a = test_xmalloc(sizeof(float) * n), *b = test_xmalloc(sizeof(float) * n);
+        float *x = test_xmalloc(sizeof(float) * n);
+        for (int i = 0; i < n; i++) x[i] = i < 12 && n > 12 ? special[i] : 12 * frand();
+        memcpy(a, x, sizeof(float) * n);
+        memcpy(b, x, sizeof(float) * n);
+        v->gelu(a, n);
+        ref->gelu(b, n);
+        for (int i = 0; i < n; i++) {
+            CHECK(same(a[i], b[i]), "%s gelu(%.9g) = %.9g vs scalar %.9g", vec_ops_name(v), x[i], a[i], b[i]);
+            double xd = x[i], want = xd * 0.5 * (1.0 + tanh(0.79788456 * xd * (1.0 + 0.044715 * xd * xd)));
+            if (isfinite(x[i]))
+                CHECK(fabs(a[i] - want) <= 4e-7 * fabs(xd) + 1e-37, "gelu(%.9g) = %.9g, want %.9g", x[i], a[i], want);
+            else
+                CHECK(a[i] == (x[i] > 0 ? INFINITY : 0.0f) || isnan(a[i]), "gelu(%g) = %g", x[i], a[i]);
+            checks += 2;
+        }
+        free(a), free(b), free(x);
+    }
+    float nan_in = NAN;
+    v->gelu(&nan_in, 1);
+    CHECK(isnan(nan_in), "%s gelu(NaN) = %g", vec_ops_name(v), nan_in);
+    return checks + 1;
+}
+
+/* vec_tanh_ref: within 4e-7 of tanh, odd, +-1 at +-inf, NaN kept */
+static long check_tanh(void)
+{
+    long checks = 0;
+    for (float y = -12.0f; y < 12.0f; y += 0.00173f) {
+        float got = vec_tanh_ref(y);
+        CHECK(fabs(got - tanh((double)y)) <= 4e-7, "tanh(%.9g) = %.9g, want %.9g", y, got, tanh((double)y));
+        CHECK(same(vec_tanh_ref(-y), -got), "tanh(-%.9g) = %.9g, not -%.9g", y, vec_tanh_ref(-y), got);
+        checks += 2;
+    }
+    CHECK(vec_tanh_ref(INFINITY) == 1.0f && vec_tanh_ref(-INFINITY) == -1.0f && isnan(vec_tanh_ref(NAN)) &&
+              same(vec_tanh_ref(-0.0f), -0.0f),
+          "tanh special values");
+    return checks + 1;
 }
 
 /* vec_exp_ref over its whole domain: within 2 ulp of exp, 0 below -87, NaN kept, -inf -> 0 */
@@ -104,6 +146,7 @@ static long check_exp(void)
 int main(void)
 {
     printf("exp: %ld checks\n", check_exp());
+    printf("tanh: %ld checks\n", check_tanh());
     const VecOps *scalar = vec_ops_scalar(), *best = vec_ops_best();
     long n = check_ops(scalar, scalar);
     printf("scalar: %ld checks\n", n);

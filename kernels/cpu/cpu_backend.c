@@ -117,6 +117,7 @@ static void cpu_embed(void *ctx, uint16_t *x, const int32_t *tokens, const int32
         float *a = thread_scratch(c, 2 * (size_t)dim), *b = a + dim;
         c->v->load(a, e, dim, act);
         c->v->load(b, pos_table + (size_t)(pos[r] + pos_offset) * dim, dim, act);
+#pragma omp simd
         for (int i = 0; i < dim; i++) a[i] += b[i];
         c->v->store(o, a, dim, act);
     }
@@ -136,6 +137,7 @@ static void cpu_layernorm(void *ctx, uint16_t *y, const uint16_t *x, const uint1
         float mean = c->v->sum(f, dim) / (float)dim;
         float var = c->v->sqdev(f, mean, dim) / (float)dim;
         float inv = 1.0f / sqrtf(var + eps);
+#pragma omp simd
         for (int i = 0; i < dim; i++) f[i] = (f[i] - mean) * inv * gf[i] + bf[i];
         c->v->store(y + (size_t)r * dim, f, dim, act);
     }
@@ -212,9 +214,7 @@ static void cpu_gelu(void *ctx, uint16_t *x, size_t n, DType act)
         size_t b = (size_t)ch * CHUNK, len = n - b < CHUNK ? n - b : CHUNK;
         float *f = thread_scratch(c, len);
         c->v->load(f, x + b, (int)len, act);
-        /* transformers bloom_gelu_forward: x * 0.5 * (1 + tanh(0.79788456 * x * (1 + 0.044715 * x * x))) */
-        for (size_t i = 0; i < len; i++)
-            f[i] = f[i] * 0.5f * (1.0f + tanhf(0.79788456f * f[i] * (1.0f + 0.044715f * f[i] * f[i])));
+        c->v->gelu(f, (int)len); /* transformers bloom_gelu_forward (vec.h) */
         c->v->store(x + b, f, (int)len, act);
     }
 }
@@ -225,6 +225,7 @@ static void cpu_relu(void *ctx, uint16_t *x, size_t n, DType act)
     (void)act;
     /* the sign bit clears the whole value, identically for fp16 and bf16; branch-free so it
      * vectorizes (NaN inputs with the sign bit set become 0; the models never produce NaN here) */
+#pragma omp simd
     for (size_t i = 0; i < n; i++) x[i] &= (uint16_t)((x[i] >> 15) - 1u);
 }
 
@@ -238,6 +239,7 @@ static void cpu_add(void *ctx, uint16_t *y, const uint16_t *a, const uint16_t *b
         float *fa = thread_scratch(c, 2 * (size_t)CHUNK), *fb = fa + CHUNK;
         c->v->load(fa, a + off, (int)len, act);
         c->v->load(fb, b + off, (int)len, act);
+#pragma omp simd
         for (size_t i = 0; i < len; i++) fa[i] += fb[i];
         c->v->store(y + off, fa, (int)len, act);
     }

@@ -118,7 +118,22 @@ static float s_sqdev(const float *x, float mean, int n)
     return lanes_total(acc);
 }
 
-static const VecOps SCALAR = {s_load, s_store, s_dot, s_scale_axpy, s_dots, s_axpys, s_exp_sum, s_sum, s_sqdev};
+float vec_tanh_ref(float y)
+{
+    float t = vec_exp_ref(-2.0f * fabsf(y));
+    return copysignf((1.0f - t) / (1.0f + t), y);
+}
+
+static void s_gelu(float *x, int n)
+{
+    for (int i = 0; i < n; i++) {
+        float v = x[i];
+        float inner = 0.79788456f * v * (1.0f + 0.044715f * v * v);
+        x[i] = v * 0.5f * (1.0f + vec_tanh_ref(inner));
+    }
+}
+
+static const VecOps SCALAR = {s_load, s_store, s_dot, s_scale_axpy, s_dots, s_axpys, s_exp_sum, s_sum, s_sqdev, s_gelu};
 
 const VecOps *vec_ops_scalar(void) { return &SCALAR; }
 

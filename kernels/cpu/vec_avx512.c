@@ -245,6 +245,33 @@ static float v_sqdev(const float *x, float mean, int n)
     return lanes_total(acc);
 }
 
-static const VecOps AVX512 = {v_load, v_store, v_dot, v_scale_axpy, v_dots, v_axpys, v_exp_sum, v_sum, v_sqdev};
+/* vec.c's vec_tanh_ref on 16 lanes: |y|, exp16 of -2|y|, (1 - t) / (1 + t), y's sign */
+static inline __m512 tanh16(__m512 y)
+{
+    const __m512 sign = _mm512_set1_ps(-0.0f), one = _mm512_set1_ps(1.0f);
+    __m512 t = exp16(_mm512_mul_ps(_mm512_set1_ps(-2.0f), _mm512_andnot_ps(sign, y)));
+    __m512 r = _mm512_div_ps(_mm512_sub_ps(one, t), _mm512_add_ps(one, t));
+    return _mm512_or_ps(r, _mm512_and_ps(sign, y));
+}
+
+static inline __m512 gelu16(__m512 v)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 inner = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.79788456f), v),
+                                 _mm512_add_ps(one, _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), v), v)));
+    return _mm512_mul_ps(_mm512_mul_ps(v, _mm512_set1_ps(0.5f)), _mm512_add_ps(one, tanh16(inner)));
+}
+
+static void v_gelu(float *x, int n)
+{
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, gelu16(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_ps(x + i, m, gelu16(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+static const VecOps AVX512 = {v_load, v_store, v_dot, v_scale_axpy, v_dots, v_axpys, v_exp_sum, v_sum, v_sqdev, v_gelu};
 
 const VecOps *vec_ops_avx512(void) { return &AVX512; }
