@@ -183,7 +183,6 @@ void stage_forward(const Model *m, RunState *rs, int rows, const int32_t *tokens
     Backend *be = m->be;
     void *ctx = be->ctx;
     PP8_CHECK(rows > 0 && rows <= rs->max_rows && nout <= rs->max_out, "micro-batch larger than the RunState");
-    PP8_CHECK(rows < (1 << 20) && nout < (1 << 20), "micro-batch too large for a graph key");
     /* the row descriptors first: the ops below then touch only device memory */
     be->to_device(ctx, rs->pos, pos, sizeof(int32_t) * rows);
     be->to_device(ctx, rs->slot, slot, sizeof(int32_t) * rows);
@@ -191,10 +190,11 @@ void stage_forward(const Model *m, RunState *rs, int rows, const int32_t *tokens
     if (m->last && nout > 0) be->to_device(ctx, rs->out_idx, out_idx, sizeof(int32_t) * nout);
 
     StageOps so = {m, rs, rows, nout};
-    /* every argument of every op is fixed by the RunState (buffers, model, sizes) and the two row counts;
-     * profiling times each op alone, so it runs them one by one */
-    const uint64_t key = (uint64_t)rs->id << 40 | (uint64_t)rows << 20 | (uint64_t)nout;
+    /* every argument of every op is fixed by the RunState (buffers, model, sizes) and the two row counts
+     * (20 bits each in the key; larger micro-batches, prefill only, never take a graph); profiling times
+     * each op alone, so it runs them one by one */
     const int most = rows > nout ? rows : nout;
-    if (!rs->prof && be->graph_run && be->graph_run(ctx, key, most, stage_ops, &so)) return;
+    const uint64_t key = (uint64_t)rs->id << 40 | (uint64_t)rows << 20 | (uint64_t)nout;
+    if (!rs->prof && be->graph_run && most < (1 << 20) && be->graph_run(ctx, key, most, stage_ops, &so)) return;
     stage_ops(&so);
 }
