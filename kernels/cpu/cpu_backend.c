@@ -173,7 +173,10 @@ static void cpu_attention(void *ctx, const AttnArgs *a)
             const float slope = a->alibi ? a->alibi[h] : 0.0f;
             /* the (row, head) this thread most likely takes next: its cache rows are prefetched while
              * this one's are read (vec.h dots/axpys pf). Two or three pairs ahead measured the same
-             * (pp8 bench --profile, OPT-1.3B batch 32: rank 0 attention 19.8-20.0 ms per step). */
+             * (pp8 bench --profile, OPT-1.3B batch 32: rank 0 attention 19.8-20.0 ms per step). Two
+             * pairs ahead with the key prefetch spread key by key: 1.47 -> 1.34 us per (row, head) in a
+             * stand-alone loop over the same cache (one rank, nothing else streaming), but 19.3-19.6 ms
+             * per step in pp8 bench, where the other rank streams its weights meanwhile. */
             const int last = r + 1 == a->rows && h + 1 == H;
             const size_t nx = h + 1 < H ? ((size_t)a->slot[r] * H + h + 1) * S * E
                                         : ((size_t)a->slot[last ? r : r + 1] * H) * S * E;
