@@ -12,7 +12,7 @@
 #define CUDA_GRAPH_SLOTS 16 /* decode row counts of the micro-batches in flight, per RunState */
 
 typedef struct CudaCtx {
-    int device, cc_major, cc_minor;
+    int device, cc_major, cc_minor, sms; /* sms: multiprocessors */
     cudaStream_t stream;
     CudaGemm *gemm;
     /* scratch from reserve(); cuda_scratch_plan says how large */
@@ -192,7 +192,8 @@ static void linear_int8(CudaCtx *c, const Linear *w, const uint16_t *x, int rows
         cuda_int8_quant_rows(x, rows, k, t, c->flags, c->ca, c->sca, st);
     }
     if (gemv) {
-        cuda_int8_gemv((const int8_t *)w->w, w->scb, w->bias, c->ca, c->sca, x, c->cols, ncols_dev, rows, n, k, y, st);
+        cuda_int8_gemv((const int8_t *)w->w, w->scb, w->bias, c->ca, c->sca, x, c->cols, ncols_dev, rows, n, k, y,
+                       c->sms, st);
         return;
     }
     int has_outliers = t > 0.0f;
@@ -432,8 +433,6 @@ extern "C" double backend_cuda_read_gbs(Backend *b, size_t bytes)
         (void)cudaGetLastError();
         return 0.0;
     }
-    int sms = 0;
-    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, c->device));
     CUDA_CHECK(cudaMemsetAsync(buf, 1, n * 16 + 16, c->stream));
     cudaEvent_t e0, e1;
     CUDA_CHECK(cudaEventCreate(&e0));
@@ -442,7 +441,7 @@ extern "C" double backend_cuda_read_gbs(Backend *b, size_t bytes)
     double gbs[PASSES];
     for (int pass = -1; pass < PASSES; pass++) { /* pass -1 warms up */
         CUDA_CHECK(cudaEventRecord(e0, c->stream));
-        k_read<<<sms * 8, 256, 0, c->stream>>>(buf, n, (int *)(buf + n));
+        k_read<<<c->sms * 8, 256, 0, c->stream>>>(buf, n, (int *)(buf + n));
         CUDA_CHECK_LAUNCH();
         CUDA_CHECK(cudaEventRecord(e1, c->stream));
         CUDA_CHECK(cudaEventSynchronize(e1));
@@ -497,6 +496,7 @@ extern "C" Backend *backend_cuda_create(const BackendOptions *o, char *err, size
     c->device = dev;
     c->cc_major = major;
     c->cc_minor = minor;
+    CUDA_CHECK(cudaDeviceGetAttribute(&c->sms, cudaDevAttrMultiProcessorCount, dev));
     /* the calling thread's device from now on: cuBLASLt's handle and NCCL's communicator bind to it */
     CUDA_CHECK(cudaSetDevice(dev));
     /* non-blocking: no implicit sync with the legacy default stream (NCCL's advice, CUDA-NOTES §4) */

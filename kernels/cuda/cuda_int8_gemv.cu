@@ -174,7 +174,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
 
 extern "C" void cuda_int8_gemv(const int8_t *cb, const float *scb, const uint16_t *bias, const int8_t *ca,
                                const float *sca, const uint16_t *x, const int32_t *cols, const int32_t *ncols, int m,
-                               int n, int k, uint16_t *y, cudaStream_t st)
+                               int n, int k, uint16_t *y, int sms, cudaStream_t st)
 {
     if (m <= 0 || n <= 0) return;
     PP8_CHECK(k > 0 && k < 133144, "int8 K out of range: int32 accumulation would not be exact");
@@ -187,13 +187,6 @@ extern "C" void cuda_int8_gemv(const int8_t *cb, const float *scb, const uint16_
     const unsigned row_blocks = (unsigned)((m + CUDA_GEMV_MAX_ROWS - 1) / CUDA_GEMV_MAX_ROWS);
     PP8_CHECK(row_blocks <= 65535u, "too many rows for the GEMV grid");
     if (mode == 16) {
-        static int sms_dev = -1, sms = 0;
-        int dev = 0;
-        CUDA_CHECK(cudaGetDevice(&dev));
-        if (dev != sms_dev) {
-            CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-            sms_dev = dev;
-        }
         const int ks = cuda_int8_gemv_ksplit(m, n, k, sms), per_block = GEMV4_WARPS / ks * GEMV4_OUTS;
         dim3 grid((unsigned)((n + per_block - 1) / per_block), row_blocks);
         if (ks == CUDA_GEMV_KSPLIT)

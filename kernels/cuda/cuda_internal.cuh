@@ -70,7 +70,7 @@ void cuda_int8_outlier_finish(uint16_t *y, const float *sum, size_t count, cudaS
 /* cuda_int8_gemv.cu: dp4a product + the whole epilogue, rows in blocks of CUDA_GEMV_MAX_ROWS */
 void cuda_int8_gemv(const int8_t *cb, const float *scb, const uint16_t *bias, const int8_t *ca, const float *sca,
                     const uint16_t *x, const int32_t *cols, const int32_t *ncols, int m, int n, int k, uint16_t *y,
-                    cudaStream_t st);
+                    int sms, cudaStream_t st);
 
 /* cuda_elementwise.cu */
 void cuda_gelu(uint16_t *x, size_t n, DType act, cudaStream_t st);
