@@ -33,7 +33,9 @@ typedef struct AttnArgs {
     int row_stride, head_stride;  /* in elements */
     const int32_t *slot;          /* (M) KV-cache slot of the row's sequence */
     const int32_t *pos;           /* (M) position of the row in its sequence; the row sees 0..pos */
-    uint16_t *k_cache, *v_cache;  /* (slots, H, S, E) this layer's cache; rows' k/v are written first */
+    uint16_t *k_cache, *v_cache;  /* this layer's cache, slots * S * H * E values each, in the backend's own
+                                   * layout (cpu: cpu_backend.c; cuda: (slots, H, S, E)); the rows' k/v are
+                                   * written first */
     int max_seq;                  /* S */
     const float *alibi;           /* (H) ALiBi slopes (BLOOM), NULL for none */
     float score_scale;            /* scores = alibi[h]*j + score_scale * q.k  (fp32) */

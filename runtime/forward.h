@@ -31,7 +31,7 @@ typedef struct RunState {
     uint16_t *sel;    /* (max_out, D) rows that need logits */
     float *logits;    /* (max_out, V) last rank */
     int32_t *tokens, *pos, *slot, *out_idx; /* (R) backend copies of the row descriptors */
-    uint16_t *k_cache, *v_cache;            /* (L, B, H, S, E) */
+    uint16_t *k_cache, *v_cache;            /* per layer B * S * H * E values, laid out by the backend */
     void *arena;
     size_t arena_bytes, kv_bytes;
     double *prof; /* (PROF_COUNT) seconds per op, summed; NULL: not profiling */

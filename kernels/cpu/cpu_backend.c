@@ -18,7 +18,6 @@
 #include "vec.h"
 
 #define CHUNK 4096     /* elements per work item of the elementwise ops */
-#define ATTN_BLOCK 64  /* keys scored together before one softmax rescale */
 
 typedef struct {
     int threads;
@@ -143,69 +142,94 @@ static void cpu_layernorm(void *ctx, uint16_t *y, const uint16_t *x, const uint1
     }
 }
 
+/* The CPU backend's KV-cache layout inside a layer's (slots * S * H * E)-value block: per slot,
+ * positions in chunks of ATTN_CHUNK, and per chunk the heads one after another, each with its
+ * ATTN_CHUNK (or, for the last chunk of S, the rest) positions of E values. A row's keys for all heads
+ * are then one run of (pos + 1) * H * E values, read front to back, where a (slots, H, S, E) layout has
+ * H runs of (pos + 1) * E values with the S - pos - 1 unused positions between them, and the hardware
+ * prefetcher reads on past the end of every run. Measured against that layout (one (row, head) read
+ * per run, the next one prefetched meanwhile), OPT-1.3B shape, 16 rows at position 47, 14 layers, a
+ * 50 MiB read between layers as a rank's weights are: 1.50 -> 1.34 us per (row, head) with S = 64,
+ * 1.61 -> 1.30 with S = 200; pp8 bench --profile at batch 32, side by side, 3 runs each: attention
+ * per decode step 21.7-22.6 -> 18.6-19.4 ms on rank 0, 15.3-15.8 -> 13.4-14.1 on rank 1. */
+#define ATTN_CHUNK 16 /* positions per chunk, and keys scored together before one softmax rescale */
+/* Software prefetch distance ahead of the K and V reads, in values (4 KiB). The loop above: none 1.49
+ * us, 2-16 KiB 1.26-1.39 (within noise). Past the cache's end it touches at most this much beyond the
+ * last slot; a prefetch never faults. The rows stream at ~9.5 GB/s against ~16 for a plain sum over
+ * the same bytes in the same order: the scoring and the value sums, ~0.5 us per (row, head) from
+ * L2, do not overlap the misses fully. */
+#define ATTN_PF_AHEAD 2048
+
+static inline size_t attn_at(const AttnArgs *a, int slot, int h, int p)
+{
+    const int H = a->heads, E = a->head_dim, S = a->max_seq, c0 = p / ATTN_CHUNK * ATTN_CHUNK;
+    const int cl = S - c0 < ATTN_CHUNK ? S - c0 : ATTN_CHUNK;
+    return (size_t)slot * S * H * E + (size_t)c0 * H * E + ((size_t)h * cl + (size_t)(p - c0)) * E;
+}
+
 static void cpu_attention(void *ctx, const AttnArgs *a)
 {
     CpuCtx *c = ctx;
-    const int H = a->heads, E = a->head_dim, S = a->max_seq;
+    const int H = a->heads, E = a->head_dim;
     /* 1. this micro-batch's keys and values into the cache, so rows see each other causally */
     for (int r = 0; r < a->rows; r++)
         for (int h = 0; h < H; h++) {
-            size_t src = (size_t)r * a->row_stride + (size_t)h * a->head_stride;
-            size_t dst = (((size_t)a->slot[r] * H + h) * S + a->pos[r]) * E;
+            size_t src = (size_t)r * a->row_stride + (size_t)h * a->head_stride,
+                   dst = attn_at(a, a->slot[r], h, a->pos[r]);
             memcpy(a->k_cache + dst, a->k + src, sizeof(uint16_t) * E);
             memcpy(a->v_cache + dst, a->v + src, sizeof(uint16_t) * E);
         }
-    /* 2. per (row, head): fp32 scores over positions 0..pos in blocks of 64 keys, online softmax across
-     *    blocks (the accumulator is rescaled once per block whose max exceeds the running max), output
-     *    rounded once. Each (row, head) is one thread's, in key order: thread-count independent. The
-     *    block's keys are scored 16 at a time and its values summed with the accumulator in registers
-     *    (vec.h dots / axpys, bitwise the per-key loop). Reading all of a row's heads in one long
-     *    stream, keys then values, measured no faster (OPT-1.3B shape, batch 32: ~40 ms for 24 layers
-     *    either way; the cache rows read at 8-10 GB/s against ~13 for a plain sum over the same bytes). */
-#pragma omp parallel for num_threads(c->threads) schedule(static) collapse(2)
-    for (int r = 0; r < a->rows; r++)
-        for (int h = 0; h < H; h++) {
-            float *q = thread_scratch(c, 2 * (size_t)E), *acc = q + E, sc[ATTN_BLOCK];
-            c->v->load(q, a->q + (size_t)r * a->row_stride + (size_t)h * a->head_stride, E, a->act);
-            memset(acc, 0, sizeof(float) * E);
-            const uint16_t *kc = a->k_cache + ((size_t)a->slot[r] * H + h) * S * E;
-            const uint16_t *vc = a->v_cache + ((size_t)a->slot[r] * H + h) * S * E;
-            const float slope = a->alibi ? a->alibi[h] : 0.0f;
-            /* the (row, head) this thread most likely takes next: its cache rows are prefetched while
-             * this one's are read (vec.h dots/axpys pf). Two or three pairs ahead measured the same
-             * (pp8 bench --profile, OPT-1.3B batch 32: rank 0 attention 19.8-20.0 ms per step). Two
-             * pairs ahead with the key prefetch spread key by key: 1.47 -> 1.34 us per (row, head) in a
-             * stand-alone loop over the same cache (one rank, nothing else streaming), but 19.3-19.6 ms
-             * per step in pp8 bench, where the other rank streams its weights meanwhile. */
-            const int last = r + 1 == a->rows && h + 1 == H;
-            const size_t nx = h + 1 < H ? ((size_t)a->slot[r] * H + h + 1) * S * E
-                                        : ((size_t)a->slot[last ? r : r + 1] * H) * S * E;
-            const int npx = last ? 0 : a->pos[h + 1 < H ? r : r + 1] + 1;
-            float m = -INFINITY, l = 0.0f;
-            for (int j0 = 0; j0 <= a->pos[r]; j0 += ATTN_BLOCK) {
-                int nb = a->pos[r] + 1 - j0 < ATTN_BLOCK ? a->pos[r] + 1 - j0 : ATTN_BLOCK;
-                float bm = -INFINITY;
-                const int pfx = j0 + nb <= npx; /* the next pair has these positions too */
-                c->v->dots(q, kc + (size_t)j0 * E, nb, E, sc, a->act, pfx ? a->k_cache + nx + (size_t)j0 * E : NULL);
+    /* 2. per (row, head): fp32 scores over positions 0..pos a chunk at a time, online softmax across
+     *    chunks (the accumulator is rescaled once per chunk whose max exceeds the running max), output
+     *    rounded once. A work item is a row's heads [h0, h1): chunk by chunk, head by head, so its keys
+     *    and values are read in cache order. Rows are split into head groups only when there are fewer
+     *    rows than threads; each head's result is the same whichever item computes it, so nothing
+     *    depends on the thread count. Keys are scored 16 at a time and values summed with the
+     *    accumulator in registers (vec.h dots / axpys, bitwise the per-key loop). */
+    const int per_row = (c->threads + a->rows - 1) / a->rows;
+    const int groups = a->rows >= c->threads ? 1 : per_row < H ? per_row : H;
+#pragma omp parallel for num_threads(c->threads) schedule(static)
+    for (int it = 0; it < a->rows * groups; it++) {
+        const int r = it / groups, g = it % groups, h0 = g * H / groups, h1 = (g + 1) * H / groups, nh = h1 - h0;
+        const int P = a->pos[r];
+        float *q = thread_scratch(c, 2 * (size_t)nh * (E + 1)), *acc = q + (size_t)nh * E, *m = acc + (size_t)nh * E;
+        float *l = m + nh, sc[ATTN_CHUNK];
+        for (int h = h0; h < h1; h++) {
+            c->v->load(q + (size_t)(h - h0) * E, a->q + (size_t)r * a->row_stride + (size_t)h * a->head_stride, E,
+                       a->act);
+            m[h - h0] = -INFINITY;
+            l[h - h0] = 0.0f;
+        }
+        memset(acc, 0, sizeof(float) * (size_t)nh * E);
+        for (int j0 = 0; j0 <= P; j0 += ATTN_CHUNK) {
+            const int nb = P + 1 - j0 < ATTN_CHUNK ? P + 1 - j0 : ATTN_CHUNK;
+            for (int h = h0; h < h1; h++) {
+                const size_t at = attn_at(a, a->slot[r], h, j0);
+                const uint16_t *kc = a->k_cache + at, *vc = a->v_cache + at;
+                float *qh = q + (size_t)(h - h0) * E, *ah = acc + (size_t)(h - h0) * E, bm = -INFINITY;
+                const float slope = a->alibi ? a->alibi[h] : 0.0f;
+                c->v->dots(qh, kc, nb, E, sc, a->act, kc + ATTN_PF_AHEAD);
                 for (int jj = 0; jj < nb; jj++) {
                     float s = a->score_scale * sc[jj];
                     if (a->alibi) s += slope * (float)(j0 + jj);
                     sc[jj] = s;
                     bm = s > bm ? s : bm;
                 }
-                float corr = 1.0f;
-                if (bm > m) {
-                    corr = expf(m - bm);
-                    m = bm;
+                float corr = 1.0f, *mh = &m[h - h0];
+                if (bm > *mh) {
+                    corr = expf(*mh - bm);
+                    *mh = bm;
                 }
-                l = l * corr + c->v->exp_sum(sc, nb, m);
-                c->v->axpys(acc, corr, sc, vc + (size_t)j0 * E, nb, E, a->act,
-                            pfx ? a->v_cache + nx + (size_t)j0 * E : NULL);
+                l[h - h0] = l[h - h0] * corr + c->v->exp_sum(sc, nb, *mh);
+                c->v->axpys(ah, corr, sc, vc, nb, E, a->act, vc + ATTN_PF_AHEAD);
             }
-            float inv = 1.0f / l;
-            for (int i = 0; i < E; i++) acc[i] *= inv;
-            c->v->store(a->out + (size_t)r * H * E + (size_t)h * E, acc, E, a->act);
         }
+        for (int h = h0; h < h1; h++) {
+            float *ah = acc + (size_t)(h - h0) * E, inv = 1.0f / l[h - h0];
+            for (int i = 0; i < E; i++) ah[i] *= inv;
+            c->v->store(a->out + (size_t)r * H * E + (size_t)h * E, ah, E, a->act);
+        }
+    }
 }
 
 static void cpu_gelu(void *ctx, uint16_t *x, size_t n, DType act)
