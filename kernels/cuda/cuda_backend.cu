@@ -187,10 +187,7 @@ static void linear_int8(CudaCtx *c, const Linear *w, const uint16_t *x, int rows
     int32_t *ncols_dev = c->cols + c->max_k;
     /* IMMA also needs 4-byte aligned pointers; the runtime's arena gives 64, but never fail on it */
     const int gemv = cuda_int8_use_gemv(rows, n, k) || ((uintptr_t)w->w & 3);
-    if (!cuda_int8_quant_small(x, rows, k, t, c->flags, c->cols, ncols_dev, c->ca, c->sca, st)) {
-        cuda_int8_outliers(x, rows, k, t, c->flags, c->cols, ncols_dev, st);
-        cuda_int8_quant_rows(x, rows, k, t, c->flags, c->ca, c->sca, st);
-    }
+    cuda_int8_quantize(x, rows, k, t, c->flags, c->cols, ncols_dev, c->ca, c->sca, st);
     if (gemv) {
         cuda_int8_gemv((const int8_t *)w->w, w->scb, w->bias, c->ca, c->sca, x, c->cols, ncols_dev, rows, n, k, y,
                        c->sms, st);
@@ -391,10 +388,7 @@ extern "C" int backend_cuda_int8_quantize(Backend *b, const uint16_t *x, int row
     /* its own flags and count (a tool call, not the token loop), so it works for any k */
     uint8_t *flags = (uint8_t *)scratch_alloc((size_t)k);
     int32_t *ncols_dev = (int32_t *)scratch_alloc(sizeof(int32_t));
-    if (!cuda_int8_quant_small(x, rows, k, t, flags, cols, ncols_dev, q, absmax, c->stream)) { /* as linear does */
-        cuda_int8_outliers(x, rows, k, t, flags, cols, ncols_dev, c->stream);
-        cuda_int8_quant_rows(x, rows, k, t, flags, q, absmax, c->stream);
-    }
+    cuda_int8_quantize(x, rows, k, t, flags, cols, ncols_dev, q, absmax, c->stream); /* as linear does */
     int32_t n = 0;
     CUDA_CHECK(cudaMemcpyAsync(&n, ncols_dev, sizeof n, cudaMemcpyDeviceToHost, c->stream));
     CUDA_CHECK(cudaStreamSynchronize(c->stream));

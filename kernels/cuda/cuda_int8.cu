@@ -222,8 +222,8 @@ __global__ void k_int8_outlier_finish(uint16_t *__restrict__ y, const float *__r
         y[i] = pp8_i8_outlier_finish(y[i], sum[i]);
 }
 
-extern "C" void cuda_int8_outliers(const uint16_t *x, int m, int k, float t, uint8_t *flags, int32_t *cols,
-                                   int32_t *ncols, cudaStream_t st)
+static void int8_outliers(const uint16_t *x, int m, int k, float t, uint8_t *flags, int32_t *cols, int32_t *ncols,
+                          cudaStream_t st)
 {
     if (!(t > 0.0f) || m <= 0 || k <= 0) { /* decomposition off: no outlier column */
         CUDA_CHECK(cudaMemsetAsync(ncols, 0, sizeof(int32_t), st));
@@ -235,23 +235,26 @@ extern "C" void cuda_int8_outliers(const uint16_t *x, int m, int k, float t, uin
     CUDA_CHECK_LAUNCH();
 }
 
-extern "C" void cuda_int8_quant_rows(const uint16_t *x, int m, int k, float t, const uint8_t *flags, int8_t *ca,
-                                     float *sca, cudaStream_t st)
+static void int8_quant_rows(const uint16_t *x, int m, int k, float t, const uint8_t *flags, int8_t *ca, float *sca,
+                            cudaStream_t st)
 {
     if (m <= 0) return;
     k_int8_quant_rows<<<m, QUANT_THREADS, 0, st>>>(x, k, t, t > 0.0f ? flags : NULL, ca, sca);
     CUDA_CHECK_LAUNCH();
 }
 
-extern "C" int cuda_int8_quant_small(const uint16_t *x, int m, int k, float t, uint8_t *flags, int32_t *cols,
-                                     int32_t *ncols, int8_t *ca, float *sca, cudaStream_t st)
+extern "C" void cuda_int8_quantize(const uint16_t *x, int m, int k, float t, uint8_t *flags, int32_t *cols,
+                                   int32_t *ncols, int8_t *ca, float *sca, cudaStream_t st)
 {
-    if (m < 1 || m > CUDA_GEMV_MAX_ROWS || k <= 0 || k % 8 || (uintptr_t)x % 16 || (uintptr_t)ca % 8 ||
-        (uintptr_t)flags % 8)
-        return 0;
-    k_int8_quant_small<<<1, COMPACT_THREADS, 0, st>>>(x, m, k, t, flags, cols, ncols, ca, sca);
-    CUDA_CHECK_LAUNCH();
-    return 1;
+    const bool small = m >= 1 && m <= CUDA_GEMV_MAX_ROWS && k > 0 && k % 8 == 0 && (uintptr_t)x % 16 == 0 &&
+                       (uintptr_t)ca % 8 == 0 && (uintptr_t)flags % 8 == 0;
+    if (small) {
+        k_int8_quant_small<<<1, COMPACT_THREADS, 0, st>>>(x, m, k, t, flags, cols, ncols, ca, sca);
+        CUDA_CHECK_LAUNCH();
+        return;
+    }
+    int8_outliers(x, m, k, t, flags, cols, ncols, st);
+    int8_quant_rows(x, m, k, t, flags, ca, sca, st);
 }
 
 extern "C" void cuda_int8_dequant(const int32_t *acc, const float *sca, const float *scb, const uint16_t *bias, int m,

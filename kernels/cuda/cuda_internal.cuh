@@ -51,14 +51,11 @@ void cuda_gemm_run(CudaGemm *g, DType in, DType out, int m, int n, int k, const 
 void cuda_gemm_destroy(CudaGemm *g);
 
 /* cuda_int8.cu: LLM.int8() activation quantization and epilogues (DESIGN.md steps 2-4) */
-void cuda_int8_outliers(const uint16_t *x, int m, int k, float t, uint8_t *flags, int32_t *cols, int32_t *ncols,
-                        cudaStream_t st);
-void cuda_int8_quant_rows(const uint16_t *x, int m, int k, float t, const uint8_t *flags, int8_t *ca, float *sca,
-                          cudaStream_t st);
-/* both of the above in one launch, for 1..CUDA_GEMV_MAX_ROWS rows (the decode path), K % 8 == 0 and
- * 16-byte aligned x; returns 0 (and does nothing) for any other shape */
-int cuda_int8_quant_small(const uint16_t *x, int m, int k, float t, uint8_t *flags, int32_t *cols, int32_t *ncols,
-                           int8_t *ca, float *sca, cudaStream_t st);
+/* Step 1 for x (m, k): the outlier columns (flags, ascending cols, their count in ncols, device memory)
+ * and CA, SCA with those columns zeroed. 1..CUDA_GEMV_MAX_ROWS rows (the decode path) with K % 8 == 0 and
+ * aligned pointers take one launch (k_int8_quant_small), anything else two kernels; the same bits. */
+void cuda_int8_quantize(const uint16_t *x, int m, int k, float t, uint8_t *flags, int32_t *cols, int32_t *ncols,
+                        int8_t *ca, float *sca, cudaStream_t st);
 void cuda_int8_dequant(const int32_t *acc, const float *sca, const float *scb, const uint16_t *bias, int m, int n,
                        uint16_t *y, cudaStream_t st);
 void cuda_int8_gather_x(const uint16_t *x, int m, int k, const int32_t *cols, int c0, int nc, int kpad, uint16_t *xo,
