@@ -20,12 +20,12 @@ const char *const prof_op_name[PROF_COUNT] = {"embed", "layernorm", "qkv", "atte
         double t0_ = 0;                                                                                              \
         if (rs->prof) {                                                                                              \
             be->sync(ctx);                                                                                           \
-            t0_ = wall_s();                                                                                        \
+            t0_ = wall_s();                                                                                          \
         }                                                                                                            \
         STMT;                                                                                                        \
         if (rs->prof) {                                                                                              \
             be->sync(ctx);                                                                                           \
-            rs->prof[OP] += wall_s() - t0_;                                                                        \
+            rs->prof[OP] += wall_s() - t0_;                                                                          \
         }                                                                                                            \
     } while (0)
 

@@ -51,6 +51,8 @@ const char *session_flags_help(void)
            "  --seed N             seed of the random weights (default 1234)\n";
 }
 
+#define GPU_FLAGS_CLASH "--exclusive-gpus and --share-gpus contradict each other: give one"
+
 int session_flag(SessionOpts *o, int argc, char **argv, int *i, Err *e)
 {
     const char *f = argv[*i], *v;
@@ -90,10 +92,10 @@ int session_flag(SessionOpts *o, int argc, char **argv, int *i, Err *e)
         if (strcmp(v, "cpu") && strcmp(v, "cuda")) return err_set(e, "--backend %s: expected cpu or cuda", v);
         o->backend = v;
     } else if (!strcmp(f, "--exclusive-gpus")) {
-        if (o->share_gpus) return err_set(e, "--exclusive-gpus and --share-gpus contradict each other: give one");
+        if (o->share_gpus) return err_set(e, "%s", GPU_FLAGS_CLASH);
         o->exclusive_gpus = 1;
     } else if (!strcmp(f, "--share-gpus")) {
-        if (o->exclusive_gpus) return err_set(e, "--exclusive-gpus and --share-gpus contradict each other: give one");
+        if (o->exclusive_gpus) return err_set(e, "%s", GPU_FLAGS_CLASH);
         o->share_gpus = 1;
     } else if (!strcmp(f, "--mem-per-rank")) {
         VAL();

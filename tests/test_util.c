@@ -1,12 +1,23 @@
 /* See test_util.h. */
 #include "test_util.h"
 
-int test_fail_count, test_check_count;
-
 #include <math.h>
 #include <string.h>
 
 #include "numerics.h"
+
+int test_fail_count, test_check_count;
+
+float test_frand(uint64_t *state)
+{
+    uint64_t s = *state;
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    *state = s;
+    return (float)((double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+uint16_t test_to16(float f, DType t) { return t == DTYPE_BF16 ? pp8_f2bf(f) : pp8_f2h(f); }
+float test_from16(uint16_t v, DType t) { return t == DTYPE_BF16 ? pp8_bf2f(v) : pp8_h2f(v); }
 
 void *test_xmalloc(size_t n)
 {
