@@ -6,7 +6,6 @@
  * bf16, with and without ALiBi, head sizes with (64, 80) and without (100) a register-resident kernel.
  * Outputs of 1 and 2 threads must be bitwise equal. */
 #include "../kernels/backend.h"
-#include "../kernels/numerics.h"
 #include "test_util.h"
 
 #include <math.h>
@@ -16,14 +15,6 @@ enum { H = 3, S = 45, SLOTS = 3, MAXR = 40 };
 
 static uint64_t g_rng = 0x2545f4914f6cdd1dull;
 
-static float frand(void)
-{
-    g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
-    return (float)((double)(g_rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
-static uint16_t to16(float f, DType t) { return t == DTYPE_BF16 ? pp8_f2bf(f) : pp8_f2h(f); }
-static double from16(uint16_t v, DType t) { return t == DTYPE_BF16 ? pp8_bf2f(v) : pp8_h2f(v); }
 
 /* the calls: rows of (slot, pos); each call's rows are new positions of their slots */
 typedef struct {
@@ -60,12 +51,12 @@ static void run_case(Backend *b1, Backend *b2, DType t, int E, int alibi)
         const Call *c = &calls[ci];
         uint16_t *qkv = test_xmalloc(2 * (size_t)c->n * row_stride);
         uint16_t *out[2] = {test_xmalloc(2 * (size_t)c->n * HE), test_xmalloc(2 * (size_t)c->n * HE)};
-        for (size_t i = 0; i < (size_t)c->n * row_stride; i++) qkv[i] = to16(2.0f * frand(), t);
+        for (size_t i = 0; i < (size_t)c->n * row_stride; i++) qkv[i] = test_to16(2.0f * test_frand(&g_rng), t);
         for (int r = 0; r < c->n; r++)
             for (int e = 0; e < HE; e++) {
                 size_t at = ((size_t)c->slot[r] * S + c->pos[r]) * HE + e;
-                kref[at] = from16(qkv[(size_t)r * row_stride + HE + e], t);
-                vref[at] = from16(qkv[(size_t)r * row_stride + 2 * HE + e], t);
+                kref[at] = test_from16(qkv[(size_t)r * row_stride + HE + e], t);
+                vref[at] = test_from16(qkv[(size_t)r * row_stride + 2 * HE + e], t);
             }
         for (int i = 0; i < 2; i++) {
             AttnArgs a = {
@@ -97,7 +88,7 @@ static void run_case(Backend *b1, Backend *b2, DType t, int E, int alibi)
                 for (int j = 0; j <= c->pos[r]; j++) {
                     const double *k = kref + ((size_t)c->slot[r] * S + j) * HE + (size_t)h * E;
                     double d = 0.0;
-                    for (int e = 0; e < E; e++) d += from16(q[e], t) * k[e];
+                    for (int e = 0; e < E; e++) d += test_from16(q[e], t) * k[e];
                     sc[j] = (double)(1.0f / sqrtf((float)E)) * d + (alibi ? (double)slopes[h] * j : 0.0);
                     m = sc[j] > m ? sc[j] : m;
                 }
@@ -108,7 +99,7 @@ static void run_case(Backend *b1, Backend *b2, DType t, int E, int alibi)
                         want += sc[j] * vref[((size_t)c->slot[r] * S + j) * HE + (size_t)h * E + e];
                     want /= l;
                     size_t o = (size_t)r * HE + (size_t)h * E + e;
-                    double got = from16(out[0][o], t);
+                    double got = test_from16(out[0][o], t);
                     /* one rounding to 16 bits plus the fp32 sums: 2 ulps of |want| (values are O(1)) */
                     double tol = (t == DTYPE_BF16 ? 0x1p-7 : 0x1p-10) * fmax(fabs(want), 0.25);
                     if (fabs(got - want) > tol && bad++ < 3)

@@ -32,11 +32,9 @@ static float frand(void) /* uniform [-1, 1) */
     g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
     return (float)((g_rng >> 40) & 0xffffff) / 8388608.0f - 1.0f;
 }
-static uint16_t to16(float f, DType t) { return t == DTYPE_BF16 ? pp8_f2bf(f) : pp8_f2h(f); }
-static float from16(uint16_t h, DType t) { return t == DTYPE_BF16 ? pp8_bf2f(h) : pp8_h2f(h); }
 static void fill16(uint16_t *p, size_t n, float scale, DType t)
 {
-    for (size_t i = 0; i < n; i++) p[i] = to16(frand() * scale, t);
+    for (size_t i = 0; i < n; i++) p[i] = test_to16(frand() * scale, t);
 }
 static void *xmalloc(size_t n)
 {
@@ -62,8 +60,8 @@ static int expect_bits16(const char *what, const uint16_t *got, const uint16_t *
         int ok = max_ulp == 0 ? got[i] == want[i] : test_ulp16(got[i], want[i]) <= max_ulp;
         if (ok) continue;
         if (bad < 5)
-            fprintf(stderr, "FAIL %s[%zu]: got %#06x (%.8g) want %#06x (%.8g)\n", what, i, got[i], from16(got[i], t),
-                    want[i], from16(want[i], t));
+            fprintf(stderr, "FAIL %s[%zu]: got %#06x (%.8g) want %#06x (%.8g)\n", what, i, got[i], test_from16(got[i], t),
+                    want[i], test_from16(want[i], t));
         bad++;
     }
     if (bad) {
@@ -128,7 +126,7 @@ static void test_rows_and_elementwise(DType t)
     dev_get(x, dx, 2 * R * D);
     for (int r = 0; r < R; r++)
         for (int i = 0; i < D; i++)
-            want[r * D + i] = to16(pp8_add(from16(table[tok[r] * D + i], t), from16(pt[(pos[r] + off) * D + i], t)), t);
+            want[r * D + i] = test_to16(pp8_add(test_from16(table[tok[r] * D + i], t), test_from16(pt[(pos[r] + off) * D + i], t)), t);
     expect_bits16("embed+pos", x, want, (size_t)R * D, 0, t);
 
     /* add (in place on a), relu, gelu */
@@ -140,7 +138,7 @@ static void test_rows_and_elementwise(DType t)
     uint16_t *da = dev_copy(a, 2 * n), *db = dev_copy(b, 2 * n);
     g_b->add(g_b->ctx, da, da, db, n, t);
     dev_get(y, da, 2 * n);
-    for (size_t i = 0; i < n; i++) w2[i] = to16(pp8_add(from16(a[i], t), from16(b[i], t)), t);
+    for (size_t i = 0; i < n; i++) w2[i] = test_to16(pp8_add(test_from16(a[i], t), test_from16(b[i], t)), t);
     expect_bits16("add", y, w2, n, 0, t);
 
     a[2] = 0x8000, a[3] = 0x7e00, a[4] = 0xfe00, a[5] = 0xfc00; /* -0 stays, NaN, -NaN -> 0, -inf -> 0 */
@@ -157,9 +155,9 @@ static void test_rows_and_elementwise(DType t)
     float *gf = xmalloc(sizeof(float) * n);
     double *gw = xmalloc(sizeof(double) * n);
     for (size_t i = 0; i < n; i++) {
-        double v = from16(a[i], t);
+        double v = test_from16(a[i], t);
         gw[i] = v * 0.5 * (1.0 + tanh(0.79788456 * v * (1.0 + 0.044715 * v * v)));
-        gf[i] = from16(y[i], t);
+        gf[i] = test_from16(y[i], t);
     }
     expect_close(t == DTYPE_BF16 ? "gelu bf16" : "gelu f16", gf, gw, n, atol16(t), atol16(t));
 
@@ -190,7 +188,7 @@ static void test_layernorm(DType t, int rows, int dim)
     uint16_t *x = xmalloc(2 * (size_t)rows * dim), *g = xmalloc(2 * dim), *b = xmalloc(2 * dim);
     uint16_t *y = xmalloc(2 * (size_t)rows * dim);
     fill16(x, (size_t)rows * dim, 3.0f, t);
-    for (int i = 0; i < dim; i++) x[i] = to16(100.0f + frand(), t); /* a row with a large mean */
+    for (int i = 0; i < dim; i++) x[i] = test_to16(100.0f + frand(), t); /* a row with a large mean */
     fill16(g, dim, 1.5f, t);
     fill16(b, dim, 0.5f, t);
     uint16_t *dx = dev_copy(x, 2 * (size_t)rows * dim), *dg = dev_copy(g, 2 * dim), *db = dev_copy(b, 2 * dim);
@@ -200,14 +198,14 @@ static void test_layernorm(DType t, int rows, int dim)
     double *want = xmalloc(sizeof(double) * rows * dim);
     for (int r = 0; r < rows; r++) {
         double mean = 0, var = 0;
-        for (int i = 0; i < dim; i++) mean += from16(x[r * dim + i], t);
+        for (int i = 0; i < dim; i++) mean += test_from16(x[r * dim + i], t);
         mean /= dim;
-        for (int i = 0; i < dim; i++) var += (from16(x[r * dim + i], t) - mean) * (from16(x[r * dim + i], t) - mean);
+        for (int i = 0; i < dim; i++) var += (test_from16(x[r * dim + i], t) - mean) * (test_from16(x[r * dim + i], t) - mean);
         var /= dim;
         for (int i = 0; i < dim; i++) {
             want[r * dim + i] =
-                (from16(x[r * dim + i], t) - mean) / sqrt(var + 1e-5) * from16(g[i], t) + from16(b[i], t);
-            got[r * dim + i] = from16(y[r * dim + i], t);
+                (test_from16(x[r * dim + i], t) - mean) / sqrt(var + 1e-5) * test_from16(g[i], t) + test_from16(b[i], t);
+            got[r * dim + i] = test_from16(y[r * dim + i], t);
         }
     }
     char what[64];
@@ -278,16 +276,16 @@ static void test_attention(DType t, int with_alibi, int E)
             double m = -INFINITY, l = 0;
             for (int j = 0; j <= pos[r]; j++) {
                 double d = 0;
-                for (int e = 0; e < E; e++) d += (double)from16(q[e], t) * from16(kb[j * E + e], t);
+                for (int e = 0; e < E; e++) d += (double)test_from16(q[e], t) * test_from16(kb[j * E + e], t);
                 sc[j] = (double)a.score_scale * d + (with_alibi ? (double)alibi[h] * j : 0.0);
                 if (sc[j] > m) m = sc[j];
             }
             for (int j = 0; j <= pos[r]; j++) l += (sc[j] = exp(sc[j] - m));
             for (int e = 0; e < E; e++) {
                 double acc = 0;
-                for (int j = 0; j <= pos[r]; j++) acc += sc[j] * from16(vb[j * E + e], t);
+                for (int j = 0; j <= pos[r]; j++) acc += sc[j] * test_from16(vb[j * E + e], t);
                 want[r * HE + h * E + e] = acc / l;
-                got[r * HE + h * E + e] = from16(out[r * HE + h * E + e], t);
+                got[r * HE + h * E + e] = test_from16(out[r * HE + h * E + e], t);
             }
         }
     char what[64];
@@ -319,15 +317,15 @@ static void test_linear16(DType t, DType ydt, int m, int n, int k, int with_bias
     for (int r = 0; r < m; r++)
         for (int o = 0; o < n; o++) {
             double terms = 0;
-            for (int j = 0; j < k; j++) terms += fabs((double)from16(x[r * k + j], t) * from16(w[o * k + j], t));
+            for (int j = 0; j < k; j++) terms += fabs((double)test_from16(x[r * k + j], t) * test_from16(w[o * k + j], t));
             size_t i = (size_t)r * n + o;
             double gv, rv, ulp;
             if (ydt == DTYPE_F32) {
                 gv = ((float *)y)[i], rv = ((float *)yref)[i], ulp = 0;
             } else {
                 uint16_t rb = ((uint16_t *)yref)[i], gb = ((uint16_t *)y)[i];
-                gv = from16(gb, ydt), rv = from16(rb, ydt);
-                ulp = fabs(from16((uint16_t)(rb | 1), ydt) - from16((uint16_t)(rb & ~1), ydt)); /* one ulp at rb */
+                gv = test_from16(gb, ydt), rv = test_from16(rb, ydt);
+                ulp = fabs(test_from16((uint16_t)(rb | 1), ydt) - test_from16((uint16_t)(rb & ~1), ydt)); /* one ulp at rb */
             }
             if (fabs(gv - rv) <= ulp + 4e-5 * terms + 1e-30) continue;
             if (bad < 5) fprintf(stderr, "FAIL linear16 [%d,%d]: got %.8g want %.8g\n", r, o, gv, rv);

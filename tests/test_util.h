@@ -42,6 +42,12 @@ void test_int8_case(const Checkpoint *ck, int cs, const StTensor **x, const StTe
                     const StTensor **threshold, const StTensor **cb, const StTensor **scb, const StTensor **ca,
                     const StTensor **sca, const StTensor **ocols, const StTensor **y);
 
+/* xorshift64 step on *state, mapped to a float uniform in [-1, 1) (deterministic test data) */
+float test_frand(uint64_t *state);
+/* a float to / from a 16-bit value of dtype t (fp16 or bf16), round to nearest even */
+uint16_t test_to16(float f, DType t);
+float test_from16(uint16_t v, DType t);
+
 /* 64-byte aligned, zeroed; exits with FAIL when out of memory */
 void *test_xmalloc(size_t n);
 /* distance in units in the last place between two fp16 / bf16 values (+0 and -0 are 0 apart) */

@@ -12,11 +12,7 @@
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 
-static float frand(void)
-{
-    g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
-    return (float)((double)(g_rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
+static float frand(void) { return test_frand(&g_rng); }
 
 static int same(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
 
