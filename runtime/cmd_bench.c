@@ -5,6 +5,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <mpi.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ typedef struct BenchArgs {
     int prompt_len, gen;
     const char *json;
     int profile;
+    int stream_bound;
 } BenchArgs;
 
 typedef struct BenchRun {
@@ -38,6 +40,7 @@ typedef struct BenchRun {
     Schedule sched;
     int M, batch;
     double prefill_s, decode_s, roofline_tps;
+    double stream_tps; /* --stream-bound: tokens/s if every stage only streamed its step's bytes; 0: not measured */
     double busy[64]; /* per rank, decode phase */
     double bw[64];   /* per rank, GB/s: read bandwidth measured alone just before this run (the roofline's) */
     double prof[64][PROF_COUNT]; /* --profile: per rank, seconds per op over the decode phase */
@@ -59,7 +62,12 @@ static void usage(void)
            "  --schedule S[,S..]   pipelined | naive, or both to compare (default pipelined)\n"
            "  --json FILE          write the results (and provenance) as JSON\n"
            "  --profile            after each run, each stage's decode time per op in ms per step (the backend\n"
-           "                       is synchronized around every op, which costs a little)\n%s",
+           "                       is synchronized around every op, which costs a little)\n"
+           "  --stream-bound       after each run, time reading the bytes a decode step of that run reads (each\n"
+           "                       stage's weights once per micro-batch, the KV cache it attends to, the LM\n"
+           "                       head) with the probe's prefetching loop and no compute, the stages at once\n"
+           "                       as the schedule overlaps them: the best any kernels could do on this memory\n"
+           "                       (stream_t/s, and decode_t/s as a fraction of it). CPU backend only\n%s",
            session_flags_help());
 }
 
@@ -114,6 +122,8 @@ static int parse(BenchArgs *a, int argc, char **argv, Err *e)
             if (!(v = cli_value(argc, argv, &i, e)) || cli_int(v, "--gen", 1, 1 << 20, &a->gen, e)) return -1;
         } else if (!strcmp(argv[i], "--profile")) {
             a->profile = 1;
+        } else if (!strcmp(argv[i], "--stream-bound")) {
+            a->stream_bound = 1;
         } else if (!strcmp(argv[i], "--json")) {
             if (!(a->json = cli_value(argc, argv, &i, e))) return -1;
         } else {
@@ -121,6 +131,8 @@ static int parse(BenchArgs *a, int argc, char **argv, Err *e)
         }
     }
     if (!a->o.config && !a->o.model) return err_set(e, "give --config C (random weights) or --model DIR");
+    if (a->stream_bound && a->o.backend && strcmp(a->o.backend, "cpu"))
+        return err_set(e, "--stream-bound times host memory reads: CPU backend only (add --backend cpu, or drop it)");
     return 0;
 }
 
@@ -154,6 +166,78 @@ static void measure_bandwidth(Session *s, double *prefetch, double *plain)
         }
     }
     ctl_barrier();
+}
+
+/* seconds to read [p, p + bytes) once with the bandwidth probe's prefetching loop (whose loads need 64-byte
+ * alignment: the few bytes before the first boundary are left out) */
+static double read_s(const void *p, size_t bytes, int threads)
+{
+    size_t skip = (64 - (uintptr_t)p % 64) % 64;
+    if (!p || bytes <= skip) return 0;
+    return membw_read_once((const char *)p + skip, bytes - skip, threads, 1, 1);
+}
+
+static double read_linear_s(const Linear *w, int threads)
+{
+    if (!w->w) return 0;
+    return read_s(w->w, (size_t)w->n * (size_t)w->k * dtype_size(w->wdt), threads) +
+           read_s(w->scb, w->scb ? 4 * (size_t)w->n : 0, threads) + read_s(w->bias, w->bias ? 2 * (size_t)w->n : 0, threads);
+}
+
+/* --stream-bound: seconds for this rank to read, without computing, what one decode step of a run reads
+ * here: per micro-batch, each layer's weights with the keys and values its rows attend to (on average
+ * over the run's decode steps: prompt_len + (gen + 1) / 2 positions), then the LM head. It reads the
+ * model's own weight arrays and this run's cache region, in the order the step does. */
+static double stream_step_s(const Session *s, int M, int batch, int prompt_len, int gen)
+{
+    const Model *m = &s->m;
+    const RunState *rs = &s->rs;
+    const int H = s->cfg.heads, E = s->cfg.hidden / s->cfg.heads, th = s->o.threads;
+    const size_t layer_kv = (size_t)rs->slots * H * rs->max_seq * E; /* values per layer, keys or values */
+    const double keys = prompt_len + (gen + 1) / 2.0;
+    double t = 0;
+    for (int mb = 0; mb < M; mb++) {
+        int rows = batch / M + (mb < batch % M);
+        size_t kv = (size_t)(rows * keys) * (size_t)H * (size_t)E * 2;
+        if (kv > 2 * layer_kv) kv = 2 * layer_kv;
+        for (int l = 0; l < m->layer_end - m->layer_begin; l++) {
+            const LayerWeights *w = &m->layers[l];
+            t += read_linear_s(&w->qkv, th);
+            t += read_s(rs->k_cache + l * layer_kv, kv, th) + read_s(rs->v_cache + l * layer_kv, kv, th);
+            t += read_linear_s(&w->out, th) + read_linear_s(&w->fc1, th) + read_linear_s(&w->fc2, th);
+        }
+        if (m->last) t += read_linear_s(&m->lm_head, th);
+    }
+    return t;
+}
+
+/* tokens/s if every stage did nothing but stream its step's bytes (stream_step_s): the naive schedule runs
+ * the stages one after another, each alone; the pipelined one at once, each stage serving all M
+ * micro-batches (max over stages, all reading together) and each micro-batch crossing all stages (sum
+ * of the stages alone / M). Best of 3 (a bound). Collective. */
+static double stream_bound_tps(const Session *s, const BenchArgs *a, Schedule sched, int M, int batch)
+{
+    double alone_me = 1e30, conc_me = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        for (int r = 0; r < s->size; r++) {
+            ctl_barrier();
+            if (r != s->rank) continue;
+            double t = stream_step_s(s, M, batch, a->prompt_len, a->gen);
+            if (t < alone_me) alone_me = t;
+        }
+        ctl_barrier();
+        double t = stream_step_s(s, M, batch, a->prompt_len, a->gen);
+        if (t < conc_me) conc_me = t;
+    }
+    double alone[64] = {0}, conc[64] = {0}, chain = 0, slowest = 0;
+    MPI_Allgather(&alone_me, 1, MPI_DOUBLE, alone, 1, MPI_DOUBLE, MPI_COMM_WORLD);
+    MPI_Allgather(&conc_me, 1, MPI_DOUBLE, conc, 1, MPI_DOUBLE, MPI_COMM_WORLD);
+    for (int r = 0; r < s->size; r++) {
+        chain += alone[r];
+        if (conc[r] > slowest) slowest = conc[r];
+    }
+    double step = sched == SCHED_NAIVE ? chain : (chain / M > slowest ? chain / M : slowest);
+    return step > 0 ? batch / step : 0;
 }
 
 static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, int batch, int32_t **prompts, int *lens,
@@ -197,6 +281,7 @@ static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, in
     double chain = 0;
     for (int r = 0; r < s->size; r++) chain += wbytes_all[r] / (bw_run[r] * 1e9);
     out->roofline_tps = batch / chain;
+    if (a->stream_bound) out->stream_tps = stream_bound_tps(s, a, sched, M, batch);
     out->path_decode = s->be->linear_path(s->be->ctx, dt, (batch + M - 1) / M);
     out->path_prefill = s->be->linear_path(s->be->ctx, dt, ((batch + M - 1) / M) * a->prompt_len);
     engine_free(&en);
@@ -214,6 +299,7 @@ static void print_run(const BenchRun *r, const BenchArgs *a, int ranks)
            1e3 * r->decode_s / tokens, tokens / r->decode_s, r->roofline_tps, bw,
            100.0 * (tokens / r->decode_s) / r->roofline_tps);
     for (int i = 0; i < ranks; i++) printf("%s%.0f%%", i ? "/" : "", 100 * r->busy[i]);
+    if (a->stream_bound) printf("  %10.1f %5.0f%%", r->stream_tps, 100.0 * (tokens / r->decode_s) / r->stream_tps);
     printf("\n");
     if (!a->profile) return;
     /* ms per decode step by op and rank; "other" = wall - the ops (waiting for messages, scheduling) */
@@ -286,6 +372,7 @@ static cJSON *json_report(const BenchArgs *a, Session *s, const BenchRun *runs, 
         cJSON_AddNumberToObject(j, "decode_ms_per_token", 1e3 * r->decode_s / tokens);
         cJSON_AddNumberToObject(j, "decode_tokens_per_s", tokens / r->decode_s);
         cJSON_AddNumberToObject(j, "roofline_tokens_per_s", r->roofline_tps);
+        if (a->stream_bound) cJSON_AddNumberToObject(j, "stream_bound_tokens_per_s", r->stream_tps);
         cJSON_AddItemToObject(j, "read_bandwidth_gbs", cJSON_CreateDoubleArray(r->bw, s->size));
         cJSON *busy = cJSON_AddArrayToObject(j, "stage_busy");
         for (int q = 0; q < s->size; q++) cJSON_AddItemToArray(busy, cJSON_CreateNumber(r->busy[q]));
@@ -327,6 +414,11 @@ int cmd_bench(int argc, char **argv, Err *e)
         session_close(&s);
         return -1;
     }
+    const int gpu = session_on_gpu(&s);
+    if (gpu && a.stream_bound) {
+        session_close(&s);
+        return err_set(e, "--stream-bound times host memory reads: CPU backend only (add --backend cpu, or drop it)");
+    }
     /* deterministic prompts: the same on every rank and every run */
     int32_t **prompts = calloc((size_t)maxb, sizeof *prompts);
     int *lens = calloc((size_t)maxb, sizeof *lens);
@@ -341,7 +433,6 @@ int cmd_bench(int argc, char **argv, Err *e)
     }
     double bw_pf = 0, bw_plain = 0;
     measure_bandwidth(&s, &bw_pf, &bw_plain);
-    const int gpu = session_on_gpu(&s);
     double *wb_all = calloc((size_t)s.size, sizeof(double));
     double *kv_all = calloc((size_t)s.size, sizeof(double)), *ws_all = calloc((size_t)s.size, sizeof(double));
     if (gpu)
@@ -377,7 +468,7 @@ int cmd_bench(int argc, char **argv, Err *e)
                 printf(" %d:[%d,%d) %.2f GB", r, s.layer_begin[r], s.layer_end[r], wb_all[r] / 1e9);
             printf(" (weights read per decode step; KV cache %.2f GB on rank 0)\n", kv_all[0] / 1e9);
             printf("dtype sched       M  batch  prefill_s prefill_t/s  ms/token  decode_t/s roofline_t/s   bw_GB/s  frac  "
-                   "busy/stage\n");
+                   "busy/stage%s\n", a.stream_bound ? "  stream_t/s  of_stream" : "");
             fflush(stdout);
         }
         /* one untimed run first: thread start-up, AMX permission and tile setup, first touches */

@@ -1,10 +1,11 @@
-# Runtime: forward pass, golden logits, decode, pipeline, CLI errors.
+# Runtime: forward pass, golden logits, decode, pipeline, CLI errors, the bench report.
 add_executable(logits_check logits_check.c)
 target_link_libraries(logits_check PRIVATE pp8_runtime)
 pp8_script_test(golden_logits test_golden.sh LABELS golden)
 pp8_test(decode_incremental SOURCES test_decode.c ARGS ${PP8_GOLDEN_DIR} ${CMAKE_SOURCE_DIR}/configs LABELS golden)
 pp8_script_test(pipeline_identical test_pipeline.sh LABELS mpi TIMEOUT 900)
 pp8_script_test(cli_errors test_cli_errors.sh LABELS errors TIMEOUT 300)
+pp8_script_test(bench_report test_bench.sh LABELS mpi TIMEOUT 300)
 add_executable(int8_ckpt_errors test_int8_ckpt_errors.c)
 target_link_libraries(int8_ckpt_errors PRIVATE pp8_runtime)
 pp8_script_test(int8_checkpoint test_int8_ckpt.sh LABELS golden)

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# pp8 bench under mpirun (issue 4): 2 ranks, a tiny random-weight OPT, both dtypes and both schedules.
+# Checks what the table and --json promise, not speed: one row per (dtype, batch, schedule), the default
+# micro-batch counts, tokens/s consistent with the timings, busy fractions in [0, 1], a roofline and (with
+# --stream-bound) a stream bound for every run, contiguous layer slices covering the model, provenance,
+# --profile's per-rank lines, the side-by-side ratio lines; and --stream-bound refused off the CPU.
+set -u
+: "${PP8:?}" "${PP8_SRC:?}"
+read -r -a MPI <<<"${PP8_MPIRUN:-mpirun --allow-run-as-root --oversubscribe}"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail=0
+cfg="$PP8_SRC/configs/opt-tiny-test.json"
+ok() { echo "ok   $1"; }
+bad() { echo "FAIL $1"; fail=1; }
+
+"$PP8" bench --help >"$tmp/help" 2>&1 && grep -q -- "--stream-bound" "$tmp/help" && ok help || bad "help: no --stream-bound"
+
+args=(bench --config "$cfg" --dtype int8,bf16 --batch 1,8 --prompt-len 4 --gen 3 --schedule pipelined,naive)
+if timeout 120 "${MPI[@]}" -np 2 "$PP8" "${args[@]}" --stream-bound --profile --json "$tmp/b.json" >"$tmp/out" 2>"$tmp/err"; then
+  ok "bench ran"
+else
+  bad "bench exited non-zero:"; sed 's/^/    /' "$tmp/err" | tail -5
+fi
+rows=$(grep -cE "^(int8|bf16) +(pipelined|naive) +[0-9]+ +[0-9]+ " "$tmp/out")
+[ "$rows" = 8 ] && ok "8 table rows" || bad "table rows: $rows, want 8"
+grep -q "stream_t/s  of_stream" "$tmp/out" && ok "stream columns" || bad "no stream columns in the table header"
+[ "$(grep -c "rank [01] ms/step:" "$tmp/out")" = 16 ] && ok "profile lines" || bad "profile: want 16 per-rank lines"
+grep -q "ratio int8/bf16 pipelined batch    8: decode" "$tmp/out" && ok "int8/bf16 ratio" || bad "no int8/bf16 ratio line"
+grep -q "ratio pipelined/naive int8 batch    8 (M 2 vs 1)" "$tmp/out" && ok "pipelined/naive ratio" ||
+  bad "no pipelined/naive ratio line with M 2 vs 1"
+
+cat >"$tmp/check.py" <<'EOF'
+import json, math, sys
+j = json.load(open(sys.argv[1]))
+want_stream = sys.argv[2] == "1"
+assert j["ranks"] == 2 and j["backend"] == "cpu", (j["ranks"], j["backend"])
+assert j["pp8"]["git"] and j["host"]["cpu"] and j["host"]["flags"]
+nxt = 0
+for st in j["plan"]:
+    assert st["layer_begin"] == nxt and st["layer_end"] > nxt, st
+    assert st["bytes"]["weights"] > 0 and st["bytes"]["kv_cache"] > 0
+    nxt = st["layer_end"]
+assert nxt == j["model"]["layers"] == 5, nxt
+runs = j["runs"]
+assert sorted((r["dtype"], r["batch"], r["schedule"]) for r in runs) == sorted(
+    (d, b, s) for d in ("int8", "bf16") for b in (1, 8) for s in ("pipelined", "naive")), runs
+for r in runs:
+    want_m = 1 if r["schedule"] == "naive" or r["batch"] == 1 else 2
+    assert r["micro_batches"] == want_m, (r["schedule"], r["batch"], r["micro_batches"])
+    tps = r["batch"] * r["gen"] / r["decode_s"]
+    assert math.isclose(r["decode_tokens_per_s"], tps, rel_tol=1e-9), r
+    assert math.isclose(r["decode_ms_per_token"], 1e3 / tps, rel_tol=1e-9), r
+    assert r["roofline_tokens_per_s"] > 0 and len(r["read_bandwidth_gbs"]) == 2
+    assert all(x > 0 for x in r["read_bandwidth_gbs"])
+    assert len(r["stage_busy"]) == 2 and all(0 < b <= 1.0 for b in r["stage_busy"]), r["stage_busy"]
+    assert r["kernel_paths"]["linear_decode"] and r["kernel_paths"]["linear_prefill"]
+    assert r["threshold"] == (6.0 if r["dtype"] == "int8" else 0), r["threshold"]
+    if want_stream:
+        assert r["stream_bound_tokens_per_s"] > 0, r
+    else:
+        assert "stream_bound_tokens_per_s" not in r
+print("runs", len(runs))
+EOF
+if python3 "$tmp/check.py" "$tmp/b.json" 1; then ok "json"; else bad "json"; fi
+
+# without --stream-bound the field is absent (it is never reported unmeasured)
+if timeout 120 "${MPI[@]}" -np 2 "$PP8" bench --config "$cfg" --dtype int8,bf16 --batch 1,8 --prompt-len 4 --gen 3 \
+  --schedule pipelined,naive --json "$tmp/c.json" >"$tmp/out" 2>"$tmp/err" && python3 "$tmp/check.py" "$tmp/c.json" 0; then
+  ok "json without --stream-bound"
+else
+  bad "json without --stream-bound"; sed 's/^/    /' "$tmp/err" | tail -5
+fi
+
+# --stream-bound off the CPU: one error line, every rank non-zero, no hang
+timeout 60 "${MPI[@]}" -np 2 "$PP8" bench --config "$cfg" --backend cuda --stream-bound >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "stream-bound.*CPU backend only" "$tmp/err"; then
+  ok "--stream-bound --backend cuda refused"
+else
+  bad "--stream-bound --backend cuda: rc=$rc"; sed 's/^/    /' "$tmp/err" | tail -5
+fi
+exit $fail
