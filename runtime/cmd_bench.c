@@ -68,7 +68,7 @@ static void usage(void)
            "                       head) with the probe's prefetching loop and no compute, the stages at once\n"
            "                       as the schedule overlaps them: the best any kernels could do on this memory\n"
            "                       (stream_t/s, and decode_t/s as a fraction of it). CPU backend only\n%s",
-           session_flags_help());
+           session_flags_help(SESSION_HELP_BENCH));
 }
 
 static int parse(BenchArgs *a, int argc, char **argv, Err *e)

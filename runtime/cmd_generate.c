@@ -17,7 +17,7 @@ static void usage(void)
            "sequence in order, one line with the N generated token ids (the prompt is not repeated).\n\n"
            "  --tokens IDS         token ids, ',' within a sequence, ';' between sequences\n"
            "  --max-new N          new tokens per sequence (default 16)\n%s",
-           session_flags_help());
+           session_flags_help(SESSION_HELP_GENERATE));
 }
 
 /* the largest number of prompt rows any micro-batch holds in the prefill */

@@ -16,7 +16,7 @@ static void usage(void)
            "Writes float32 logits [T, vocab] of every position of one token sequence (numpy .npy).\n\n"
            "  --tokens IDS         comma-separated token ids\n"
            "  --out FILE.npy       output file (written by the last rank)\n%s",
-           session_flags_help());
+           session_flags_help(SESSION_HELP_LOGITS));
 }
 
 int cmd_logits(int argc, char **argv, Err *e)

@@ -33,22 +33,31 @@ int parse_dtype(const char *s, DType *out, Err *e)
 
 const char *dtype_label(DType t) { return t == DTYPE_I8 ? "int8" : t == DTYPE_BF16 ? "bf16" : "fp16"; }
 
-const char *session_flags_help(void)
+const char *session_flags_help(SessionHelp which)
 {
-    return "  --config C           model config.json; without --model the weights are seeded random\n"
-           "  --model DIR          Hugging Face checkpoint directory (config.json + *.safetensors)\n"
-           "  --dtype D            int8 (LLM.int8(), default) | fp16 | bf16\n"
-           "  --threshold T        LLM.int8() outlier threshold (default 6.0; 0 = plain int8 W8A8)\n"
-           "  --schedule S         pipelined (default) | naive (one micro-batch in flight)\n"
-           "  --micro-batches M    micro-batches per batch (default: stages, capped by the batch)\n"
-           "  --threads N          threads per rank (default: this rank's share of the node's cores)\n"
-           "  --backend B          cpu | cuda (default: cuda when built with CUDA and a GPU is present)\n"
-           "  --exclusive-gpus     require exactly one rank per GPU of each node (error otherwise)\n"
-           "  --share-gpus         let more ranks than GPUs share them (round robin; hidden states then go\n"
-           "                       over MPI through host memory, and each rank gets its GPU's memory / the\n"
-           "                       ranks on it): for trying a pipeline on fewer GPUs, not for speed\n"
-           "  --mem-per-rank GiB   memory budget per rank (default: node memory / ranks on the node)\n"
-           "  --seed N             seed of the random weights (default 1234)\n";
+    static char buf[2048];
+    const char *dtype = "  --dtype D            int8 (LLM.int8(), default) | fp16 | bf16\n";
+    const char *sched = "  --schedule S         pipelined (default) | naive (one micro-batch in flight)\n";
+    const char *mb =
+        which == SESSION_HELP_LOGITS
+            ? "  --micro-batches M    cut the prompt into M chunks that cross the stages in turn (default 1)\n"
+            : "  --micro-batches M    micro-batches per batch (default: pipelined one per 4 sequences, at most\n"
+              "                       one per stage; naive 1)\n";
+    snprintf(buf, sizeof buf, "%s%s%s%s%s%s",
+             "  --config C           model config.json; without --model the weights are seeded random\n"
+             "  --model DIR          Hugging Face checkpoint directory (config.json + *.safetensors)\n",
+             which == SESSION_HELP_BENCH ? "" : dtype,
+             "  --threshold T        LLM.int8() outlier threshold (default 6.0; 0 = plain int8 W8A8)\n",
+             which == SESSION_HELP_BENCH ? "" : sched, mb,
+             "  --threads N          threads per rank (default: this rank's share of the node's cores)\n"
+             "  --backend B          cpu | cuda (default: cuda when built with CUDA and a GPU is present)\n"
+             "  --exclusive-gpus     require exactly one rank per GPU of each node (error otherwise)\n"
+             "  --share-gpus         let more ranks than GPUs share them (round robin; hidden states then go\n"
+             "                       over MPI through host memory, and each rank gets its GPU's memory / the\n"
+             "                       ranks on it): for trying a pipeline on fewer GPUs, not for speed\n"
+             "  --mem-per-rank GiB   memory budget per rank (default: node memory / ranks on the node)\n"
+             "  --seed N             seed of the random weights (default 1234)\n");
+    return buf;
 }
 
 #define GPU_FLAGS_CLASH "--exclusive-gpus and --share-gpus contradict each other: give one"

@@ -46,8 +46,10 @@ void session_defaults(SessionOpts *o);
 /* argv[*i] is a shared flag: consume it (and its value) and return 1; 0 when not a shared flag; -1 on a
  * bad value */
 int session_flag(SessionOpts *o, int argc, char **argv, int *i, Err *e);
-/* the help lines for the shared flags */
-const char *session_flags_help(void);
+/* the help lines for the shared flags, with each command's own defaults (bench lists --dtype and
+ * --schedule itself, as comma lists) */
+typedef enum SessionHelp { SESSION_HELP_GENERATE, SESSION_HELP_LOGITS, SESSION_HELP_BENCH } SessionHelp;
+const char *session_flags_help(SessionHelp which);
 int parse_dtype(const char *s, DType *out, Err *e);
 const char *dtype_label(DType t); /* "int8" | "fp16" | "bf16" */
 

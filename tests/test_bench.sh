@@ -14,6 +14,10 @@ ok() { echo "ok   $1"; }
 bad() { echo "FAIL $1"; fail=1; }
 
 "$PP8" bench --help >"$tmp/help" 2>&1 && grep -q -- "--stream-bound" "$tmp/help" && ok help || bad "help: no --stream-bound"
+# bench takes --dtype and --schedule as lists with their own defaults: listed once, not also as the
+# single-value session flags with another default
+[ "$(grep -c -- "--dtype\|--schedule" "$tmp/help")" = 2 ] && ok "help: --dtype, --schedule once" ||
+  bad "help: --dtype/--schedule listed $(grep -c -- "--dtype\|--schedule" "$tmp/help") times, want 2"
 
 args=(bench --config "$cfg" --dtype int8,bf16 --batch 1,8 --prompt-len 4 --gen 3 --schedule pipelined,naive)
 if timeout 120 "${MPI[@]}" -np 2 "$PP8" "${args[@]}" --stream-bound --profile --json "$tmp/b.json" >"$tmp/out" 2>"$tmp/err"; then
