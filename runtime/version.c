@@ -8,7 +8,8 @@
 #include "../kernels/cuda_host.h"
 
 const char *version_string(void) { return PP8_VERSION; }
-const char *version_git(void) { return PP8_GIT; }
+extern const char pp8_git[]; /* build/runtime/pp8_git.c, written by runtime/gitver.cmake at every build */
+const char *version_git(void) { return pp8_git; }
 
 const char *host_cpu_model(void)
 {
@@ -39,7 +40,7 @@ void version_print(FILE *f)
     int len = 0;
     MPI_Get_library_version(mpi, &len);
     mpi[strcspn(mpi, ",\n")] = 0;
-    fprintf(f, "pp8 %s (git %s)\n", PP8_VERSION, PP8_GIT);
+    fprintf(f, "pp8 %s (git %s)\n", PP8_VERSION, version_git());
     fprintf(f, "backends: cpu%s\n",
 #ifdef PP8_HAVE_CUDA
             ", cuda (cuBLASLt)"

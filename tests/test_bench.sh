@@ -67,6 +67,12 @@ print("runs", len(runs))
 EOF
 if python3 "$tmp/check.py" "$tmp/b.json" 1; then ok "json"; else bad "json"; fi
 
+# provenance names the commit the binary was built from (taken at build time, not at configure time)
+if head=$(git -C "$PP8_SRC" rev-parse --short HEAD 2>/dev/null); then
+  got=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pp8"]["git"])' "$tmp/b.json" 2>/dev/null)
+  [ "${got%-dirty}" = "$head" ] && ok "json git $got" || bad "json git '$got', checkout at $head (rebuild?)"
+fi
+
 # without --stream-bound the field is absent (it is never reported unmeasured)
 if timeout 120 "${MPI[@]}" -np 2 "$PP8" bench --config "$cfg" --dtype int8,bf16 --batch 1,8 --prompt-len 4 --gen 3 \
   --schedule pipelined,naive --json "$tmp/c.json" >"$tmp/out" 2>"$tmp/err" && python3 "$tmp/check.py" "$tmp/c.json" 0; then
