@@ -317,7 +317,7 @@ static void print_run(const BenchRun *r, const BenchArgs *a, int ranks)
 }
 
 static cJSON *json_report(const BenchArgs *a, Session *s, const BenchRun *runs, int nruns, double bw_pf, double bw_plain,
-                          int *lb, int *le, double *wb_all, double *kv_all, double *ws_all)
+                          int *lb, int *le, double *wb_all, double *wm_all, double *kv_all, double *ws_all)
 {
     cJSON *root = cJSON_CreateObject(), *o;
     o = cJSON_AddObjectToObject(root, "pp8");
@@ -345,10 +345,12 @@ static cJSON *json_report(const BenchArgs *a, Session *s, const BenchRun *runs, 
         cJSON_AddNumberToObject(st, "layer_begin", lb[r]);
         cJSON_AddNumberToObject(st, "layer_end", le[r]);
         cJSON *b = cJSON_AddObjectToObject(st, "bytes");
-        cJSON_AddNumberToObject(b, "weights", wb_all[r]);
+        cJSON_AddNumberToObject(b, "weights", wm_all[r]);
         cJSON_AddNumberToObject(b, "kv_cache", kv_all[r]);
         cJSON_AddNumberToObject(b, "workspace", ws_all[r]);
         cJSON_AddNumberToObject(b, "reserve", 0);
+        cJSON_AddNumberToObject(b, "total", wm_all[r] + kv_all[r] + ws_all[r]);
+        cJSON_AddNumberToObject(st, "weight_bytes_read_per_step", wb_all[r]);
         cJSON_AddItemToArray(plan, st);
     }
     o = cJSON_AddObjectToObject(root, "read_bandwidth_gbs");
@@ -433,7 +435,7 @@ int cmd_bench(int argc, char **argv, Err *e)
     }
     double bw_pf = 0, bw_plain = 0;
     measure_bandwidth(&s, &bw_pf, &bw_plain);
-    double *wb_all = calloc((size_t)s.size, sizeof(double));
+    double *wb_all = calloc((size_t)s.size, sizeof(double)), *wm_all = calloc((size_t)s.size, sizeof(double));
     double *kv_all = calloc((size_t)s.size, sizeof(double)), *ws_all = calloc((size_t)s.size, sizeof(double));
     if (gpu)
         log_info("read bandwidth per rank (GPU read kernel over 2 GiB): %.1f GB/s", bw_pf);
@@ -457,16 +459,22 @@ int cmd_bench(int argc, char **argv, Err *e)
     }
     for (int d = 0; d < a.ndtypes && !rc; d++) {
         if (d > 0 && (rc = session_reload(&s, a.dtypes[d], max_rows, maxb, max_seq, max_out, e))) break;
-        double wb = (double)s.m.weight_bytes_read, kv = (double)s.rs.kv_bytes,
+        double wb = (double)s.m.weight_bytes_read, wm = (double)s.m.arena_bytes, kv = (double)s.rs.kv_bytes,
                ws = (double)(s.rs.arena_bytes - s.rs.kv_bytes);
         MPI_Allgather(&wb, 1, MPI_DOUBLE, wb_all, 1, MPI_DOUBLE, MPI_COMM_WORLD);
+        MPI_Allgather(&wm, 1, MPI_DOUBLE, wm_all, 1, MPI_DOUBLE, MPI_COMM_WORLD);
         MPI_Allgather(&kv, 1, MPI_DOUBLE, kv_all, 1, MPI_DOUBLE, MPI_COMM_WORLD);
         MPI_Allgather(&ws, 1, MPI_DOUBLE, ws_all, 1, MPI_DOUBLE, MPI_COMM_WORLD);
         if (s.rank == 0) {
-            printf("\n%s: layers per rank", dtype_label(a.dtypes[d]));
-            for (int r = 0; r < s.size; r++)
-                printf(" %d:[%d,%d) %.2f GB", r, s.layer_begin[r], s.layer_end[r], wb_all[r] / 1e9);
-            printf(" (weights read per decode step; KV cache %.2f GB on rank 0)\n", kv_all[0] / 1e9);
+            printf("\n%s stages (memory = weights + KV cache + activations; reads = weight bytes one decode step "
+                   "reads):\n", dtype_label(a.dtypes[d]));
+            for (int r = 0; r < s.size; r++) {
+                char range[32];
+                snprintf(range, sizeof range, "[%d,%d)", s.layer_begin[r], s.layer_end[r]);
+                printf("  rank %d: layers %-9s memory %.3f GB = %.3f + %.3f + %.3f   reads %.3f GB/step\n", r, range,
+                       (wm_all[r] + kv_all[r] + ws_all[r]) / 1e9, wm_all[r] / 1e9, kv_all[r] / 1e9, ws_all[r] / 1e9,
+                       wb_all[r] / 1e9);
+            }
             printf("dtype sched       M  batch  prefill_s prefill_t/s  ms/token  decode_t/s roofline_t/s   bw_GB/s  frac  "
                    "busy/stage%s\n", a.stream_bound ? "  stream_t/s  of_stream" : "");
             fflush(stdout);
@@ -500,8 +508,8 @@ int cmd_bench(int argc, char **argv, Err *e)
                            dtype_label(x->dtype), x->batch, x->M, y->M, tx / ty, y->prefill_s / x->prefill_s);
             }
         if (a.json) {
-            cJSON *root = json_report(&a, &s, runs, nruns, bw_pf, bw_plain, s.layer_begin, s.layer_end, wb_all, kv_all,
-                                      ws_all);
+            cJSON *root = json_report(&a, &s, runs, nruns, bw_pf, bw_plain, s.layer_begin, s.layer_end, wb_all, wm_all,
+                                      kv_all, ws_all);
             if (!(rc = cli_write_json(a.json, root, e))) log_info("wrote %s", a.json);
         }
     }
@@ -511,6 +519,7 @@ int cmd_bench(int argc, char **argv, Err *e)
     free(lens);
     free(runs);
     free(wb_all);
+    free(wm_all);
     free(kv_all);
     free(ws_all);
     session_close(&s);

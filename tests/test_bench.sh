@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # pp8 bench under mpirun (issue 4): 2 ranks, a tiny random-weight OPT, both dtypes and both schedules.
-# Checks what the table and --json promise, not speed: one row per (dtype, batch, schedule), the default
-# micro-batch counts, tokens/s consistent with the timings, busy fractions in [0, 1], a roofline and (with
-# --stream-bound) a stream bound for every run, contiguous layer slices covering the model, provenance,
-# --profile's per-rank lines, the side-by-side ratio lines; and --stream-bound refused off the CPU.
+# Checks what the table and --json promise, not speed: each rank's layers, memory and bytes read per
+# step, one row per (dtype, batch, schedule), the default micro-batch counts, tokens/s consistent with
+# the timings, busy fractions in (0, 1], a roofline and (with --stream-bound) a stream bound for every
+# run, contiguous layer slices covering the model, provenance, --profile's per-rank lines, the
+# side-by-side ratio lines; and --stream-bound refused off the CPU.
 set -u
 : "${PP8:?}" "${PP8_SRC:?}"
 read -r -a MPI <<<"${PP8_MPIRUN:-mpirun --allow-run-as-root --oversubscribe}"
@@ -28,6 +29,8 @@ fi
 rows=$(grep -cE "^(int8|bf16) +(pipelined|naive) +[0-9]+ +[0-9]+ " "$tmp/out")
 [ "$rows" = 8 ] && ok "8 table rows" || bad "table rows: $rows, want 8"
 grep -q "stream_t/s  of_stream" "$tmp/out" && ok "stream columns" || bad "no stream columns in the table header"
+stages=$(grep -cE "^  rank [01]: layers \[[0-9]+,[0-9]+\) +memory [0-9.]+ GB = [0-9.]+ \+ [0-9.]+ \+ [0-9.]+ +reads [0-9.]+ GB/step$" "$tmp/out")
+[ "$stages" = 4 ] && ok "memory per rank lines" || bad "memory per rank: $stages lines, want 4"
 [ "$(grep -c "rank [01] ms/step:" "$tmp/out")" = 16 ] && ok "profile lines" || bad "profile: want 16 per-rank lines"
 grep -q "ratio int8/bf16 pipelined batch    8: decode" "$tmp/out" && ok "int8/bf16 ratio" || bad "no int8/bf16 ratio line"
 grep -q "ratio pipelined/naive int8 batch    8 (M 2 vs 1)" "$tmp/out" && ok "pipelined/naive ratio" ||
@@ -42,7 +45,10 @@ assert j["pp8"]["git"] and j["host"]["cpu"] and j["host"]["flags"]
 nxt = 0
 for st in j["plan"]:
     assert st["layer_begin"] == nxt and st["layer_end"] > nxt, st
-    assert st["bytes"]["weights"] > 0 and st["bytes"]["kv_cache"] > 0
+    b = st["bytes"]
+    assert b["weights"] > 0 and b["kv_cache"] > 0 and b["workspace"] > 0, b
+    assert b["total"] == b["weights"] + b["kv_cache"] + b["workspace"] + b["reserve"], b
+    assert 0 < st["weight_bytes_read_per_step"] <= b["weights"], st
     nxt = st["layer_end"]
 assert nxt == j["model"]["layers"] == 5, nxt
 runs = j["runs"]
