@@ -18,6 +18,16 @@
 
 static volatile uint64_t g_sink;
 
+/* the lanes' sum in unsigned (wrapping) arithmetic: the sums are only a sink, and gcc's
+ * _mm512_reduce_add_epi64 adds them as signed long long, which overflows (UBSan) */
+__attribute__((target("avx512f"))) static inline uint64_t membw_lanes_sum(__m512i s)
+{
+    uint64_t l[8], t = 0;
+    _mm512_storeu_si512(l, s);
+    for (int i = 0; i < 8; i++) t += l[i];
+    return t;
+}
+
 __attribute__((target("avx512f"))) static uint64_t membw_sum_avx512(const char *p, size_t n, int prefetch)
 {
     __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
@@ -41,7 +51,7 @@ __attribute__((target("avx512f"))) static uint64_t membw_sum_avx512(const char *
         }
     }
     __m512i s = _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3));
-    return (uint64_t)_mm512_reduce_add_epi64(s);
+    return membw_lanes_sum(s);
 }
 
 /* four streams q bytes apart, one line of each per step, each prefetched ahead */
@@ -62,7 +72,7 @@ __attribute__((target("avx512f"))) static uint64_t membw_sum4_avx512(const char 
         s3 = _mm512_add_epi64(s3, _mm512_load_si512(p3 + i));
     }
     __m512i s = _mm512_add_epi64(_mm512_add_epi64(s0, s1), _mm512_add_epi64(s2, s3));
-    return (uint64_t)_mm512_reduce_add_epi64(s);
+    return membw_lanes_sum(s);
 }
 
 static uint64_t membw_sum_portable(const char *p, size_t n, int prefetch)
