@@ -281,7 +281,6 @@ static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, in
     double chain = 0;
     for (int r = 0; r < s->size; r++) chain += wbytes_all[r] / (bw_run[r] * 1e9);
     out->roofline_tps = batch / chain;
-    if (a->stream_bound) out->stream_tps = stream_bound_tps(s, a, sched, M, batch);
     out->path_decode = s->be->linear_path(s->be->ctx, dt, (batch + M - 1) / M);
     out->path_prefill = s->be->linear_path(s->be->ctx, dt, ((batch + M - 1) / M) * a->prompt_len);
     engine_free(&en);
@@ -486,6 +485,7 @@ int cmd_bench(int argc, char **argv, Err *e)
             for (int q = 0; q < a.nsched; q++) {
                 BenchRun *r = &runs[nruns++];
                 run_one(&s, &a, a.dtypes[d], a.sched[q], a.batch[b], prompts, lens, wb_all, r);
+                if (a.stream_bound) r->stream_tps = stream_bound_tps(&s, &a, r->sched, r->M, r->batch);
                 if (s.rank == 0) {
                     print_run(r, &a, s.size);
                     fflush(stdout);
