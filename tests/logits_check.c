@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "npy.h"
-#include "safetensors.h"
+#include "util/npy.h"
+#include "model/safetensors.h"
 
 static const float *golden(Checkpoint **ck, const char *path, const char *key, int64_t *rows, int64_t *cols)
 {

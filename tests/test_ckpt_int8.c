@@ -10,8 +10,8 @@
 
 #include "../kernels/cpu/cpu_linear.h"
 #include "../kernels/numerics.h"
-#include "config.h"
-#include "safetensors.h"
+#include "model/config.h"
+#include "model/safetensors.h"
 #include "test_util.h"
 
 static const char *const BLOOM_LIN[] = {"self_attention.query_key_value", "self_attention.dense", "mlp.dense_h_to_4h",

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "config.h"
+#include "model/config.h"
 #include "test_util.h"
 
 

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "forward.h"
-#include "model.h"
-#include "safetensors.h"
+#include "model/config.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "model/safetensors.h"
 
 static int failures = 0;
 

@@ -12,7 +12,7 @@
 #include "test_util.h"
 #include "../kernels/cuda_host.h"
 #include "../kernels/numerics.h"
-#include "safetensors.h"
+#include "model/safetensors.h"
 
 static Backend *g_b;
 static int g_fail;

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "model.h"
-#include "safetensors.h"
+#include "model/config.h"
+#include "model/model.h"
+#include "model/safetensors.h"
 
 static int failures = 0;
 

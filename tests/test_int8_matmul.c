@@ -11,7 +11,7 @@
 #include "../kernels/cpu/cpu_linear.h"
 #include "test_util.h"
 #include "../kernels/numerics.h"
-#include "safetensors.h"
+#include "model/safetensors.h"
 
 static int g_fail;
 

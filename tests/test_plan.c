@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plan.h"
+#include "engine/plan.h"
 #include "test_util.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)

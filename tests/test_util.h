@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "safetensors.h"
+#include "model/safetensors.h"
 
 /* prints file:line, the condition and a message, then exits 1 */
 #define CHECK(cond, ...)                                                                                             \

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../kernels/check.h"
-#include "log.h"
+#include "../../kernels/check.h"
+#include "../util/log.h"
 
 #define ALIGN 64
 

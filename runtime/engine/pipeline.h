@@ -9,8 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../parallel/transport.h"
-#include "forward.h"
+#include "../../parallel/transport.h"
+#include "../model/forward.h"
 
 typedef enum { SCHED_PIPELINED = 0, SCHED_NAIVE = 1 } Schedule;
 

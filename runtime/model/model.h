@@ -9,9 +9,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../kernels/backend.h"
+#include "../../kernels/backend.h"
 #include "config.h"
-#include "err.h"
+#include "../util/err.h"
 
 typedef struct LayerWeights {
     uint16_t *ln1_g, *ln1_b; /* (D) BLOOM input_layernorm / OPT self_attn_layer_norm */

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "../kernels/check.h"
+#include "../../kernels/check.h"
 
 static int g_rank = 0, g_size = 1;
 

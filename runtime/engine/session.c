@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../kernels/cuda_host.h"
-#include "../parallel/control.h"
-#include "commands.h"
-#include "log.h"
+#include "../../kernels/cuda_host.h"
+#include "../../parallel/control.h"
+#include "../util/args.h"
+#include "../util/log.h"
 #include "plan.h"
 
 void session_defaults(SessionOpts *o)

@@ -6,10 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../kernels/check.h"
-#include "../parallel/control.h"
+#include "../../kernels/check.h"
+#include "../../parallel/control.h"
 #include "commands.h"
-#include "log.h"
+#include "../util/log.h"
 #include "version.h"
 
 static const struct {

@@ -9,11 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../parallel/control.h"
+#include "../../parallel/control.h"
 #include "commands.h"
-#include "config.h"
-#include "log.h"
-#include "plan.h"
+#include "../model/config.h"
+#include "../util/log.h"
+#include "../engine/plan.h"
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 #define MAX_BATCHES 32

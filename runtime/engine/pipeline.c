@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../kernels/check.h"
-#include "../parallel/control.h"
-#include "log.h"
+#include "../../kernels/check.h"
+#include "../../parallel/control.h"
+#include "../util/log.h"
 
 void pipeline_split(int *bounds, int n, int M)
 {

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../parallel/control.h"
+#include "../../parallel/control.h"
 #include "commands.h"
-#include "session.h"
-#include "tokens.h"
+#include "../engine/session.h"
+#include "../util/tokens.h"
 
 static void usage(void)
 {

@@ -4,11 +4,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../parallel/control.h"
+#include "../../parallel/control.h"
 #include "commands.h"
-#include "npy.h"
-#include "session.h"
-#include "tokens.h"
+#include "../util/npy.h"
+#include "../engine/session.h"
+#include "../util/tokens.h"
 
 static void usage(void)
 {

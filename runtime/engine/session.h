@@ -7,12 +7,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "../parallel/transport.h"
-#include "config.h"
-#include "forward.h"
-#include "model.h"
+#include "../../parallel/transport.h"
+#include "../model/config.h"
+#include "../model/forward.h"
+#include "../model/model.h"
 #include "pipeline.h"
-#include "tokens.h"
+#include "../util/tokens.h"
 
 typedef struct SessionOpts {
     const char *config;     /* --config: config.json (random weights unless --model) */

@@ -12,12 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../kernels/cpu/cpu_linear.h"
-#include "../kernels/numerics.h"
+#include "../../kernels/cpu/cpu_linear.h"
+#include "../../kernels/numerics.h"
 #include "commands.h"
-#include "config.h"
-#include "log.h"
-#include "safetensors.h"
+#include "../model/config.h"
+#include "../util/log.h"
+#include "../model/safetensors.h"
 
 /* D hidden, F ffn, L layers */
 

@@ -11,13 +11,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../kernels/cpu/cpu_linear.h"
-#include "../kernels/cpu/membw.h"
-#include "../kernels/cuda_host.h"
-#include "../parallel/control.h"
+#include "../../kernels/cpu/cpu_linear.h"
+#include "../../kernels/cpu/membw.h"
+#include "../../kernels/cuda_host.h"
+#include "../../parallel/control.h"
 #include "commands.h"
-#include "log.h"
-#include "session.h"
+#include "../util/log.h"
+#include "../engine/session.h"
 #include "version.h"
 
 #define MAXL 16

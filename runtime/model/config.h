@@ -6,8 +6,8 @@
 
 #include <stdbool.h>
 
-#include "../kernels/dtype.h"
-#include "err.h"
+#include "../../kernels/dtype.h"
+#include "../util/err.h"
 
 typedef enum { ARCH_BLOOM = 0, ARCH_OPT = 1 } Arch;
 

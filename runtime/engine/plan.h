@@ -10,9 +10,9 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "../kernels/dtype.h"
-#include "config.h"
-#include "err.h"
+#include "../../kernels/dtype.h"
+#include "../model/config.h"
+#include "../util/err.h"
 
 typedef enum { DEVICE_GPU = 0, DEVICE_CPU = 1 } DeviceKind;
 

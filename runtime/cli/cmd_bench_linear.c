@@ -11,11 +11,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "../kernels/cpu/cpu_linear.h"
-#include "../kernels/cpu/membw.h"
-#include "../kernels/numerics.h"
+#include "../../kernels/cpu/cpu_linear.h"
+#include "../../kernels/cpu/membw.h"
+#include "../../kernels/numerics.h"
 #include "commands.h"
-#include "log.h"
+#include "../util/log.h"
 #include "version.h"
 
 #define BL_MAX_LIST 16

@@ -4,11 +4,11 @@
 #include <mpi.h>
 #include <string.h>
 
-#include "../kernels/cpu/cpu_linear.h"
-#include "../kernels/cuda_host.h"
+#include "../../kernels/cpu/cpu_linear.h"
+#include "../../kernels/cuda_host.h"
 
 const char *version_string(void) { return PP8_VERSION; }
-extern const char pp8_git[]; /* build/runtime/pp8_git.c, written by runtime/gitver.cmake at every build */
+extern const char pp8_git[]; /* build/runtime/pp8_git.c, written by runtime/cli/gitver.cmake at every build */
 const char *version_git(void) { return pp8_git; }
 
 const char *host_cpu_model(void)

@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../kernels/dtype.h"
-#include "err.h"
+#include "../../kernels/dtype.h"
+#include "../util/err.h"
 
 #define ST_MAX_DIMS 8
 

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "../kernels/cpu/cpu_linear.h"
-#include "../kernels/numerics.h"
-#include "log.h"
+#include "../../kernels/cpu/cpu_linear.h"
+#include "../../kernels/numerics.h"
+#include "../util/log.h"
 #include "safetensors.h"
 
 #define ALIGN 64

@@ -1,11 +1,11 @@
-/* Small flag-parsing helpers shared by the subcommands; each command owns its own flag loop. */
+/* See args.h. Each command owns its own flag loop; these only parse one value. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "commands.h"
+#include "args.h"
 
 const char *cli_value(int argc, char **argv, int *i, Err *e)
 {
