@@ -22,6 +22,8 @@ static const struct {
     {"bench-linear", cmd_bench_linear, "one linear layer: int8 vs bf16 vs fp16, GB/s and GOP/s"},
     {"logits", cmd_logits, "forward a token sequence and write float32 logits [T, vocab] as .npy"},
     {"generate", cmd_generate, "greedy generation for a batch of token-id sequences"},
+    {"tokenize", cmd_tokenize, "text to token ids with a tokenizer directory, as Hugging Face's tokenizer(text)"},
+    {"detokenize", cmd_detokenize, "token ids to text, as Hugging Face's tokenizer.decode(ids)"},
     {"quantize", cmd_quantize, "write an int8 (LLM.int8()) checkpoint in transformers' 8-bit layout"},
 };
 #define NCOMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
@@ -51,8 +53,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < NCOMMANDS; i++)
         if (!strcmp(argv[1], COMMANDS[i].name)) ci = i;
     if (ci < 0) {
-        fprintf(stderr, "pp8: unknown command '%s'; commands: plan bench bench-linear logits generate quantize "
-                        "(pp8 --help)\n", argv[1]);
+        fprintf(stderr, "pp8: unknown command '%s'; commands:", argv[1]);
+        for (int i = 0; i < NCOMMANDS; i++) fprintf(stderr, " %s", COMMANDS[i].name);
+        fprintf(stderr, " (pp8 --help)\n");
         return 2;
     }
 
