@@ -42,6 +42,45 @@ void ctl_recv_i32(int32_t *v, int n, int peer)
 
 void ctl_bcast_i32(int32_t *v, int n, int root) { MPI_Bcast(v, n, MPI_INT32_T, root, MPI_COMM_WORLD); }
 
+void ctl_send_tag_i32(const int32_t *v, int n, int peer, int tag)
+{
+    MPI_Send(v, n, MPI_INT32_T, peer, tag, MPI_COMM_WORLD);
+}
+
+int ctl_recv_tag_i32(int32_t *v, int max, int peer, int tag)
+{
+    MPI_Status st;
+    int n = 0;
+    MPI_Recv(v, max, MPI_INT32_T, peer, tag, MPI_COMM_WORLD, &st);
+    MPI_Get_count(&st, MPI_INT32_T, &n);
+    return n;
+}
+
+static MPI_Request pending[CTL_MAX_PENDING];
+static int pending_used[CTL_MAX_PENDING];
+
+int ctl_isend_tag_i32(const int32_t *v, int n, int peer, int tag)
+{
+    for (int h = 0; h < CTL_MAX_PENDING; h++)
+        if (!pending_used[h]) {
+            pending_used[h] = 1;
+            MPI_Isend(v, n, MPI_INT32_T, peer, tag, MPI_COMM_WORLD, &pending[h]);
+            return h;
+        }
+    fprintf(stderr, "[pp8 r%d] error %s:%d: more than %d control sends pending\n", ctl_rank(), __FILE__, __LINE__,
+            CTL_MAX_PENDING);
+    ctl_abort(1);
+}
+
+void ctl_wait(int handle)
+{
+    if (handle < 0 || handle >= CTL_MAX_PENDING || !pending_used[handle]) return;
+    MPI_Wait(&pending[handle], MPI_STATUS_IGNORE);
+    pending_used[handle] = 0;
+}
+
+void ctl_bcast_double(double *v, int n, int root) { MPI_Bcast(v, n, MPI_DOUBLE, root, MPI_COMM_WORLD); }
+
 void ctl_barrier(void) { MPI_Barrier(MPI_COMM_WORLD); }
 
 double ctl_max_double(double v)

@@ -20,6 +20,17 @@ __attribute__((noreturn)) void ctl_abort(int code);
 void ctl_send_i32(const int32_t *v, int n, int peer);
 void ctl_recv_i32(int32_t *v, int n, int peer);
 void ctl_bcast_i32(int32_t *v, int n, int root);
+/* Variable-length int32 messages on a tag of their own (MPI keeps them in order per peer and tag):
+ * the receive takes up to max values and returns how many came. */
+void ctl_send_tag_i32(const int32_t *v, int n, int peer, int tag);
+int ctl_recv_tag_i32(int32_t *v, int max, int peer, int tag);
+/* The same send without blocking (v untouched until ctl_wait): a large message would otherwise wait
+ * for its receiver, and three ranks each sending to the next could wait in a circle. Returns a handle;
+ * at most CTL_MAX_PENDING sends are pending at once (PP8_CHECK otherwise). */
+#define CTL_MAX_PENDING 256
+int ctl_isend_tag_i32(const int32_t *v, int n, int peer, int tag);
+void ctl_wait(int handle);
+void ctl_bcast_double(double *v, int n, int root);
 void ctl_barrier(void);
 double ctl_max_double(double v);
 void ctl_gather_double(const double *v, int n, double *all /* (size, n) on root */, int root);
@@ -29,6 +40,8 @@ int ctl_size(void);
 void ctl_node_info(int *local_rank, int *local_size);
 
 #define CTL_TAG_TOKENS 7001
+#define CTL_TAG_ROWS 7002   /* a pipeline item's row descriptors, rank r to r + 1 */
+#define CTL_TAG_SAMPLED 7003 /* the ids the last rank sampled for an item, back to rank 0 */
 #define CTL_TAG_HIDDEN 7100 /* + micro-batch index */
 
 #ifdef __cplusplus

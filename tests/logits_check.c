@@ -3,6 +3,9 @@
  *   logits_check compare OUT.npy GOLDEN KEY [MAXREL NMSE]
  *       passes when max|out-ref| <= MAXREL * max|ref| and mean (out-ref)^2 / mean ref^2 <= NMSE
  *   logits_check closer A.npy B.npy GOLDEN KEY     passes when A is closer to KEY than B (by NMSE)
+ *   logits_check nll (GOLDEN KEY | FILE.npy) TOKENS FROM
+ *       prints "SUM COUNT": the summed NLL (nats, double) of tokens[j] given the logits at row j - 1, over
+ *       j in [FROM, T): a perplexity reference computed with no pp8 code but the readers
  * Prints the numbers and the first mismatching rows when it fails. */
 #include <math.h>
 #include <stdio.h>
@@ -118,6 +121,49 @@ int main(int argc, char **argv)
         ckpt_close(ck);
         return ok ? 0 : 1;
     }
-    fprintf(stderr, "usage: logits_check tokens GOLDEN | compare OUT.npy GOLDEN KEY [MAXREL NMSE] | closer A B GOLDEN KEY\n");
+    if (argc >= 5 && !strcmp(argv[1], "nll")) {
+        Checkpoint *ck = NULL;
+        int64_t rows, cols;
+        const float *lg;
+        float *own = NULL;
+        int a = 2;
+        if (strstr(argv[2], ".npy")) {
+            int r, c;
+            lg = own = load(argv[2], &r, &c);
+            rows = r, cols = c;
+            a = 3;
+        } else {
+            lg = golden(&ck, argv[2], argv[3], &rows, &cols);
+            a = 4;
+        }
+        if (argc < a + 2) return 2;
+        int64_t T = 0;
+        int32_t *tok = malloc(sizeof(int32_t) * (size_t)(rows + 1));
+        for (const char *p = argv[a]; *p && T <= rows; T++) {
+            tok[T] = (int32_t)strtol(p, (char **)&p, 10);
+            if (*p == ',') p++;
+        }
+        int64_t from = atoll(argv[a + 1]);
+        if (T != rows || from < 1) {
+            fprintf(stderr, "FAIL: %lld tokens for %lld logit rows (FROM %lld)\n", (long long)T, (long long)rows,
+                    (long long)from);
+            return 1;
+        }
+        double sum = 0;
+        long n = 0;
+        for (int64_t j = from; j < T; j++, n++) {
+            const float *row = lg + (size_t)(j - 1) * cols;
+            double mx = -INFINITY, z = 0;
+            for (int64_t v = 0; v < cols; v++) mx = row[v] > mx ? row[v] : mx;
+            for (int64_t v = 0; v < cols; v++) z += exp((double)row[v] - mx);
+            sum += mx + log(z) - (double)row[tok[j]];
+        }
+        printf("%.17g %ld\n", sum, n);
+        free(tok);
+        free(own);
+        if (ck) ckpt_close(ck);
+        return 0;
+    }
+    fprintf(stderr, "usage: logits_check tokens GOLDEN | compare OUT.npy GOLDEN KEY [MAXREL NMSE] | closer A B GOLDEN KEY | nll (GOLDEN KEY | X.npy) TOKENS FROM\n");
     return 2;
 }

@@ -126,6 +126,9 @@ static int parse(BenchArgs *a, int argc, char **argv, Err *e)
             a->stream_bound = 1;
         } else if (!strcmp(argv[i], "--json")) {
             if (!(a->json = cli_value(argc, argv, &i, e))) return -1;
+        } else if (!strcmp(argv[i], "--seed")) {
+            return err_set(e, "--seed is pp8 generate's sampling seed; the seed of --config's random weights is "
+                              "--weights-seed");
         } else {
             return err_set(e, "unknown option '%s' (pp8 bench --help)", argv[i]);
         }

@@ -2,6 +2,7 @@
  * .npy on the last rank. With --micro-batches M the prompt is split into M chunks that flow through
  * the stages one after another (chunked prefill). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../../parallel/control.h"
@@ -17,6 +18,12 @@ static void usage(void)
            "  --tokens IDS         comma-separated token ids\n"
            "  --out FILE.npy       output file (written by the last rank)\n%s",
            session_flags_help(SESSION_HELP_LOGITS));
+}
+
+/* last rank: each position's logits into the [T, V] array */
+static void keep_row(void *ctx, int t, const float *row, int V)
+{
+    memcpy((float *)ctx + (size_t)t * V, row, sizeof(float) * (size_t)V);
 }
 
 int cmd_logits(int argc, char **argv, Err *e)
@@ -36,6 +43,9 @@ int cmd_logits(int argc, char **argv, Err *e)
             if (!(toks = cli_value(argc, argv, &i, e))) return -1;
         } else if (!strcmp(argv[i], "--out")) {
             if (!(out = cli_value(argc, argv, &i, e))) return -1;
+        } else if (!strcmp(argv[i], "--seed")) {
+            return err_set(e, "--seed is pp8 generate's sampling seed; the seed of --config's random weights is "
+                              "--weights-seed");
         } else {
             return err_set(e, "unknown option '%s' (pp8 logits --help)", argv[i]);
         }
@@ -53,16 +63,22 @@ int cmd_logits(int argc, char **argv, Err *e)
     Session s;
     int rc = session_open(&s, &o, chunk, 1, T, chunk, e);
     Engine en;
+    float *logits = NULL;
     if (!rc) {
         rc = engine_init_chunked(&en, &s.m, &s.rs, s.tr, o.sched, T, tb.ids[0], M, e);
+        if (!rc && s.m.last && !(logits = malloc(sizeof(float) * (size_t)T * (size_t)cfg.vocab)))
+            rc = err_set(e, "rank %d: out of memory for %d x %d logits", s.rank, T, cfg.vocab);
+        en.on_logits = keep_row;
+        en.logits_ctx = logits;
         if (session_agree(rc, e)) rc = -1;
-    }
-    if (!rc) {
-        engine_run(&en, 0, 1);
-        int wrc = s.m.last ? npy_write_f32(out, en.all_logits, T, cfg.vocab, e) : 0;
-        rc = session_agree(wrc, e);
+        if (!rc) {
+            engine_run(&en, 0, 1);
+            int wrc = s.m.last ? npy_write_f32(out, logits, T, cfg.vocab, e) : 0;
+            rc = session_agree(wrc, e);
+        }
         engine_free(&en);
     }
+    free(logits);
     session_close(&s);
     tokens_free(&tb);
     return rc;

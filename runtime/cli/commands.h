@@ -13,6 +13,7 @@ int cmd_bench(int argc, char **argv, Err *e);
 int cmd_bench_linear(int argc, char **argv, Err *e);
 int cmd_logits(int argc, char **argv, Err *e);
 int cmd_generate(int argc, char **argv, Err *e);
+int cmd_perplexity(int argc, char **argv, Err *e);
 int cmd_quantize(int argc, char **argv, Err *e);
 int cmd_tokenize(int argc, char **argv, Err *e);
 int cmd_detokenize(int argc, char **argv, Err *e);

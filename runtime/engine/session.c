@@ -19,7 +19,7 @@ void session_defaults(SessionOpts *o)
     o->wdt = DTYPE_I8;
     o->threshold = 6.0f;
     o->sched = SCHED_PIPELINED;
-    o->seed = 1234;
+    o->weights_seed = 1234;
 }
 
 int parse_dtype(const char *s, DType *out, Err *e)
@@ -56,7 +56,10 @@ const char *session_flags_help(SessionHelp which)
              "                       over MPI through host memory, and each rank gets its GPU's memory / the\n"
              "                       ranks on it): for trying a pipeline on fewer GPUs, not for speed\n"
              "  --mem-per-rank GiB   memory budget per rank (default: node memory / ranks on the node)\n"
-             "  --seed N             seed of the random weights (default 1234)\n");
+             "  --weights-seed N     seed of --config's random weights (default 1234)\n"
+             "  --max-seq-len N      positions per sequence: prompt + new tokens (default: OPT's\n"
+             "                       max_position_embeddings; BLOOM (ALiBi) 2048)\n"
+             "  --tokenizer DIR      tokenizer.json, or vocab.json + merges.txt (default: the --model directory)\n");
     return buf;
 }
 
@@ -110,10 +113,16 @@ int session_flag(SessionOpts *o, int argc, char **argv, int *i, Err *e)
         VAL();
         if (cli_double(v, "--mem-per-rank", 1e-6, 1e9, &d, e)) return -1;
         o->mem_per_rank = d * 1024.0 * 1024.0 * 1024.0;
-    } else if (!strcmp(f, "--seed")) {
+    } else if (!strcmp(f, "--weights-seed")) {
         VAL();
-        if (cli_int(v, "--seed", 0, 2147483647, &n, e)) return -1;
-        o->seed = (uint64_t)n;
+        if (cli_int(v, "--weights-seed", 0, 2147483647, &n, e)) return -1;
+        o->weights_seed = (uint64_t)n;
+    } else if (!strcmp(f, "--max-seq-len")) {
+        VAL();
+        if (cli_int(v, "--max-seq-len", 1, 1 << 24, &o->max_seq_len, e)) return -1;
+    } else if (!strcmp(f, "--tokenizer")) {
+        VAL();
+        o->tokenizer = v;
     } else {
         return 0;
     }
@@ -274,7 +283,7 @@ static int split_layers(Session *s, int batch, int max_seq, Err *e)
 static int load_model(Session *s, int max_rows, int slots, int max_seq, int max_out, Err *e)
 {
     ModelOptions mo = {.model_dir = s->o.model, .wdt = s->o.wdt, .threshold = s->o.threshold,
-                       .layer_begin = s->layer_begin[s->rank], .layer_end = s->layer_end[s->rank], .seed = s->o.seed};
+                       .layer_begin = s->layer_begin[s->rank], .layer_end = s->layer_end[s->rank], .seed = s->o.weights_seed};
     int rc = model_load(&s->m, &s->cfg, &mo, s->be, e);
     s->model_loaded = rc == 0;
     if (session_agree(rc, e)) return -1;
@@ -283,13 +292,58 @@ static int load_model(Session *s, int max_rows, int slots, int max_seq, int max_
     return session_agree(rc, e);
 }
 
-/* the config.json a session reads: --config, else the checkpoint's own */
-static const char *config_path(const SessionOpts *o) { return o->config ? o->config : o->model; }
+const char *session_config_path(const SessionOpts *o) { return o->config ? o->config : o->model; }
+
+const char *session_tokenizer_dir(const SessionOpts *o, Err *e)
+{
+    if (o->tokenizer) return o->tokenizer;
+    if (o->model) return o->model;
+    err_set(e, "text needs a tokenizer: --config gives random weights but no tokenizer files; add --tokenizer DIR "
+               "(a directory with tokenizer.json, or vocab.json + merges.txt)");
+    return NULL;
+}
+
+int session_max_seq_len(const SessionOpts *o, const Config *c, int *out, Err *e)
+{
+    int model = c->arch == ARCH_OPT ? c->max_pos : 2048;
+    if (o->max_seq_len > 0 && c->arch == ARCH_OPT && o->max_seq_len > c->max_pos)
+        return err_set(e, "--max-seq-len %d: %s has position embeddings for %d positions (max_position_embeddings); "
+                          "give at most %d", o->max_seq_len, c->path, c->max_pos, c->max_pos);
+    *out = o->max_seq_len > 0 ? o->max_seq_len : model;
+    return 0;
+}
+
+int session_bcast_tokens(TokenBatch *tb, Err *e)
+{
+    int32_t n = tb->n;
+    ctl_bcast_i32(&n, 1, 0);
+    int rc = 0;
+    if (ctl_rank() != 0) {
+        memset(tb, 0, sizeof *tb);
+        tb->len = calloc((size_t)n, sizeof(int));
+        tb->ids = calloc((size_t)n, sizeof(int32_t *));
+        tb->n = tb->len && tb->ids ? n : 0;
+        if (!tb->n) rc = err_set(e, "rank %d: out of memory for the prompts", ctl_rank());
+    }
+    if (session_agree(rc, e)) return -1;
+    ctl_bcast_i32(tb->len, n, 0);
+    for (int q = 0; q < n; q++) {
+        if (ctl_rank() != 0) {
+            tb->ids[q] = calloc((size_t)(tb->len[q] > 0 ? tb->len[q] : 1), sizeof(int32_t));
+            if (!tb->ids[q]) rc = err_set(e, "rank %d: out of memory for the prompts", ctl_rank());
+        }
+        if (tb->len[q] > tb->max_len) tb->max_len = tb->len[q];
+        tb->total += ctl_rank() != 0 ? tb->len[q] : 0;
+    }
+    if (session_agree(rc, e)) return -1;
+    for (int q = 0; q < n; q++) ctl_bcast_i32(tb->ids[q], tb->len[q], 0);
+    return 0;
+}
 
 int session_read_tokens(const SessionOpts *o, const char *tokens, int max_seqs, Config *cfg, TokenBatch *tb, Err *e)
 {
     memset(tb, 0, sizeof *tb);
-    int rc = config_load(cfg, config_path(o), e);
+    int rc = config_load(cfg, session_config_path(o), e);
     if (!rc) rc = tokens_parse(tb, tokens, cfg->vocab, e);
     if (!rc && max_seqs > 0 && tb->n > max_seqs)
         rc = err_set(e, "--tokens: %d sequences given, this command takes %d (';' separates sequences)", tb->n,
@@ -310,13 +364,17 @@ int session_open(Session *s, const SessionOpts *o, int max_rows, int slots, int 
     ctl_node_info(&s->local_rank, &s->local_size);
     int rc = 0;
     if (!o->config && !o->model) rc = err_set(e, "give --config C (random weights) or --model DIR (see --help)");
-    if (!rc) rc = config_load(&s->cfg, config_path(o), e);
+    if (!rc) rc = config_load(&s->cfg, session_config_path(o), e);
     if (!rc && o->wdt != DTYPE_I8 && o->threshold != 6.0f) {
         /* the threshold only means something for int8; accept it silently otherwise */
     }
-    if (!rc && s->cfg.arch == ARCH_OPT && max_seq > s->cfg.max_pos)
-        rc = err_set(e, "%s: %d positions needed but max_position_embeddings is %d: shorten the prompt or --gen",
-                     s->cfg.path, max_seq, s->cfg.max_pos);
+    int limit = 0;
+    if (!rc) rc = session_max_seq_len(o, &s->cfg, &limit, e);
+    if (!rc && max_seq > limit)
+        rc = err_set(e, "%s: a sequence needs %d positions but --max-seq-len is %d%s: shorten the prompt or the "
+                        "generation%s", s->cfg.path, max_seq, limit,
+                     o->max_seq_len ? "" : s->cfg.arch == ARCH_OPT ? " (max_position_embeddings)" : " (BLOOM's default)",
+                     s->cfg.arch == ARCH_OPT ? "" : ", or raise --max-seq-len");
     if (!rc && s->size > s->cfg.layers)
         rc = err_set(e, "%d ranks but %s has only %d layers: every rank needs at least one layer; run with "
                         "mpirun -np %d or fewer", s->size, s->cfg.name, s->cfg.layers, s->cfg.layers);

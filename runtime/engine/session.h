@@ -26,7 +26,9 @@ typedef struct SessionOpts {
     double mem_per_rank;    /* --mem-per-rank in bytes (0 = node memory / ranks on the node) */
     Schedule sched;         /* --schedule */
     int micro_batches;      /* --micro-batches (0 = default) */
-    uint64_t seed;          /* --seed for random weights */
+    uint64_t weights_seed;  /* --weights-seed: seed of --config's random weights */
+    int max_seq_len;        /* --max-seq-len (0 = the model's: OPT max_position_embeddings, BLOOM 2048) */
+    const char *tokenizer;  /* --tokenizer DIR (NULL = the model directory) */
 } SessionOpts;
 
 typedef struct Session {
@@ -68,6 +70,15 @@ const char *session_rank_desc(const Session *s, char *buf, size_t n);
  * against its vocabulary; max_seqs > 0 caps the sequence count (what `logits` needs). On failure every
  * rank returns -1 with nothing left allocated. */
 int session_read_tokens(const SessionOpts *o, const char *tokens, int max_seqs, Config *cfg, TokenBatch *tb, Err *e);
+/* Not collective: the positions a sequence may hold (--max-seq-len, else OPT's max_position_embeddings
+ * or 2048 for ALiBi models); -1 when --max-seq-len is beyond what the model can place */
+int session_max_seq_len(const SessionOpts *o, const Config *c, int *out, Err *e);
+/* Collective: rank 0's token batch (made from text there) copied to every rank */
+int session_bcast_tokens(TokenBatch *tb, Err *e);
+/* the config.json a session reads: --config, else --model's own */
+const char *session_config_path(const SessionOpts *o);
+/* the tokenizer directory: --tokenizer, else --model; NULL with e set when there is neither */
+const char *session_tokenizer_dir(const SessionOpts *o, Err *e);
 /* The pipelined schedule's default micro-batch count for a batch: plan_default_micro_batches' measured
  * rule, min(stages, max(1, batch / 4)). Not collective; every rank computes the same. */
 int session_default_micro_batches(const Session *s, int batch);
