@@ -57,11 +57,11 @@ gen = int(re.search(r"(\d+) generated tokens", line).group(1))
 dec = float(re.search(r"decode ([0-9.]+) ms/token", line).group(1))
 text = float(re.search(r"text ([0-9.]+) ms/token", line).group(1))
 chars = len(open(sys.argv[2], encoding="utf-8", errors="replace").read())
-print(f"{sys.argv[3]:<44} {gen:>7} {chars:>8} {text:>12.5f} {dec:>13.3f} {100 * text / dec:>10.4f}%")
+print(f"{sys.argv[3]:<50} {gen:>7} {chars:>8} {text:>12.5f} {dec:>13.3f} {100 * text / dec:>10.4f}%")
 PY
 }
 echo "pp8 $(git rev-parse --short HEAD) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $ranks rank(s) x $threads thread(s), --max-new $max_new"
-printf '%-44s %7s %8s %12s %13s %11s\n' "run" "tokens" "out_chars" "text_ms/tok" "decode_ms/tok" "text/decode"
+printf '%-50s %7s %8s %12s %13s %11s\n' "run" "tokens" "out_chars" "text_ms/tok" "decode_ms/tok" "text/decode"
 for v in 50272 3008; do
   cfg=configs/opt-1.3b.json; [ $v = 3008 ] && cfg="$tmp/opt-1.3b-v3008.json"
   run "OPT-1.3B shape, vocab $v, 1 prompt streamed" "$cfg" --prompt "$(python3 -c "import json;print(json.loads(open('$tmp/prompts.jsonl').readline()))")"
