@@ -9,19 +9,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail=0; n=0
 G="$PP8_GOLDEN/bloom-tiny"
 
-# expect NAME WANT_SUBSTRING -- command...
-expect() {
-  local name=$1 want=$2; shift 3
-  n=$((n + 1))
-  timeout 60 "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
-  local lines; lines=$(grep -c "^pp8 [a-z-]*: error: " "$tmp/err")
-  if [ $rc -eq 0 ] || [ $rc -eq 124 ] || [ $rc -ge 128 ] || [ "$lines" -ne 1 ] || ! grep -q -- "$want" "$tmp/err"; then
-    echo "FAIL: $name: rc=$rc, $lines error line(s), want one containing '$want':"; sed 's/^/    /' "$tmp/err" | head -8
-    fail=1
-  else
-    echo "ok: $name: $(grep "error: " "$tmp/err")"
-  fi
-}
+. "$(dirname "$0")/expect_error.sh"
 mkmodel() { rm -rf "$tmp/m"; cp -r "$G" "$tmp/m"; }
 
 expect "missing model dir" "/nonexistent/model" -- "$PP8" logits --model /nonexistent/model --tokens 1,2 --out "$tmp/x.npy"

@@ -14,6 +14,7 @@
 #include "../../parallel/control.h"
 #include "../engine/session.h"
 #include "../text/tokenizer.h"
+#include "../util/file.h"
 #include "../util/log.h"
 #include "../util/tokens.h"
 #include "commands.h"
@@ -82,25 +83,8 @@ static int encode_text(const PplArgs *a, const Config *cfg, TokenBatch *tb, Err 
     char *buf = NULL;
     size_t len = 0;
     if (a->file) {
-        FILE *f = fopen(a->file, "rb");
-        if (!f) return err_set(e, "--file %s: %s", a->file, strerror(errno));
-        size_t cap = 1 << 16;
-        buf = malloc(cap);
-        for (size_t got; buf && (got = fread(buf + len, 1, cap - len, f)) > 0;) {
-            len += got;
-            if (len == cap) {
-                char *b = realloc(buf, cap *= 2);
-                if (!b) free(buf);
-                buf = b;
-            }
-        }
-        int bad = ferror(f);
-        fclose(f);
-        if (!buf) return err_set(e, "--file %s: out of memory", a->file);
-        if (bad) {
-            free(buf);
-            return err_set(e, "--file %s: read error", a->file);
-        }
+        Err fe = {{0}};
+        if (!(buf = file_read_all(a->file, &len, &fe))) return err_set(e, "--file %s", fe.msg);
     }
     const char *dir = session_tokenizer_dir(&a->o, e);
     Tokenizer *tok = NULL;

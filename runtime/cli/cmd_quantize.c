@@ -16,6 +16,7 @@
 #include "../../kernels/numerics.h"
 #include "commands.h"
 #include "../model/config.h"
+#include "../util/file.h"
 #include "../util/log.h"
 #include "../model/safetensors.h"
 
@@ -187,7 +188,7 @@ static int quantize_copy_file(const char *from, const char *to, Err *e)
 /* config.json with quantization_config added; every other key kept as it was. */
 static int quantize_write_config(const Config *c, const char *out_dir, double threshold, Err *e)
 {
-    cJSON *root = config_read_json(c->path, e);
+    cJSON *root = json_read_file(c->path, e);
     if (!root) return -1;
     cJSON_DeleteItemFromObjectCaseSensitive(root, "quantization_config");
     cJSON *q = cJSON_AddObjectToObject(root, "quantization_config");

@@ -4,6 +4,7 @@
  * without talking; only rank 0 prints. */
 #include "../../parallel/control.h"
 #include "../text/tokenizer.h"
+#include "../util/file.h"
 #include "commands.h"
 
 #include <errno.h>
@@ -37,43 +38,6 @@ static void usage_detokenize(void)
            "  --raw             print exactly the decoded bytes, without the newline\n");
 }
 
-/* the whole file; NUL bytes are text like any other */
-static char *read_all(const char *path, size_t *len, Err *e)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        err_set(e, "--file %s: %s", path, errno == ENOENT ? "no such file" : strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *g = realloc(buf, cap);
-            if (!g) {
-                free(buf);
-                fclose(f);
-                err_set(e, "--file %s: out of memory", path);
-                return NULL;
-            }
-            buf = g;
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        err_set(e, "--file %s: read error", path);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 int cmd_tokenize(int argc, char **argv, Err *e)
 {
     const char *dir = NULL, *text = NULL, *file = NULL;
@@ -103,7 +67,8 @@ int cmd_tokenize(int argc, char **argv, Err *e)
     size_t len = 0;
     char *owned = NULL;
     if (file) {
-        if (!(owned = read_all(file, &len, e))) return -1;
+        Err fe = {{0}};
+        if (!(owned = file_read_all(file, &len, &fe))) return err_set(e, "--file %s", fe.msg);
         text = owned;
     } else {
         len = strlen(text);

@@ -12,75 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* ---- JSON file ---- */
-
-cJSON *config_read_json(const char *path, Err *e)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT) {
-            err_set(e, "%s: no such file", path);
-        } else {
-            err_set(e, "%s: cannot open (%s)", path, strerror(errno));
-        }
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16384;
-            char *g = realloc(buf, cap + 1);
-            if (!g) {
-                free(buf);
-                fclose(f);
-                err_set(e, "%s: out of memory", path);
-                return NULL;
-            }
-            buf = g;
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        err_set(e, "%s: read error", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(buf, n, &end, 0);
-    if (!root) {
-        /* a line number and the text of that line is what lets someone fix a hand-edited config */
-        const char *at = end && end >= buf && end <= buf + n ? end : buf;
-        int line = 1;
-        const char *start = buf;
-        for (const char *q = buf; q < at; q++) {
-            if (*q == '\n') {
-                line++;
-                start = q + 1;
-            }
-        }
-        while (start < at && (*start == ' ' || *start == '\t')) start++;
-        char near[64];
-        size_t k = 0;
-        for (const char *q = start; q < buf + n && *q != '\n' && k < sizeof near - 1; q++)
-            near[k++] = (unsigned char)*q < 0x20 ? ' ' : *q;
-        near[k] = 0;
-        bool at_eof = true;
-        for (const char *q = at; q < buf + n && at_eof; q++)
-            at_eof = *q == ' ' || *q == '\t' || *q == '\n' || *q == '\r';
-        err_set(e, "%s: malformed JSON near line %d: '%s'%s", path, line, near,
-                at_eof ? " (unexpected end of file: the file is cut short)" : "");
-        free(buf);
-        return NULL;
-    }
-    free(buf);
-    return root;
-}
+#include "../util/file.h"
 
 /* ---- fields ---- */
 
@@ -314,7 +246,7 @@ int config_load(Config *c, const char *path, Err *e)
     free(full);
     cfg_set_name(c);
 
-    cJSON *root = config_read_json(c->path, e);
+    cJSON *root = json_read_file(c->path, e);
     if (!root) return -1;
     int rc = 0;
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");

@@ -37,9 +37,5 @@ int config_load(Config *c, const char *path, Err *e);
 double config_params(const Config *c);
 const char *arch_name(Arch a);
 
-/* Reads and parses a whole JSON file (config.json, model.safetensors.index.json). Errors name the file
- * and, for a syntax error, the line. Free the result with cJSON_Delete. */
-struct cJSON;
-struct cJSON *config_read_json(const char *path, Err *e);
 
 #endif

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "../util/file.h"
 
 /* The safetensors crate refuses headers over 100 MB; BLOOM-176B's largest is ~60 kB. */
 #define ST_MAX_HEADER ((uint64_t)100 << 20)
@@ -345,7 +346,7 @@ static int st_index_names(Checkpoint *ck, Err *e)
 /* model.safetensors.index.json: the shards it names, and a check that each tensor is where it says. */
 static int st_open_index(Checkpoint *ck, const char *index_path, Err *e)
 {
-    cJSON *root = config_read_json(index_path, e);
+    cJSON *root = json_read_file(index_path, e);
     if (!root) return -1;
     const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     int rc = 0;

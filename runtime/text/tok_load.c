@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../util/file.h"
+
 #define TOK_MAX_ID (1 << 24) /* ids index per-id tables; real vocabularies stay far below */
 
 /* ---- files ---- */
@@ -21,82 +23,6 @@ static bool tok_file_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* the whole file, NUL-terminated (the NUL not counted) */
-static char *tok_read_file(const char *path, size_t *len, Err *e)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT) {
-            err_set(e, "%s: no such file", path);
-        } else {
-            err_set(e, "%s: cannot open (%s)", path, strerror(errno));
-        }
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *g = realloc(buf, cap + 1);
-            if (!g) {
-                free(buf);
-                fclose(f);
-                err_set(e, "%s: out of memory", path);
-                return NULL;
-            }
-            buf = g;
-        }
-        size_t k = fread(buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        err_set(e, "%s: read error", path);
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
-/* parsed JSON, or NULL with "FILE: malformed JSON near line N: '…'" (as config_read_json words it) */
-static cJSON *tok_read_json(const char *path, Err *e)
-{
-    size_t n;
-    char *buf = tok_read_file(path, &n, e);
-    if (!buf) return NULL;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(buf, n, &end, 0);
-    if (!root) {
-        const char *at = end && end >= buf && end <= buf + n ? end : buf;
-        int line = 1;
-        const char *start = buf;
-        for (const char *q = buf; q < at; q++) {
-            if (*q == '\n') {
-                line++;
-                start = q + 1;
-            }
-        }
-        while (start < at && (*start == ' ' || *start == '\t')) start++;
-        char near[64];
-        size_t k = 0;
-        for (const char *q = start; q < buf + n && *q != '\n' && k < sizeof near - 1; q++)
-            near[k++] = (unsigned char)*q < 0x20 ? ' ' : *q;
-        near[k] = 0;
-        bool at_eof = true;
-        for (const char *q = at; q < buf + n && at_eof; q++)
-            at_eof = *q == ' ' || *q == '\t' || *q == '\n' || *q == '\r';
-        err_set(e, "%s: malformed JSON near line %d: '%s'%s", path, line, near,
-                at_eof ? " (unexpected end of file: the file is cut short)" : "");
-    }
-    free(buf);
-    return root;
 }
 
 /* ---- token string -> id, for resolving merges and added tokens while loading ---- */
@@ -725,7 +651,7 @@ static int json_added(Build *b, const cJSON *root, Err *e)
 int tok_load_json(Tokenizer *t, const char *path, Err *e)
 {
     snprintf(t->path, sizeof t->path, "%s", path);
-    cJSON *root = tok_read_json(path, e);
+    cJSON *root = json_read_file(path, e);
     if (!root) return -1;
     Build b = {.t = t};
     int rc = -1;
@@ -813,14 +739,14 @@ int tok_load_hub(Tokenizer *t, const char *dir, Err *e)
     Build b = {.t = t};
     int rc = -1;
     t->unk_id = -1; /* GPT2Converter builds BPE without an unk token */
-    if (!(vocab = tok_read_json(vpath, e)) || build_vocab(&b, vocab, vpath, "the vocab", e)) goto done;
-    if (tok_file_exists(cpath) && !(cfg = tok_read_json(cpath, e))) goto done;
-    if (tok_file_exists(spath) && !(smap = tok_read_json(spath, e))) goto done;
-    if (tok_file_exists(apath) && !(atok = tok_read_json(apath, e))) goto done;
+    if (!(vocab = json_read_file(vpath, e)) || build_vocab(&b, vocab, vpath, "the vocab", e)) goto done;
+    if (tok_file_exists(cpath) && !(cfg = json_read_file(cpath, e))) goto done;
+    if (tok_file_exists(spath) && !(smap = json_read_file(spath, e))) goto done;
+    if (tok_file_exists(apath) && !(atok = json_read_file(apath, e))) goto done;
 
     /* merges.txt: "#version" first line skipped, one "a b" per line, rank = line order */
     size_t mlen;
-    if (!(merges = tok_read_file(mpath, &mlen, e))) goto done;
+    if (!(merges = file_read_all(mpath, &mlen, e))) goto done;
     int nlines = 1;
     for (size_t i = 0; i < mlen; i++) nlines += merges[i] == '\n';
     if (build_merges_init(&b, nlines, e)) goto done;
