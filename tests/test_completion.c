@@ -34,7 +34,7 @@ static void run(const Tokenizer *t, const int32_t *ids, int n, const char *const
         if (r) stopped_at = i;
         const char *p;
         size_t k = completion_ready(&c, &p);
-        memcpy(shown + ns, p, k);
+        if (k) memcpy(shown + ns, p, k);
         ns += k;
         /* what was shown is never taken back: it is a prefix of the final text */
         CHECK_ON(ns <= wlen && !memcmp(shown, want, ns), "%s: after id %d the shown %zu bytes are not a prefix of the text",
@@ -43,7 +43,7 @@ static void run(const Tokenizer *t, const int32_t *ids, int n, const char *const
     CHECK(completion_finish(&c) == 0, "finish failed");
     const char *p;
     size_t k = completion_ready(&c, &p);
-    memcpy(shown + ns, p, k);
+    if (k) memcpy(shown + ns, p, k);
     ns += k;
     CHECK_ON(ns == wlen && !memcmp(shown, want, wlen), "%s: shown %zu bytes, want %zu (%.60s)", what, ns, wlen, want);
     CHECK_ON(c.len == wlen && !memcmp(c.text, want, wlen), "%s: text %zu bytes, want %zu", what, c.len, wlen);

@@ -101,6 +101,7 @@ static size_t held_back(const Completion *c)
 size_t completion_ready(Completion *c, const char **p)
 {
     size_t end = c->stopped || c->finished ? c->len : c->len - held_back(c);
+    *p = "";
     if (end <= c->shown) return 0;
     *p = c->text + c->shown;
     size_t n = end - c->shown;
