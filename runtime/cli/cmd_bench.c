@@ -13,6 +13,7 @@
 
 #include "../../kernels/cpu/cpu_linear.h"
 #include "../../kernels/cpu/membw.h"
+#include "../../kernels/check.h"
 #include "../../kernels/cuda_host.h"
 #include "../../parallel/control.h"
 #include "commands.h"
@@ -254,19 +255,33 @@ static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, in
     measure_bandwidth(s, &bw_me, NULL);
     MPI_Allgather(&bw_me, 1, MPI_DOUBLE, bw_run, 1, MPI_DOUBLE, MPI_COMM_WORLD);
     int M = micro_batches_for(a, s, sched, batch);
-    engine_init(&en, &s->m, &s->rs, s->tr, sched, batch, lens, (const int32_t *const *)prompts, M, a->gen + 1, &e);
+    PP8_CHECK(engine_init(&en, &s->m, &s->rs, s->tr, sched, M, &e) == 0, "out of memory for the pipeline buffers");
+    /* greedy, no EOS: every sequence runs its gen tokens; micro-batch i holds sequences
+     * [bounds[i], bounds[i+1]), as pipeline_split cuts them */
+    EngineSeq *seqs = calloc((size_t)batch, sizeof *seqs);
+    int bounds[batch + 1];
+    pipeline_split(bounds, batch, M);
+    PP8_CHECK(seqs != NULL, "out of memory");
+    for (int g = 0; g < M; g++)
+        for (int q = bounds[g]; q < bounds[g + 1]; q++) {
+            seqs[q] = (EngineSeq){.prompt = prompts[q], .nprompt = lens[q], .max_new = a->gen + 1, .stream = (uint64_t)q,
+                                  .logprobs = -1, .logits_from = -1, .group = g};
+            sample_params_default(&seqs[q].sp);
+            if (s->rank == 0) engine_admit(&en, &seqs[q]);
+        }
     ctl_barrier();
     double t0 = wall_s();
-    engine_run(&en, 0, 1);
+    engine_run(&en, NULL, 1);
     ctl_barrier();
     double t1 = wall_s();
     en.busy_s = 0;
     double prof[PROF_COUNT] = {0};
     if (a->profile) s->rs.prof = prof;
-    engine_run(&en, 1, a->gen + 1);
+    engine_run(&en, NULL, a->gen + 1);
     ctl_barrier();
     double t2 = wall_s();
     s->rs.prof = NULL;
+    free(seqs);
     double busy = en.busy_s / (t2 - t1);
     memset(out, 0, sizeof *out);
     memcpy(out->bw, bw_run, sizeof(double) * (size_t)s->size);

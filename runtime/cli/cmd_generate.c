@@ -5,6 +5,7 @@
  * prepend config.json's "prefix" (transformers' text-generation pipeline does, for OPT). */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,17 +247,25 @@ static int encode_prompts(const Tokenizer *tok, const Prompt *p, int n, TokenBat
     return 0;
 }
 
-/* rank 0 while generating: one Completion per sequence, the stream to stdout, the time text takes */
+/* rank 0 while generating: the sequences, their ids, one Completion each, the stream to stdout, the
+ * time text takes */
 typedef struct GenOut {
+    EngineSeq *seqs;  /* (nseq) */
+    int32_t *ids;     /* (nseq, max_new) generated ids */
+    int max_new;
     Completion *comp; /* (nseq) NULL: ids only */
     double *text_s;   /* (nseq) seconds of tokenizing, detokenizing, stop strings and printing */
     int stream;       /* one prompt, streamed to stdout */
     int oom;
 } GenOut;
 
-static int on_token(void *ctx, int s, int32_t id)
+static int on_token(void *ctx, EngineSeq *seq, int32_t id, const EngineLogprob *lp)
 {
+    (void)lp;
     GenOut *g = ctx;
+    int s = (int)(seq - g->seqs);
+    g->ids[(size_t)s * g->max_new + seq->ngen - 1] = id;
+    if (!g->comp) return 0;
     double t0 = wall_s();
     int r = completion_push(&g->comp[s], id);
     if (r < 0) g->oom = 1;
@@ -271,8 +280,6 @@ static int on_token(void *ctx, int s, int32_t id)
     g->text_s[s] += wall_s() - t0;
     return r != 0;
 }
-
-static const char *finish_name(Finish f) { return f == FINISH_LENGTH ? "length" : "stop"; }
 
 /* the largest number of prompt rows any micro-batch holds in the prefill */
 static int max_group_rows(const TokenBatch *tb, int M, int *max_seqs)
@@ -308,11 +315,11 @@ static int check_lengths(const GenArgs *a, const TokenBatch *tb, const Prompt *p
 }
 
 /* rank 0: one JSON object per sequence */
-static void print_jsonl(const Engine *en, const TokenBatch *tb, const Prompt *p, GenOut *g, double decode_ms)
+static void print_jsonl(const TokenBatch *tb, const Prompt *p, GenOut *g, double decode_ms)
 {
     Str s = {0};
-    for (int q = 0; q < en->nseq; q++) {
-        int n = en->ngen[q] < en->max_new ? en->ngen[q] : en->max_new;
+    for (int q = 0; q < tb->n; q++) {
+        int n = g->seqs[q].ngen;
         double t0 = wall_s();
         s.len = 0;
         str_printf(&s, "{\"index\": %d, \"prompt\": ", q);
@@ -322,12 +329,12 @@ static void print_jsonl(const Engine *en, const TokenBatch *tb, const Prompt *p,
         if (g->comp) str_json(&s, g->comp[q].text ? g->comp[q].text : "", g->comp[q].len);
         else str_puts(&s, "null");
         str_puts(&s, ", \"ids\": [");
-        for (int t = 0; t < n; t++) str_printf(&s, t ? ", %d" : "%d", en->out[(size_t)q * en->max_new + t]);
+        for (int t = 0; t < n; t++) str_printf(&s, t ? ", %d" : "%d", g->ids[(size_t)q * g->max_new + t]);
         /* the line's own formatting and writing count as text too (an estimate taken before the write) */
         g->text_s[q] += wall_s() - t0;
         str_printf(&s, "], \"finish_reason\": \"%s\", \"prompt_tokens\": %d, \"completion_tokens\": %d, "
                        "\"text_ms_per_token\": %.6f, \"decode_ms_per_token\": %.6f}\n",
-                   finish_name(en->finish[q]), tb->len[q], n, n ? 1e3 * g->text_s[q] / n : 0.0, decode_ms);
+                   finish_reason(g->seqs[q].finish), tb->len[q], n, n ? 1e3 * g->text_s[q] / n : 0.0, decode_ms);
         double tw = wall_s();
         fwrite(s.p, 1, s.len, stdout);
         g->text_s[q] += wall_s() - tw;
@@ -397,38 +404,43 @@ int cmd_generate(int argc, char **argv, Err *e)
                                              : session_default_micro_batches(&s, tb.n);
     Engine en;
     GenOut g = {0};
-    SampleParams *params = NULL;
     if (!rc) {
-        rc = engine_init(&en, &s.m, &s.rs, s.tr, a.o.sched, tb.n, tb.len, (const int32_t *const *)tb.ids, M, a.max_new,
-                         e);
-        if (!rc && !(params = malloc(sizeof *params * (size_t)tb.n))) rc = err_set(e, "out of memory");
+        rc = engine_init(&en, &s.m, &s.rs, s.tr, a.o.sched, M, e);
+        g.max_new = a.max_new;
+        g.seqs = calloc((size_t)tb.n, sizeof *g.seqs);
+        g.ids = calloc((size_t)tb.n * (size_t)a.max_new, sizeof(int32_t));
+        if (!rc && (!g.seqs || !g.ids)) rc = err_set(e, "out of memory");
         if (!rc && rank == 0 && text && !(g.comp = calloc((size_t)tb.n, sizeof *g.comp))) rc = err_set(e, "out of memory");
         if (session_agree(rc, e)) rc = -1;
         if (!rc) {
-            for (int q = 0; q < tb.n; q++) params[q] = a.sp;
-            en.params = params;
             en.eos_id = cfg.eos_id;
             g.text_s = text_s;
             g.stream = text && tb.n == 1 && !a.jsonl && !a.no_stream;
-            if (g.comp) {
-                for (int q = 0; q < tb.n; q++) completion_init(&g.comp[q], tok, a.stops, a.nstops);
-                en.on_token = on_token;
-                en.token_ctx = &g;
-            }
+            /* sequence q is stream q of --seed and belongs to micro-batch i when bounds[i] <= q < bounds[i+1] */
+            int bounds[tb.n + 1];
+            pipeline_split(bounds, tb.n, M);
+            for (int i = 0; i < M; i++)
+                for (int q = bounds[i]; q < bounds[i + 1]; q++) {
+                    g.seqs[q] = (EngineSeq){.prompt = tb.ids[q], .nprompt = tb.len[q], .max_new = a.max_new, .sp = a.sp,
+                                            .stream = (uint64_t)q, .logprobs = -1, .logits_from = -1, .group = i};
+                    if (rank == 0) engine_admit(&en, &g.seqs[q]);
+                }
+            for (int q = 0; g.comp && q < tb.n; q++) completion_init(&g.comp[q], tok, a.stops, a.nstops);
+            EngineHooks hooks = {.ctx = &g, .on_token = on_token};
             int plain = rank == 0 && text && !a.jsonl && tb.n == 1;
             if (plain && a.echo) {
                 fwrite(prompts[0].text, 1, prompts[0].len, stdout);
                 fflush(stdout);
             }
             double t0 = wall_s();
-            engine_run(&en, 0, 1);
+            engine_run(&en, &hooks, 1);
             double t1 = wall_s();
             en.busy_s = 0;
-            engine_run(&en, 1, a.max_new);
+            engine_run(&en, &hooks, INT_MAX);
             double t2 = wall_s();
             if (rank == 0) {
-                int decoded = 0;
-                for (int q = 0; q < tb.n; q++) decoded += (en.ngen[q] < a.max_new ? en.ngen[q] : a.max_new) - 1;
+                int decoded = 0, gen = 0;
+                for (int q = 0; q < tb.n; q++) decoded += g.seqs[q].ngen - 1, gen += g.seqs[q].ngen;
                 double decode_ms = decoded > 0 ? 1e3 * (t2 - t1) / decoded : 0;
                 for (int q = 0; g.comp && q < tb.n; q++) {
                     double tf = wall_s();
@@ -445,18 +457,16 @@ int cmd_generate(int argc, char **argv, Err *e)
                     fputc('\n', stdout);
                     text_s[0] += wall_s() - tp;
                 } else if (text || a.jsonl) {
-                    print_jsonl(&en, &tb, prompts, &g, decode_ms);
+                    print_jsonl(&tb, prompts, &g, decode_ms);
                 } else {
                     for (int q = 0; q < tb.n; q++) {
-                        int n = en.ngen[q] < a.max_new ? en.ngen[q] : a.max_new;
-                        for (int t = 0; t < n; t++) printf(t ? ",%d" : "%d", en.out[(size_t)q * a.max_new + t]);
+                        for (int t = 0; t < g.seqs[q].ngen; t++) printf(t ? ",%d" : "%d", g.ids[(size_t)q * a.max_new + t]);
                         printf("\n");
                     }
                 }
                 fflush(stdout);
                 double ts = 0;
-                int gen = 0;
-                for (int q = 0; q < tb.n; q++) ts += text_s[q], gen += en.ngen[q] < a.max_new ? en.ngen[q] : a.max_new;
+                for (int q = 0; q < tb.n; q++) ts += text_s[q];
                 if (text)
                     log_info("%d sequence(s): %d prompt + %d generated tokens; prefill %.3f s, decode %.3f ms/token; "
                              "text %.4f ms/token (%.2f%% of a decode step)", tb.n, tb.total, gen, t1 - t0, decode_ms,
@@ -466,10 +476,11 @@ int cmd_generate(int argc, char **argv, Err *e)
         }
         for (int q = 0; g.comp && q < tb.n; q++) completion_free(&g.comp[q]);
         free(g.comp);
+        free(g.seqs);
+        free(g.ids);
         engine_free(&en);
     }
     if (opened) session_close(&s);
-    free(params);
     free(text_s);
     for (int q = 0; q < nprompts; q++) free(prompts[q].text);
     free(prompts);

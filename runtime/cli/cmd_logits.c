@@ -1,6 +1,7 @@
 /* pp8 logits: forward one token sequence through the pipeline and write float32 logits [T, vocab] as
  * .npy on the last rank. With --micro-batches M the prompt is split into M chunks that flow through
  * the stages one after another (chunked prefill). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,14 +66,18 @@ int cmd_logits(int argc, char **argv, Err *e)
     Engine en;
     float *logits = NULL;
     if (!rc) {
-        rc = engine_init_chunked(&en, &s.m, &s.rs, s.tr, o.sched, T, tb.ids[0], M, e);
+        /* one sequence read in chunks of `chunk` tokens (the budget), every position's logits kept */
+        rc = engine_init(&en, &s.m, &s.rs, s.tr, o.sched, 1, e);
         if (!rc && s.m.last && !(logits = malloc(sizeof(float) * (size_t)T * (size_t)cfg.vocab)))
             rc = err_set(e, "rank %d: out of memory for %d x %d logits", s.rank, T, cfg.vocab);
         en.on_logits = keep_row;
         en.logits_ctx = logits;
         if (session_agree(rc, e)) rc = -1;
         if (!rc) {
-            engine_run(&en, 0, 1);
+            EngineSeq q = {.prompt = tb.ids[0], .nprompt = T, .max_new = 0, .logprobs = -1, .logits_from = 0, .group = 0};
+            sample_params_default(&q.sp);
+            if (s.rank == 0) engine_admit(&en, &q);
+            engine_run(&en, NULL, INT_MAX);
             int wrc = s.m.last ? npy_write_f32(out, logits, T, cfg.vocab, e) : 0;
             rc = session_agree(wrc, e);
         }

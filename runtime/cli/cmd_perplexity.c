@@ -6,6 +6,7 @@
  * slightly). The last rank turns its logits into NLLs as each chunk arrives, so no [T, V] array is kept. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,25 +180,31 @@ int cmd_perplexity(int argc, char **argv, Err *e)
     Scorer sc = {0};
     int windows = 0;
     double t0 = wall_s();
-    for (int begin = 0, prev_end = 0; !rc && begin < T; begin += a.stride) {
-        int end = begin + a.max_length < T ? begin + a.max_length : T;
-        int trg = end - prev_end;
-        sc.ids = tb.ids[0] + begin;
-        sc.len = end - begin;
-        sc.lo = sc.len - trg > 1 ? sc.len - trg : 1;
-        Engine en;
-        rc = engine_init_chunked(&en, &s.m, &s.rs, s.tr, a.o.sched, sc.len, sc.ids, M, e);
-        en.want_from = sc.lo - 1;
+    Engine en;
+    if (!rc) {
+        rc = engine_init(&en, &s.m, &s.rs, s.tr, a.o.sched, 1, e);
         en.on_logits = score_row;
         en.logits_ctx = &sc;
-        if (!session_agree(rc, e)) engine_run(&en, 0, 1);
-        else rc = -1;
+        if (session_agree(rc, e)) rc = -1;
+        /* each window is one sequence in KV slot 0, read in chunks; its logits become NLLs on the last rank */
+        for (int begin = 0, prev_end = 0; !rc && begin < T; begin += a.stride) {
+            int end = begin + a.max_length < T ? begin + a.max_length : T;
+            int trg = end - prev_end;
+            sc.ids = tb.ids[0] + begin;
+            sc.len = end - begin;
+            sc.lo = sc.len - trg > 1 ? sc.len - trg : 1;
+            EngineSeq q = {.prompt = sc.ids, .nprompt = sc.len, .max_new = 0, .logprobs = -1, .logits_from = sc.lo - 1,
+                           .group = 0};
+            sample_params_default(&q.sp);
+            if (rank == 0) engine_admit(&en, &q);
+            engine_run(&en, NULL, INT_MAX);
+            windows++;
+            prev_end = end;
+            if (rank == 0 && (windows % 16 == 0 || end == T))
+                log_info("perplexity: window %d, tokens %d of %d, %.1f s", windows, end, T, wall_s() - t0);
+            if (end == T) break;
+        }
         engine_free(&en);
-        windows++;
-        prev_end = end;
-        if (rank == 0 && (windows % 16 == 0 || end == T))
-            log_info("perplexity: window %d, tokens %d of %d, %.1f s", windows, end, T, wall_s() - t0);
-        if (end == T) break;
     }
     double res[2] = {sc.nll, (double)sc.count};
     if (!rc) ctl_bcast_double(res, 2, size - 1);
