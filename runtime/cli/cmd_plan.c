@@ -199,7 +199,7 @@ static void print_published(FILE *f, const Config *c, const PlanArgs *a, const D
                                              : "pp8 modelled, minimum GPU count, pipelined (default M)";
             fprintf(f, "  %*s %-57s:", (int)strlen(plan_dtype_name(pb->dtype)), "", label);
             for (int b = 0; b < 3; b++) {
-                PlanRequest r = {pb->dtype, PUBLISHED_BATCH[b], a->prompt_len, a->gen, sched == 2 ? 0 : pb->gpus, 0, *d};
+                PlanRequest r = {pb->dtype, PUBLISHED_BATCH[b], a->prompt_len, a->gen, sched == 2 ? 0 : pb->gpus, 0, *d, 0};
                 Plan p;
                 Err e2 = {{0}};
                 if (plan_compute(c, &r, &p, &e2) != 0) {
@@ -308,7 +308,7 @@ int cmd_plan(int argc, char **argv, Err *e)
     int np = 0, rc = 0;
     for (int di = 0; di < ndt && rc == 0; di++)
         for (int bi = 0; bi < a.nbatches && rc == 0; bi++) {
-            reqs[np] = (PlanRequest){dtypes[di], a.batches[bi], a.prompt_len, a.gen, a.ranks, 0, dev};
+            reqs[np] = (PlanRequest){dtypes[di], a.batches[bi], a.prompt_len, a.gen, a.ranks, 0, dev, 0};
             if (plan_compute(&c, &reqs[np], &plans[np], e)) rc = -1;
             else np++;
         }

@@ -15,6 +15,7 @@ int cmd_logits(int argc, char **argv, Err *e);
 int cmd_generate(int argc, char **argv, Err *e);
 int cmd_perplexity(int argc, char **argv, Err *e);
 int cmd_quantize(int argc, char **argv, Err *e);
+int cmd_serve(int argc, char **argv, Err *e);
 int cmd_tokenize(int argc, char **argv, Err *e);
 int cmd_detokenize(int argc, char **argv, Err *e);
 

@@ -23,6 +23,7 @@ static const struct {
     {"logits", cmd_logits, "forward a token sequence and write float32 logits [T, vocab] as .npy"},
     {"generate", cmd_generate, "text in, text out (or ids): sampling, stop strings, streaming, JSON Lines"},
     {"perplexity", cmd_perplexity, "sliding-window perplexity of a text (Hugging Face's method): int8 vs 16-bit quality"},
+    {"serve", cmd_serve, "OpenAI-compatible completions server with continuous batching through the pipeline"},
     {"tokenize", cmd_tokenize, "text to token ids with a tokenizer directory, as Hugging Face's tokenizer(text)"},
     {"detokenize", cmd_detokenize, "token ids to text, as Hugging Face's tokenizer.decode(ids)"},
     {"quantize", cmd_quantize, "write an int8 (LLM.int8()) checkpoint in transformers' 8-bit layout"},

@@ -69,12 +69,14 @@ static void terms_compute(const Config *c, const PlanRequest *r, PlanTerms *t)
     t->final_norm = 2 * D * 2;
     t->lm_head = V * D * 2;
     t->kv_layer = 2 * B * (T + G) * D * 2;
-    const double R = B * T, widest_in = fmax(D, F), widest_out = fmax(3 * D, F);
+    /* a server reads prompts in chunks of r->rows rows (decode rows included), each attending to up to
+     * T + G keys; otherwise the whole prefill of B x T rows is one step */
+    const double R = r->rows > 0 ? r->rows : B * T, widest_in = fmax(D, F), widest_out = fmax(3 * D, F);
     t->rows = R;
     t->ws_hidden = 5 * R * D * 2;
     t->ws_qkv = R * 3 * D * 2;
     t->ws_ffn = R * F * 2;
-    t->ws_scores = B * H * fmax(T * T, T + G) * 4;
+    t->ws_scores = r->rows > 0 ? R * H * (T + G) * 4 : B * H * fmax(T * T, T + G) * 4;
     t->ws_int8 = int8 ? R * widest_in + R * 4 + R * widest_out * 4 + 256 * (R + widest_out) * 2 : 0;
     t->ws_logits = R * V * 4;
 }

@@ -51,6 +51,8 @@ typedef struct PlanRequest {
     int ranks;         /* > 0: exactly this many stages; 0: the minimum that fits (1..L) */
     int micro_batches; /* pipelined schedule's M; 0 = plan_default_micro_batches() */
     Device dev;
+    int rows;          /* rows one pipeline item holds at most (a server's token budget), which sizes the
+                          activation workspace; 0 = B x T, the whole prefill in one item */
 } PlanRequest;
 
 typedef struct PlanBytes {

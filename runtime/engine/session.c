@@ -258,9 +258,29 @@ int session_default_micro_batches(const Session *s, int batch)
     return M < 1 ? 1 : M > batch ? batch : M;
 }
 
+/* the most KV slots of max_seq positions (1 .. o.max_slots) whose plan fits this session's ranks (1 when
+ * none does: split_layers then says why) */
+static int fit_slots(Session *s, int max_seq)
+{
+    int lo = 1, hi = s->o.max_slots > 0 ? s->o.max_slots : 256;
+    while (lo < hi) {
+        int mid = lo + (hi - lo + 1) / 2;
+        PlanRequest r = session_request(s, mid, max_seq, 0);
+        r.rows = s->o.plan_rows;
+        Plan p = {0};
+        Err pe = {{0}};
+        int fits = plan_compute(&s->cfg, &r, &p, &pe) == 0 && p.fits;
+        if (p.stages) plan_free(&p);
+        if (fits) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
 static int split_layers(Session *s, int batch, int max_seq, Err *e)
 {
     PlanRequest r = session_request(s, batch, max_seq, 0);
+    r.rows = s->o.plan_rows;
     Plan p = {0};
     if (plan_compute(&s->cfg, &r, &p, e)) return -1;
     if (!p.fits) {
@@ -383,6 +403,11 @@ int session_open(Session *s, const SessionOpts *o, int max_rows, int slots, int 
     if (session_agree(rc, e)) return -1;
     s->layer_begin = calloc((size_t)s->size, sizeof(int));
     s->layer_end = calloc((size_t)s->size, sizeof(int));
+    if (slots <= 0) {
+        slots = fit_slots(s, max_seq);
+        MPI_Allreduce(MPI_IN_PLACE, &slots, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD); /* one answer for every rank */
+    }
+    s->slots = slots;
     rc = s->layer_begin && s->layer_end ? split_layers(s, slots, max_seq, e) : err_set(e, "out of memory");
     if (session_agree(rc, e)) return -1;
     if (session_agree(open_transport(s, e), e)) return -1;

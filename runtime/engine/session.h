@@ -29,6 +29,9 @@ typedef struct SessionOpts {
     uint64_t weights_seed;  /* --weights-seed: seed of --config's random weights */
     int max_seq_len;        /* --max-seq-len (0 = the model's: OPT max_position_embeddings, BLOOM 2048) */
     const char *tokenizer;  /* --tokenizer DIR (NULL = the model directory) */
+    /* not flags: set by the command */
+    int plan_rows;          /* rows per item the workspace is planned for (0: slots x max_seq, one prefill) */
+    int max_slots;          /* session_open with slots 0: the most KV slots (up to this) that fit */
 } SessionOpts;
 
 typedef struct Session {
@@ -41,6 +44,7 @@ typedef struct Session {
     Transport *tr;
     Model m;
     RunState rs;
+    int slots;       /* the KV slots the session was opened with (the planner's choice when asked for 0) */
     bool model_loaded, rs_ready;
 } Session;
 
@@ -57,7 +61,8 @@ const char *dtype_label(DType t); /* "int8" | "fp16" | "bf16" */
 
 /* Collective. Loads the config, splits the layers for (batch, max_seq), creates backend and transport,
  * loads this rank's weights and a RunState for max_rows rows of one micro-batch, `slots` sequences of
- * up to max_seq positions and max_out logit rows. */
+ * up to max_seq positions and max_out logit rows. slots 0: as many as the plan fits, up to
+ * o->max_slots (s->slots says how many). */
 int session_open(Session *s, const SessionOpts *o, int max_rows, int slots, int max_seq, int max_out, Err *e);
 /* Collective: reload the weights in another dtype, keeping config, split, backend and transport. */
 int session_reload(Session *s, DType wdt, int max_rows, int slots, int max_seq, int max_out, Err *e);
