@@ -24,6 +24,9 @@ void ctl_bcast_i32(int32_t *v, int n, int root);
  * the receive takes up to max values and returns how many came. */
 void ctl_send_tag_i32(const int32_t *v, int n, int peer, int tag);
 int ctl_recv_tag_i32(int32_t *v, int max, int peer, int tag);
+/* The same receive for a rank that may wait long (a server's ranks between requests): it polls for
+ * ~2 ms, then sleeps between polls (up to 1 ms), where MPI_Recv would keep a core spinning. */
+int ctl_recv_tag_i32_idle(int32_t *v, int max, int peer, int tag);
 /* The same send without blocking (v untouched until ctl_wait): a large message would otherwise wait
  * for its receiver, and three ranks each sending to the next could wait in a circle. Returns a handle;
  * at most CTL_MAX_PENDING sends are pending at once (PP8_CHECK otherwise). */

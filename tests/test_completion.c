@@ -2,7 +2,8 @@
  * tokenizers and the golden test texts: ids pushed one at a time give, chunk by chunk, exactly the
  * decoded text; with a stop string the text ends right before its first occurrence (also when it spans
  * tokens), push says so at the token that completes it, and what completion_ready hands out is always
- * a prefix of the final text (nothing shown is later taken back, a stop string is never shown). */
+ * a prefix of the final text (nothing shown is later taken back, a stop string is never shown). The
+ * eager stream it uses: on random ids, valid UTF-8 chunks that concatenate (with the flush) to decode. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +63,7 @@ int main(int argc, char **argv)
     const char *models[] = {"bloom-5k", "opt-3k"};
     char *line = NULL;
     size_t cap = 0;
-    int texts = 0, stop_runs = 0, spanning = 0;
+    int texts = 0, stop_runs = 0, spanning = 0, soup = 0;
     char *lines[512];
     int nl = 0;
     while (getline(&line, &cap, f) > 0 && nl < 512) lines[nl++] = strdup(line);
@@ -105,11 +106,12 @@ int main(int argc, char **argv)
                 if (strlen(stop) != sl) continue; /* a NUL inside */
                 const char *first = strstr(text, stop);
                 size_t cut = (size_t)(first - text);
-                /* the id that completes the stop string: the first whose streamed chunks (HF's DecodeStream,
-                 * tested in test_tokenizer) reach cut + sl bytes */
+                /* the id that completes the stop string: the first whose streamed chunks (the eager stream
+                 * Completion uses, checked against decode below) reach cut + sl bytes */
                 int at = -1;
                 TokStream ts;
                 tok_stream_init(&ts, t, true);
+                ts.eager = true;
                 size_t got = 0;
                 for (int i = 0; i < n && at < 0; i++) {
                     const char *ch;
@@ -135,7 +137,41 @@ int main(int argc, char **argv)
             free(full);
             cJSON_Delete(j);
         }
-        /* 3. a trailing incomplete character is flushed as U+FFFD: the first byte of "é" alone */
+        /* 3. the eager stream on byte soup: random ids, pushed one at a time, give chunks that are valid
+         * UTF-8 and that, with the flush, concatenate to decode of all the ids */
+        for (int rep = 0; rep < 200; rep++) {
+            int n = 1 + (int)(next() % 64);
+            int32_t ids[64];
+            for (int i = 0; i < n; i++) ids[i] = (int32_t)(next() % (uint64_t)tok_size(t));
+            TokStream ts;
+            tok_stream_init(&ts, t, true);
+            ts.eager = true;
+            char buf[64 * 64 * 4];
+            size_t got = 0;
+            int chunks = 0;
+            for (int i = 0; i < n; i++) {
+                const char *ch;
+                size_t cl;
+                CHECK(tok_stream_push(&ts, ids[i], &ch, &cl) >= 0, "stream");
+                if (cl) {
+                    size_t bad;
+                    CHECK_ON(utf8_validate(ch, cl, &bad) == 0, "eager chunk %d is not valid UTF-8 at %zu", chunks, bad);
+                    memcpy(buf + got, ch, cl), got += cl, chunks++;
+                }
+            }
+            const char *ch;
+            size_t cl;
+            tok_stream_flush(&ts, &ch, &cl);
+            memcpy(buf + got, ch, cl), got += cl;
+            char *d;
+            size_t dl;
+            CHECK(tok_decode(t, ids, n, true, &d, &dl) == 0, "decode");
+            CHECK_ON(dl == got && !memcmp(d, buf, dl), "eager chunks of %d random ids differ from decode", n);
+            free(d);
+            tok_stream_free(&ts);
+            soup++;
+        }
+        /* 4. a trailing incomplete character is flushed as U+FFFD: the first byte of "é" alone */
         int32_t lone[1];
         int32_t *ids;
         int n;
@@ -148,8 +184,8 @@ int main(int argc, char **argv)
         tok_free(t);
     }
     for (int li = 0; li < nl; li++) free(lines[li]);
-    printf("completion: %d texts x 2 tokenizers, %d stop-string runs (%d spanning tokens); %d of %d checks failed\n",
-           texts / 2, stop_runs, spanning, test_fail_count, test_check_count);
-    CHECK(texts > 300 && stop_runs > 500 && spanning > 50, "too few cases ran");
+    printf("completion: %d texts x 2 tokenizers, %d stop-string runs (%d spanning tokens), %d eager streams of random "
+           "ids; %d of %d checks failed\n", texts / 2, stop_runs, spanning, soup, test_fail_count, test_check_count);
+    CHECK(texts > 300 && stop_runs > 500 && spanning > 50 && soup == 400, "too few cases ran");
     return test_fail_count ? 1 : 0;
 }

@@ -453,7 +453,7 @@ static int recv_rows(Engine *en, int *rows, int *nout, int32_t **busy)
     int b = (int)(en->items % 4);
     ctl_wait(en->desc_req[b]);
     int32_t *d = en->desc[b];
-    int n = ctl_recv_tag_i32(d, (int)en->desc_words, en->rank - 1, CTL_TAG_ROWS);
+    int n = ctl_recv_tag_i32_idle(d, (int)en->desc_words, en->rank - 1, CTL_TAG_ROWS);
     PP8_CHECK(n >= ITEM_HDR && n == ITEM_HDR + 3 * d[1] + 2 * d[2] + START_WORDS * d[3] + en->size,
               "a malformed item arrived from the previous rank");
     *rows = d[1], *nout = d[2], en->nstart = d[3];

@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../text/completion.h"
 #include "../util/log.h"
@@ -101,7 +102,8 @@ struct Server {
     long job_counter;
     /* metrics */
     pthread_mutex_t mmu;
-    long req_status[6]; /* by status class: [0] 200, [1] 400, [2] 401, [3] 404 and other 4xx, [4] 429, [5] 5xx */
+    long req_status[600]; /* answered requests by HTTP status */
+    int http_jobs;        /* queued jobs whose HTTP side has not let go yet (serve_destroy waits for them) */
     long prompt_tokens, gen_tokens;
     Histo ttft, itl;
     double busy[64], busy_at;
@@ -137,9 +139,8 @@ static void histo_add(Histo *h, double v)
 
 static void count_status(Server *srv, int status)
 {
-    int k = status < 300 ? 0 : status == 400 ? 1 : status == 401 ? 2 : status == 429 ? 4 : status < 500 ? 3 : 5;
     pthread_mutex_lock(&srv->mmu);
-    srv->req_status[k]++;
+    srv->req_status[status > 0 && status < 600 ? status : 599]++;
     pthread_mutex_unlock(&srv->mmu);
 }
 
@@ -182,6 +183,10 @@ static void job_abandon(Job *job)
         job->cancel = true;
         srv->cancels = true;
         pthread_cond_signal(&srv->cv);
+    }
+    if (job->queued) {
+        srv->http_jobs--;
+        pthread_cond_broadcast(&srv->cv); /* serve_destroy may be waiting for the last response */
     }
     pthread_mutex_unlock(&job->mu);
     pthread_mutex_unlock(&srv->mu);
@@ -610,10 +615,10 @@ static void metrics_text(Server *srv, Str *o)
     int queue = srv->npending + srv->nwaiting, running = srv->nrunning;
     pthread_mutex_unlock(&srv->mu);
     pthread_mutex_lock(&srv->mmu);
-    static const char *const cls[6] = {"200", "400", "401", "4xx", "429", "5xx"};
-    str_puts(o, "# HELP pp8_requests_total Completion and other API requests answered, by HTTP status.\n"
+    str_puts(o, "# HELP pp8_requests_total Requests answered, by HTTP status.\n"
                 "# TYPE pp8_requests_total counter\n");
-    for (int k = 0; k < 6; k++) str_printf(o, "pp8_requests_total{status=\"%s\"} %ld\n", cls[k], srv->req_status[k]);
+    for (int k = 100; k < 600; k++)
+        if (srv->req_status[k] || k == 200) str_printf(o, "pp8_requests_total{status=\"%d\"} %ld\n", k, srv->req_status[k]);
     str_printf(o, "# HELP pp8_prompt_tokens_total Prompt tokens of admitted requests.\n"
                   "# TYPE pp8_prompt_tokens_total counter\npp8_prompt_tokens_total %ld\n"
                   "# HELP pp8_generation_tokens_total Tokens generated.\n"
@@ -845,6 +850,7 @@ static void route(Server *srv, const char *method, const char *url, const char *
     }
     job->refs = 2; /* the HTTP side and the engine side */
     job->queued = true;
+    srv->http_jobs++;
     if (srv->pending_tail) srv->pending_tail->next = job;
     else srv->pending_head = job;
     srv->pending_tail = job;
@@ -988,7 +994,8 @@ int serve_listen(Server *srv, Err *e)
     snprintf(port, sizeof port, "%d", srv->o.port);
     int gai = getaddrinfo(srv->o.host, port, &hints, &ai);
     if (gai || !ai) return err_set(e, "--host %s: %s", srv->o.host, gai_strerror(gai));
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG |
+                     MHD_USE_ITC; /* MHD_quiesce_daemon needs it */
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     srv->d = MHD_start_daemon(flags, (uint16_t)srv->o.port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
                               ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
@@ -1007,7 +1014,16 @@ int serve_port(const Server *srv) { return srv->port; }
 void serve_destroy(Server *srv)
 {
     if (!srv) return;
-    if (srv->d) MHD_stop_daemon(srv->d);
+    if (srv->d) {
+        /* no new connections; the last responses of finished jobs go out before the threads are stopped */
+        MHD_socket ls = MHD_quiesce_daemon(srv->d);
+        if (ls != MHD_INVALID_SOCKET) close(ls);
+        double until = now_s() + 5;
+        pthread_mutex_lock(&srv->mu);
+        while (srv->http_jobs > 0 && now_s() < until) cond_wait_ms(&srv->cv, &srv->mu, WAIT_MS);
+        pthread_mutex_unlock(&srv->mu);
+        MHD_stop_daemon(srv->d);
+    }
     pthread_mutex_destroy(&srv->mu);
     pthread_mutex_destroy(&srv->mmu);
     pthread_cond_destroy(&srv->cv);

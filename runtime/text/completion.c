@@ -12,6 +12,7 @@ void completion_init(Completion *c, const Tokenizer *t, const char *const *stops
 {
     memset(c, 0, sizeof *c);
     tok_stream_init(&c->ts, t, true);
+    c->ts.eager = true; /* show text as soon as it cannot change: a client sees progress even on byte soup */
     c->stops = stops;
     c->nstops = nstops;
 }

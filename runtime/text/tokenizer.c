@@ -754,6 +754,26 @@ static int stream_lossy(TokStream *s, size_t *len)
     return 0;
 }
 
+/* the length of the trailing bytes of p[0, n) that are a valid but incomplete UTF-8 sequence (0: none):
+ * what a later token may still complete. Second bytes as Unicode's table 3-7 allows them. */
+static size_t stream_tail(const char *p, size_t n)
+{
+    for (size_t back = 1; back <= 3 && back <= n; back++) {
+        const unsigned char *c = (const unsigned char *)p + n - back;
+        if ((c[0] & 0xC0) == 0x80) continue; /* a continuation byte: look further back for the lead */
+        size_t need = c[0] >= 0xC2 && c[0] <= 0xDF ? 2 : c[0] >= 0xE0 && c[0] <= 0xEF ? 3
+                      : c[0] >= 0xF0 && c[0] <= 0xF4 ? 4 : 0;
+        if (need <= back) return 0; /* ASCII, an invalid lead, or already complete */
+        if (back >= 2) {
+            unsigned lo = c[0] == 0xE0 ? 0xA0 : c[0] == 0xF0 ? 0x90 : 0x80;
+            unsigned hi = c[0] == 0xED ? 0x9F : c[0] == 0xF4 ? 0x8F : 0xBF;
+            if (c[1] < lo || c[1] > hi) return 0; /* ill-formed already: lossy decoding settles it now */
+        }
+        return back;
+    }
+    return 0;
+}
+
 int tok_stream_push(TokStream *s, int32_t id, const char **chunk, size_t *len)
 {
     *chunk = NULL;
@@ -771,9 +791,21 @@ int tok_stream_push(TokStream *s, int32_t id, const char **chunk, size_t *len)
     }
     memcpy(s->pend + s->plen, t->dec_pool + t->dec_off[id], l);
     s->plen += l;
+    size_t k;
+    if (s->eager) {
+        size_t keep = stream_tail(s->pend, s->plen), ready = s->plen - keep;
+        if (ready == 0) return 0;
+        s->plen = ready;
+        int rc = stream_lossy(s, &k);
+        memmove(s->pend, s->pend + ready, keep);
+        s->plen = keep;
+        if (rc) return -1;
+        *chunk = s->chunk;
+        *len = k;
+        return 1;
+    }
     /* HF's DecodeStream emits only when the text does not end in U+FFFD: an incomplete character may
      * still be completed by the next token (a genuine U+FFFD at the end waits too) */
-    size_t k;
     if (!s->plen || stream_lossy(s, &k)) return s->plen ? -1 : 0;
     if (k >= 3 && !memcmp(s->chunk + k - 3, "\xEF\xBF\xBD", 3)) return 0;
     s->plen = 0;

@@ -63,9 +63,14 @@ typedef struct TokStream {
     size_t plen, pcap;
     char *chunk; /* the last chunk, valid until the next call */
     size_t ccap;
+    bool eager;  /* emit all but a trailing incomplete character (see tok_stream_push); false: HF's rule */
 } TokStream;
 void tok_stream_init(TokStream *s, const Tokenizer *t, bool skip_special);
-/* 1 with *chunk and *len set when id completes a chunk, 0 when it is held back, -1 when out of memory */
+/* 1 with *chunk and *len set when id completes a chunk, 0 when it is held back, -1 when out of memory.
+ * HF's rule holds everything while the text ends in U+FFFD, so a run of byte tokens that never forms a
+ * character (random weights do that) shows nothing until it does. With s->eager (set after init), what
+ * comes before a trailing incomplete character goes out at once: lossy decoding restarts at that
+ * character whatever follows, so the chunks still concatenate to tok_decode of all the ids. */
 int tok_stream_push(TokStream *s, int32_t id, const char **chunk, size_t *len);
 /* what is still pending, lossy-decoded: 1 with *chunk and *len set, 0 when nothing was pending (*len 0),
  * -1 when out of memory; then the stream is empty again */
