@@ -6,18 +6,20 @@
 #      with ignore_eos: served generated tokens/s (prefill of the next requests included), and the
 #      ratio to 1 (target >= 0.85);
 #   3. time to first token and inter-token latency p50/p99 at 1, 8 and C clients;
-#   4. continuous vs --static-batching, max_tokens uniform in 8..256: served tokens/s, and the ratio
-#      (target >= 1.5).
+#   4. continuous vs --static-batching, C clients, max_tokens uniform in 8..256: served tokens/s, and
+#      the ratio (target >= 1.5), on --compare-config (default OPT-125M's shape: the schedule is what
+#      differs, and a static round, as long as its longest request, takes minutes on OPT-1.3B here).
 # Prints a table with the machine and the commit; --json FILE writes every figure.
 #   usage: launch/bench-serve.sh [--ranks R] [--threads T] [--clients C] [--gen G] [--dtype D]
-#                                [--duration S] [--json FILE]
+#                                [--duration S] [--compare-config C] [--json FILE]
+# --duration: seconds of counted load in 2 (default: one round, C x G tokens at bench's rate + its prefill).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 golden=${PP8_GOLDEN:-$here/../shared/golden}
 tok="$golden/tokenizers/models/opt-3k"
 [ -d "$tok" ] || { echo "bench-serve: no golden tokenizer at $tok (set PP8_GOLDEN)" >&2; exit 1; }
-ranks=2; threads=1; clients=32; gen=128; dtype=int8; duration=0; json=""
+ranks=2; threads=1; clients=32; gen=128; dtype=int8; duration=0; json=""; ccfg=configs/opt-125m.json
 while [ $# -gt 0 ]; do
   case "$1" in
     --ranks) ranks=$2; shift 2 ;;
@@ -27,6 +29,7 @@ while [ $# -gt 0 ]; do
     --dtype) dtype=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --json) json=$2; shift 2 ;;
+    --compare-config) ccfg=$2; shift 2 ;;
     -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-serve: unknown option $1" >&2; exit 2 ;;
   esac
@@ -39,39 +42,26 @@ server=""
 cleanup() { [ -n "$server" ] && kill -TERM "$server" 2>/dev/null && wait "$server" 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 cfg=configs/opt-1.3b.json
-common=(--config "$cfg" --tokenizer "$tok" --dtype "$dtype" --weights-seed 1234)
 over=(); [ $((ranks * threads)) -gt "$(nproc)" ] && over=(--oversubscribe)
 
-# prompts of exactly 32 tokens (the BOS included), cut from real text
-python3 - "$tmp/prompts.jsonl" "$here/build/pp8" "$tok" <<'PY'
-import json, subprocess, sys
-out, pp8, tok = sys.argv[1:4]
-words = open("/usr/share/common-licenses/GPL-3").read().split()
-prompts, i = [], 0
-while len(prompts) < 64 and i < len(words) - 200:
-    lo, hi = 1, 60
-    while lo < hi:  # the most words whose ids number at most 32
-        mid = (lo + hi + 1) // 2
-        n = len(subprocess.run([pp8, "tokenize", "--tokenizer", tok, "--text", " ".join(words[i:i + mid])],
-                               capture_output=True, text=True, check=True).stdout.strip().split(","))
-        lo, hi = (mid, hi) if n <= 32 else (lo, mid - 1)
-    text = " ".join(words[i:i + lo])
-    n = len(subprocess.run([pp8, "tokenize", "--tokenizer", tok, "--text", text], capture_output=True, text=True,
-                           check=True).stdout.strip().split(","))
-    if n == 32:
-        prompts.append(text)
-    i += lo
-with open(out, "w") as f:
-    for p in prompts: f.write(json.dumps(p) + "\n")
-print(f"bench-serve: {len(prompts)} prompts of 32 tokens", file=sys.stderr)
+# prompts of exactly 32 tokens, as ids (OPT's BOS 2, then 31 ids of real text)
+build/pp8 tokenize --tokenizer "$tok" --file /usr/share/common-licenses/GPL-3 --no-special >"$tmp/ids.txt"
+python3 - "$tmp/ids.txt" "$tmp/prompts.jsonl" <<'PY'
+import json, sys
+ids = [int(x) for x in open(sys.argv[1]).read().strip().split(",")]
+with open(sys.argv[2], "w") as f:
+    for k in range(64):
+        f.write(json.dumps([2] + ids[k * 31:(k + 1) * 31]) + "\n")
 PY
 
 echo "== 1. pp8 bench: $ranks ranks x $threads thread(s), batch $clients, prompt 32, gen $gen" >&2
 bash launch/pp8run -np "$ranks" --threads "$threads" "${over[@]}" -- pp8 bench --config "$cfg" --dtype "$dtype" \
   --weights-seed 1234 --batch "$clients" --prompt-len 32 --gen "$gen" --json "$tmp/bench.json" >&2
 
-start_server() { # extra serve flags...
-  bash launch/pp8run -np "$ranks" --threads "$threads" "${over[@]}" -- pp8 serve "${common[@]}" --port 0 \
+start_server() { # CONFIG extra serve flags...
+  local c=$1; shift
+  bash launch/pp8run -np "$ranks" --threads "$threads" "${over[@]}" -- pp8 serve --config "$c" --tokenizer "$tok" \
+    --dtype "$dtype" --weights-seed 1234 --port 0 \
     --max-seq-len 512 --max-seqs "$clients" "$@" >"$tmp/serve.out" 2>"$tmp/serve.err" &
   server=$!
   for _ in $(seq 1 600); do
@@ -90,23 +80,29 @@ load() { # NAME CLIENTS MAX_TOKENS SECONDS WARMUP extra...
 }
 # a round of C requests of G tokens takes about C*G / (bench tokens/s) seconds plus its prefill
 round=$(python3 -c "import json; r=json.load(open('$tmp/bench.json'))['runs'][0]; print(int($clients*$gen/r['decode_tokens_per_s'] + r['prefill_s']) + 1)")
-[ "$duration" -gt 0 ] 2>/dev/null || duration=$((3 * round))
+[ "$duration" -gt 0 ] 2>/dev/null || duration=$round
 echo "== 2. pp8 serve: $clients streaming clients, prompt 32, max_tokens $gen, ignore_eos, ${duration} s after a ${round} s warm-up round" >&2
-start_server
+start_server "$cfg"
 load served "$clients" "$gen" "$duration" "$round" --ignore-eos
 echo "== 3. latency at 1, 8, $clients clients" >&2
 for c in 1 8; do load "lat$c" "$c" 32 $((round / 2 + 10)) 5 --ignore-eos; done
 cp "$tmp/served.json" "$tmp/lat$clients.json"
-echo "== 4. continuous vs static batching, max_tokens 8..256" >&2
-load continuous "$clients" 8:256 "$duration" "$round" --ignore-eos
 stop_server
-start_server --static-batching
-load static "$clients" 8:256 "$duration" "$round" --ignore-eos
+echo "== 4. continuous vs static batching on $ccfg, $clients clients, max_tokens 8..256, ignore_eos" >&2
+bash launch/pp8run -np "$ranks" --threads "$threads" "${over[@]}" -- pp8 bench --config "$ccfg" --dtype "$dtype" \
+  --weights-seed 1234 --batch "$clients" --prompt-len 32 --gen 256 --json "$tmp/cbench.json" >&2
+# a static round lasts as long as its longest request (about 256 tokens); two of them are counted
+sround=$(python3 -c "import json; r=json.load(open('$tmp/cbench.json'))['runs'][0]; print(int($clients*256/r['decode_tokens_per_s'] + r['prefill_s']) + 1)")
+start_server "$ccfg"
+load continuous "$clients" 8:256 $((2 * sround)) "$sround" --ignore-eos
+stop_server
+start_server "$ccfg" --static-batching
+load static "$clients" 8:256 $((2 * sround)) "$sround" --ignore-eos
 stop_server
 
-python3 - "$tmp" "$clients" "$gen" "$ranks" "$threads" "$dtype" "${json:-}" <<'PY'
+python3 - "$tmp" "$clients" "$gen" "$ranks" "$threads" "$dtype" "$ccfg" "${json:-}" <<'PY'
 import json, os, subprocess, sys
-d, clients, gen, ranks, threads, dtype, out = sys.argv[1:8]
+d, clients, gen, ranks, threads, dtype, ccfg, out = sys.argv[1:9]
 J = lambda n: json.load(open(os.path.join(d, n + ".json")))
 b = J("bench")["runs"][0]
 srv, cont, stat = J("served"), J("continuous"), J("static")
@@ -123,10 +119,16 @@ for c in ["1", "8", clients]:
     print(f"{c:>7}   {r['ttft_ms']['p50'] / 1e3:8.3f} / {r['ttft_ms']['p99'] / 1e3:<8.3f}   {r['itl_ms']['p50']:8.1f} / "
           f"{r['itl_ms']['p99']:<8.1f}   {r['requests_per_s']:.3f}")
 ct, sst = cont["generated_tokens_per_s"], stat["generated_tokens_per_s"]
-print(f"max_tokens 8..256: continuous {ct:.2f} tokens/s, static {sst:.2f} tokens/s: {ct / sst:.2f}x (target >= 1.5)")
+print(f"{ccfg}, {clients} clients, max_tokens 8..256: continuous {ct:.2f} tokens/s, static {sst:.2f} tokens/s: "
+      f"{ct / sst:.2f}x (target >= 1.5)")
+pre = b["prefill_s"] / (b["prefill_s"] + b["decode_s"])
+print(f"(bench: prefill {b['prefill_s']:.1f} s + decode {b['decode_s']:.1f} s per round of {clients} x {gen}: a closed "
+      f"loop whose clients restart together cannot beat {1 - pre:.3f} x bench's decode rate when prefill rows cost "
+      f"what decode rows do, i.e. when decode is compute-bound)")
 if out:
     json.dump({"git": git, "cpu": cpu, "ranks": int(ranks), "threads": int(threads), "dtype": dtype, "bench": b,
                "served": srv, "latency": {c: J("lat" + c) for c in ["1", "8", clients]},
-               "continuous": cont, "static": stat, "served_over_bench": st / bt, "continuous_over_static": ct / sst},
+               "continuous": cont, "static": stat, "compare_config": ccfg, "served_over_bench": st / bt,
+               "continuous_over_static": ct / sst},
               open(out, "w"), indent=1)
 PY

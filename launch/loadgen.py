@@ -96,8 +96,10 @@ def load_prompts(path):
                 raise SystemExit("loadgen: %s:%d: not JSON (%s); each line is a JSON string" % (path, n, ex))
             if isinstance(v, dict):
                 v = v.get("prompt")
-            if not isinstance(v, str):
-                raise SystemExit("loadgen: %s:%d: want a JSON string or {\"prompt\": \"...\"}" % (path, n))
+            ids = isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+            if not isinstance(v, str) and not ids:
+                raise SystemExit("loadgen: %s:%d: want a JSON string, a list of token ids, or {\"prompt\": ...}"
+                                 % (path, n))
             prompts.append(v)
     if not prompts:
         raise SystemExit("loadgen: %s: no prompts" % path)
@@ -250,7 +252,7 @@ def main(argv=None):
     g.add_argument("--requests", type=int, help="counted requests to start after the warm-up, instead of --duration")
     ap.add_argument("--warmup", type=float, default=2.0,
                     help="seconds at the start whose requests are not counted (default 2; 0: none)")
-    ap.add_argument("--prompts", help="file of prompts: one JSON string (or {\"prompt\": ...}) per line "
+    ap.add_argument("--prompts", help="file of prompts: one JSON string or token-id list (or {\"prompt\": ...}) per line "
                     "(default: %d built-in prompts)" % len(BUILTIN_PROMPTS))
     ap.add_argument("--max-tokens", type=parse_max_tokens, default=(64, 64),
                     help="max_tokens per request: N, or LO:HI drawn uniformly (inclusive) per request (default 64)")

@@ -491,7 +491,10 @@ static int job_events(Server *srv, Job *job)
         size_t n = completion_ready(&c->comp, &p);
         int ntok = c->ngen - c->sent_tok;
         bool final = c->done;
-        if (n == 0 && !final && (!lp || ntok == 0)) continue;
+        /* a chunk per generated token, its text empty when it shows nothing yet (held for a stop string or an
+         * unfinished character, or an id the tokenizer lacks): clients see progress, and inter-token
+         * latency is measured per token, as vLLM streams it */
+        if (n == 0 && !final && ntok == 0) continue;
         ch.text = n ? p : "";
         ch.len = n;
         ch.finish_reason = final ? finish_reason(c->finish) : NULL;
