@@ -80,7 +80,7 @@ load() { # NAME CLIENTS MAX_TOKENS SECONDS WARMUP extra...
 }
 # a round of C requests of G tokens takes about C*G / (bench tokens/s) seconds plus its prefill
 round=$(python3 -c "import json; r=json.load(open('$tmp/bench.json'))['runs'][0]; print(int($clients*$gen/r['decode_tokens_per_s'] + r['prefill_s']) + 1)")
-[ "$duration" -gt 0 ] 2>/dev/null || duration=$round
+[ "$duration" -gt 0 ] 2>/dev/null || duration=$((2 * round))
 echo "== 2. pp8 serve: $clients streaming clients, prompt 32, max_tokens $gen, ignore_eos, ${duration} s after a ${round} s warm-up round" >&2
 start_server "$cfg"
 load served "$clients" "$gen" "$duration" "$round" --ignore-eos
@@ -111,14 +111,14 @@ git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=Tru
 print(f"pp8 {git} on {cpu}: OPT-1.3B shape, {dtype}, {ranks} ranks x {threads} thread(s)")
 bt = b["decode_tokens_per_s"]
 print(f"pp8 bench --batch {clients} --prompt-len 32 --gen {gen}: decode {bt:.2f} tokens/s")
-st = srv["generated_tokens_per_s"]
+st = srv["server_generated_tokens_per_s"]
 print(f"pp8 serve, {clients} streaming clients, max_tokens {gen}, ignore_eos: {st:.2f} tokens/s = {st / bt:.3f} x bench (target >= 0.85)")
 print("clients   TTFT p50 / p99 (s)    ITL p50 / p99 (ms)   requests/s")
 for c in ["1", "8", clients]:
     r = J("lat" + c)
     print(f"{c:>7}   {r['ttft_ms']['p50'] / 1e3:8.3f} / {r['ttft_ms']['p99'] / 1e3:<8.3f}   {r['itl_ms']['p50']:8.1f} / "
           f"{r['itl_ms']['p99']:<8.1f}   {r['requests_per_s']:.3f}")
-ct, sst = cont["generated_tokens_per_s"], stat["generated_tokens_per_s"]
+ct, sst = cont["server_generated_tokens_per_s"], stat["server_generated_tokens_per_s"]
 print(f"{ccfg}, {clients} clients, max_tokens 8..256: continuous {ct:.2f} tokens/s, static {sst:.2f} tokens/s: "
       f"{ct / sst:.2f}x (target >= 1.5)")
 pre = b["prefill_s"] / (b["prefill_s"] + b["decode_s"])

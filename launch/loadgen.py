@@ -15,6 +15,9 @@ after --duration seconds (or once --requests counted requests have been started)
 flight finish. The measured window runs from the end of the warm-up to the last counted request's end.
   requests/s            counted requests that finished without error / window
   generated tokens/s    sum of usage.completion_tokens (the include_usage chunk) of those / window
+  server tokens/s       with --duration: the server's pp8_generation_tokens_total (GET /metrics) over
+                        [warm-up end, duration end] / that time: every token generated meanwhile,
+                        whichever request it belongs to (unbiased when long requests run in lockstep)
   TTFT                  request sent -> first event that carries a choice (text or finish_reason):
                         the first text a client could show. pp8 holds back text that ends inside a
                         UTF-8 character until a later token completes it (as Hugging Face's
@@ -142,6 +145,25 @@ class Target:
             return json.loads(body)
         finally:
             c.close()
+
+
+    def server_tokens(self):
+        """pp8_generation_tokens_total from the server's /metrics (at the root, next to /v1), or None"""
+        c = self.connect()
+        try:
+            c.request("GET", "/metrics")
+            r = c.getresponse()
+            body = r.read().decode("utf-8", "replace")
+            if r.status != 200:
+                return None
+            for line in body.splitlines():
+                if line.startswith("pp8_generation_tokens_total "):
+                    return float(line.split()[1])
+        except (OSError, http.client.HTTPException, ValueError):
+            return None
+        finally:
+            c.close()
+        return None
 
 
 class Result:
@@ -337,6 +359,16 @@ def main(argv=None):
     while time.perf_counter() < t_warm:
         time.sleep(min(0.05, max(0.0, t_warm - time.perf_counter())))
     cpu0, wall0 = time.process_time(), time.perf_counter()
+    # the server's own token count over [warm-up end, --duration end], whatever request the tokens belong
+    # to: a closed loop of long requests in lockstep leaves the counted requests' window mostly someone
+    # else's tokens, and this figure is not biased by that
+    srv0 = target.server_tokens()
+    srv_t0 = time.perf_counter()
+    srv1 = srv_t1 = None
+    if t_stop is not None and srv0 is not None:
+        while time.perf_counter() < t_stop:
+            time.sleep(min(0.05, max(0.0, t_stop - time.perf_counter())))
+        srv1, srv_t1 = target.server_tokens(), time.perf_counter()
     for t in threads:
         t.join()
     cpu1, wall1 = time.process_time(), time.perf_counter()
@@ -364,6 +396,8 @@ def main(argv=None):
         "requests": len(results), "completed": len(ok), "errors": sum(errors.values()), "errors_by_kind": errors,
         "requests_per_s": round(len(ok) / window, 4),
         "generated_tokens": gen, "generated_tokens_per_s": round(gen / window, 3),
+        "server_generated_tokens_per_s": (round((srv1 - srv0) / (srv_t1 - srv_t0), 3)
+                                          if srv1 is not None and srv0 is not None else None),
         "prompt_tokens": sum(r.prompt_tokens for r in ok),
         "ttft_ms": {"p50": ms(percentile(ttft, 50)), "p99": ms(percentile(ttft, 99))},
         "itl_ms": {"p50": ms(percentile(gaps, 50)), "p99": ms(percentile(gaps, 99))},
@@ -378,6 +412,9 @@ def main(argv=None):
         len(results), len(ok), report["errors"], json.dumps(errors) if errors else ""))
     print("  requests/s      %.3f" % report["requests_per_s"])
     print("  gen tokens/s    %.1f  (%d tokens)" % (report["generated_tokens_per_s"], gen))
+    if report["server_generated_tokens_per_s"] is not None:
+        print("  server tokens/s %.1f  (pp8_generation_tokens_total over the --duration window)"
+              % report["server_generated_tokens_per_s"])
     print("  TTFT ms         p50 %s  p99 %s" % (f(report["ttft_ms"]["p50"]), f(report["ttft_ms"]["p99"])))
     print("  ITL ms          p50 %s  p99 %s" % (f(report["itl_ms"]["p50"]), f(report["itl_ms"]["p99"])))
     print("  TPOT ms         p50 %s  p99 %s" % (f(report["tpot_ms"]["p50"]), f(report["tpot_ms"]["p99"])))
