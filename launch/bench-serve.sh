@@ -7,11 +7,12 @@
 #      ratio to 1 (target >= 0.85);
 #   3. time to first token and inter-token latency p50/p99 at 1, 8 and C clients;
 #   4. continuous vs --static-batching, C clients, max_tokens uniform in 8..256: served tokens/s, and
-#      the ratio (target >= 1.5), on --compare-config (default OPT-125M's shape: the schedule is what
-#      differs, and a static round, as long as its longest request, takes minutes on OPT-1.3B here).
+#      the ratio (target >= 1.5), on --compare-config (default OPT-1.3B's shape) with --compare-clients
+#      (default C) clients. --compare-only runs 4 alone.
 # Prints a table with the machine and the commit; --json FILE writes every figure.
 #   usage: launch/bench-serve.sh [--ranks R] [--threads T] [--clients C] [--gen G] [--dtype D]
-#                                [--duration S] [--compare-config C] [--json FILE]
+#                                [--duration S] [--compare-config C] [--compare-clients N] [--compare-only]
+#                                [--json FILE]
 # --duration: seconds of counted load in 2 (default: one round, C x G tokens at bench's rate + its prefill).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +20,8 @@ cd "$here"
 golden=${PP8_GOLDEN:-$here/../shared/golden}
 tok="$golden/tokenizers/models/opt-3k"
 [ -d "$tok" ] || { echo "bench-serve: no golden tokenizer at $tok (set PP8_GOLDEN)" >&2; exit 1; }
-ranks=2; threads=1; clients=32; gen=128; dtype=int8; duration=0; json=""; ccfg=configs/opt-125m.json
+ranks=2; threads=1; clients=32; gen=128; dtype=int8; duration=0; json=""; ccfg=configs/opt-1.3b.json; cclients=""
+only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --ranks) ranks=$2; shift 2 ;;
@@ -30,7 +32,9 @@ while [ $# -gt 0 ]; do
     --duration) duration=$2; shift 2 ;;
     --json) json=$2; shift 2 ;;
     --compare-config) ccfg=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --compare-clients) cclients=$2; shift 2 ;;
+    --compare-only) only=1; shift ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-serve: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -54,15 +58,11 @@ with open(sys.argv[2], "w") as f:
         f.write(json.dumps([2] + ids[k * 31:(k + 1) * 31]) + "\n")
 PY
 
-echo "== 1. pp8 bench: $ranks ranks x $threads thread(s), batch $clients, prompt 32, gen $gen" >&2
-bash launch/pp8run -np "$ranks" --threads "$threads" "${over[@]}" -- pp8 bench --config "$cfg" --dtype "$dtype" \
-  --weights-seed 1234 --batch "$clients" --prompt-len 32 --gen "$gen" --json "$tmp/bench.json" >&2
-
 start_server() { # CONFIG extra serve flags...
   local c=$1; shift
   bash launch/pp8run -np "$ranks" --threads "$threads" "${over[@]}" -- pp8 serve --config "$c" --tokenizer "$tok" \
     --dtype "$dtype" --weights-seed 1234 --port 0 \
-    --max-seq-len 512 --max-seqs "$clients" "$@" >"$tmp/serve.out" 2>"$tmp/serve.err" &
+    --max-seq-len 512 --max-seqs "$seqs" "$@" >"$tmp/serve.out" 2>"$tmp/serve.err" &
   server=$!
   for _ in $(seq 1 600); do
     port=$(sed -n 's/.*on http:\/\/[^:]*:\([0-9]*\)\/v1.*/\1/p' "$tmp/serve.err" | head -1)
@@ -78,57 +78,70 @@ load() { # NAME CLIENTS MAX_TOKENS SECONDS WARMUP extra...
   python3 launch/loadgen.py --url "http://127.0.0.1:$port" --clients "$c" --prompts "$tmp/prompts.jsonl" \
     --max-tokens "$mt" --duration "$secs" --warmup "$warm" --json "$tmp/$name.json" "$@" >&2
 }
-# a round of C requests of G tokens takes about C*G / (bench tokens/s) seconds plus its prefill
-round=$(python3 -c "import json; r=json.load(open('$tmp/bench.json'))['runs'][0]; print(int($clients*$gen/r['decode_tokens_per_s'] + r['prefill_s']) + 1)")
-[ "$duration" -gt 0 ] 2>/dev/null || duration=$((2 * round))
-echo "== 2. pp8 serve: $clients streaming clients, prompt 32, max_tokens $gen, ignore_eos, ${duration} s after a ${round} s warm-up round" >&2
-start_server "$cfg"
-load served "$clients" "$gen" "$duration" "$round" --ignore-eos
-echo "== 3. latency at 1, 8, $clients clients" >&2
-for c in 1 8; do load "lat$c" "$c" 32 $((round / 2 + 10)) 5 --ignore-eos; done
-cp "$tmp/served.json" "$tmp/lat$clients.json"
-stop_server
-echo "== 4. continuous vs static batching on $ccfg, $clients clients, max_tokens 8..256, ignore_eos" >&2
+if [ "$only" = 0 ]; then
+  seqs=$clients
+  echo "== 1. pp8 bench: $ranks ranks x $threads thread(s), batch $clients, prompt 32, gen $gen" >&2
+  bash launch/pp8run -np "$ranks" --threads "$threads" "${over[@]}" -- pp8 bench --config "$cfg" --dtype "$dtype" \
+    --weights-seed 1234 --batch "$clients" --prompt-len 32 --gen "$gen" --json "$tmp/bench.json" >&2
+
+  # a round of C requests of G tokens takes about C*G / (bench tokens/s) seconds plus its prefill
+  round=$(python3 -c "import json; r=json.load(open('$tmp/bench.json'))['runs'][0]; print(int($clients*$gen/r['decode_tokens_per_s'] + r['prefill_s']) + 1)")
+  [ "$duration" -gt 0 ] 2>/dev/null || duration=$((2 * round))
+  echo "== 2. pp8 serve: $clients streaming clients, prompt 32, max_tokens $gen, ignore_eos, ${duration} s after a ${round} s warm-up round" >&2
+  start_server "$cfg"
+  load served "$clients" "$gen" "$duration" "$round" --ignore-eos
+  echo "== 3. latency at 1, 8, $clients clients" >&2
+  for c in 1 8; do load "lat$c" "$c" 32 $((round / 2 + 10)) 5 --ignore-eos; done
+  cp "$tmp/served.json" "$tmp/lat$clients.json"
+  stop_server
+fi
+[ -n "$cclients" ] || cclients=$clients
+seqs=$cclients
+echo "== 4. continuous vs static batching on $ccfg, $cclients clients, max_tokens 8..256, ignore_eos" >&2
 bash launch/pp8run -np "$ranks" --threads "$threads" "${over[@]}" -- pp8 bench --config "$ccfg" --dtype "$dtype" \
-  --weights-seed 1234 --batch "$clients" --prompt-len 32 --gen 256 --json "$tmp/cbench.json" >&2
+  --weights-seed 1234 --batch "$cclients" --prompt-len 32 --gen 256 --json "$tmp/cbench.json" >&2
 # a static round lasts as long as its longest request (about 256 tokens); two of them are counted
-sround=$(python3 -c "import json; r=json.load(open('$tmp/cbench.json'))['runs'][0]; print(int($clients*256/r['decode_tokens_per_s'] + r['prefill_s']) + 1)")
+sround=$(python3 -c "import json; r=json.load(open('$tmp/cbench.json'))['runs'][0]; print(int($cclients*256/r['decode_tokens_per_s'] + r['prefill_s']) + 1)")
 start_server "$ccfg"
-load continuous "$clients" 8:256 $((2 * sround)) "$sround" --ignore-eos
+load continuous "$cclients" 8:256 $((2 * sround)) "$sround" --ignore-eos
 stop_server
 start_server "$ccfg" --static-batching
-load static "$clients" 8:256 $((2 * sround)) "$sround" --ignore-eos
+load static "$cclients" 8:256 $((2 * sround)) "$sround" --ignore-eos
 stop_server
 
-python3 - "$tmp" "$clients" "$gen" "$ranks" "$threads" "$dtype" "$ccfg" "${json:-}" <<'PY'
+python3 - "$tmp" "$clients" "$gen" "$ranks" "$threads" "$dtype" "$ccfg" "$cclients" "$only" "${json:-}" <<'PY'
 import json, os, subprocess, sys
-d, clients, gen, ranks, threads, dtype, ccfg, out = sys.argv[1:9]
+d, clients, gen, ranks, threads, dtype, ccfg, cclients, only, out = sys.argv[1:11]
+only = only == "1"
 J = lambda n: json.load(open(os.path.join(d, n + ".json")))
-b = J("bench")["runs"][0]
-srv, cont, stat = J("served"), J("continuous"), J("static")
+cont, stat, cb = J("continuous"), J("static"), J("cbench")["runs"][0]
 cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
 git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-print(f"pp8 {git} on {cpu}: OPT-1.3B shape, {dtype}, {ranks} ranks x {threads} thread(s)")
-bt = b["decode_tokens_per_s"]
-print(f"pp8 bench --batch {clients} --prompt-len 32 --gen {gen}: decode {bt:.2f} tokens/s")
-st = srv["server_generated_tokens_per_s"]
-print(f"pp8 serve, {clients} streaming clients, max_tokens {gen}, ignore_eos: {st:.2f} tokens/s = {st / bt:.3f} x bench (target >= 0.85)")
-print("clients   TTFT p50 / p99 (s)    ITL p50 / p99 (ms)   requests/s")
-for c in ["1", "8", clients]:
-    r = J("lat" + c)
-    print(f"{c:>7}   {r['ttft_ms']['p50'] / 1e3:8.3f} / {r['ttft_ms']['p99'] / 1e3:<8.3f}   {r['itl_ms']['p50']:8.1f} / "
-          f"{r['itl_ms']['p99']:<8.1f}   {r['requests_per_s']:.3f}")
+print(f"pp8 {git} on {cpu}: {dtype}, {ranks} ranks x {threads} thread(s)")
+report = {"git": git, "cpu": cpu, "ranks": int(ranks), "threads": int(threads), "dtype": dtype}
+if not only:
+  b, srv = J("bench")["runs"][0], J("served")
+  bt = b["decode_tokens_per_s"]
+  print(f"pp8 bench --batch {clients} --prompt-len 32 --gen {gen}: decode {bt:.2f} tokens/s")
+  st = srv["server_generated_tokens_per_s"]
+  print(f"pp8 serve, {clients} streaming clients, max_tokens {gen}, ignore_eos: {st:.2f} tokens/s = {st / bt:.3f} x bench (target >= 0.85)")
+  print("clients   TTFT p50 / p99 (s)    ITL p50 / p99 (ms)   requests/s")
+  for c in ["1", "8", clients]:
+      r = J("lat" + c)
+      print(f"{c:>7}   {r['ttft_ms']['p50'] / 1e3:8.3f} / {r['ttft_ms']['p99'] / 1e3:<8.3f}   {r['itl_ms']['p50']:8.1f} / "
+            f"{r['itl_ms']['p99']:<8.1f}   {r['requests_per_s']:.3f}")
 ct, sst = cont["server_generated_tokens_per_s"], stat["server_generated_tokens_per_s"]
-print(f"{ccfg}, {clients} clients, max_tokens 8..256: continuous {ct:.2f} tokens/s, static {sst:.2f} tokens/s: "
+print(f"{ccfg}, {cclients} clients, max_tokens 8..256: continuous {ct:.2f} tokens/s, static {sst:.2f} tokens/s: "
       f"{ct / sst:.2f}x (target >= 1.5)")
-pre = b["prefill_s"] / (b["prefill_s"] + b["decode_s"])
-print(f"(bench: prefill {b['prefill_s']:.1f} s + decode {b['decode_s']:.1f} s per round of {clients} x {gen}: a closed "
-      f"loop whose clients restart together cannot beat {1 - pre:.3f} x bench's decode rate when prefill rows cost "
-      f"what decode rows do, i.e. when decode is compute-bound)")
+if not only:
+  pre = b["prefill_s"] / (b["prefill_s"] + b["decode_s"])
+  print(f"(bench: prefill {b['prefill_s']:.1f} s + decode {b['decode_s']:.1f} s per round of {clients} x {gen}: a closed "
+        f"loop whose clients restart together cannot beat {1 - pre:.3f} x bench's decode rate when prefill rows cost "
+        f"what decode rows do, i.e. when decode is compute-bound)")
+  report.update({"bench": b, "served": srv, "latency": {c: J("lat" + c) for c in ["1", "8", clients]},
+                 "served_over_bench": st / bt})
+report.update({"continuous": cont, "static": stat, "compare_config": ccfg, "compare_clients": int(cclients),
+               "compare_bench": cb, "continuous_over_static": ct / sst})
 if out:
-    json.dump({"git": git, "cpu": cpu, "ranks": int(ranks), "threads": int(threads), "dtype": dtype, "bench": b,
-               "served": srv, "latency": {c: J("lat" + c) for c in ["1", "8", clients]},
-               "continuous": cont, "static": stat, "compare_config": ccfg, "served_over_bench": st / bt,
-               "continuous_over_static": ct / sst},
-              open(out, "w"), indent=1)
+    json.dump(report, open(out, "w"), indent=1)
 PY
