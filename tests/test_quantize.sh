@@ -17,12 +17,13 @@ for m in bloom-tiny opt-tiny bloom-bf16-sharded; do
   fi
   grep -q "quantize: layer" "$tmp/$m.log" || fail "no progress line for $m: $(cat "$tmp/$m.log")"
   [ -f "$tmp/$m/model.safetensors" ] && [ -f "$tmp/$m/config.json" ] || fail "$m: output files missing"
-  [ ! -e "$tmp/$m/model.safetensors.tmp" ] || fail "$m: temporary file left behind"
+  [ -z "$(ls -d "$tmp/$m"/*.tmp* "$tmp/$m".tmp.* 2>/dev/null)" ] || fail "$m: temporary file left behind"
   "$check" "$tmp/$m" "$PP8_GOLDEN/$m" 6
 done
 
-# the threshold is recorded, and an existing output directory is fine
-"$PP8" quantize --model "$PP8_GOLDEN/bloom-tiny" --out "$tmp/bloom-tiny" --threshold 3.5 2>/dev/null ||
+# the threshold is recorded, and an existing output directory is replaced with --force
+# (test_quantize_safe.sh tests --out and --force themselves)
+"$PP8" quantize --model "$PP8_GOLDEN/bloom-tiny" --out "$tmp/bloom-tiny" --threshold 3.5 --force 2>/dev/null ||
   fail "--threshold 3.5"
 "$check" "$tmp/bloom-tiny" "$PP8_GOLDEN/bloom-tiny" 3.5
 

@@ -182,7 +182,9 @@ static void test_write_roundtrip(void)
     const char *path = tmp_path("rt.safetensors");
     Err e = {{0}};
     CHECK(st_write(path, w, 4, &e) == 0, "st_write: %s", e.msg);
-    CHECK(access(tmp_path("rt.safetensors.tmp"), F_OK) != 0, "temporary file left behind");
+    char tmp_name[64]; /* st_write writes PATH.tmp.<pid> and renames it (util/file.h) */
+    snprintf(tmp_name, sizeof tmp_name, "rt.safetensors.tmp.%ld", (long)getpid());
+    CHECK(access(tmp_path(tmp_name), F_OK) != 0, "temporary file left behind");
     FILE *f = fopen(path, "rb");
     unsigned char len8[8];
     CHECK(fread(len8, 1, 8, f) == 8, "read");

@@ -1,15 +1,25 @@
 /* pp8 quantize: a 16-bit Hugging Face checkpoint -> an int8 one in the layout transformers saves for a
  * load_in_8bit model (per linear inside the blocks: weight I8 [out, in], SCB F32 [out], weight_format U8
  * 0 = row-major, bias unchanged; everything else byte-identical), plus config.json with
- * quantization_config. Writes one model.safetensors, holding one tensor in memory at a time. Does not
- * shard its output, and runs as a single process (nothing here needs a second rank). */
+ * quantization_config. Writes one model.safetensors, holding one tensor in memory at a time. Crash-safe:
+ * everything goes into OUT.tmp.<pid>/ (free space checked first, every file and the directory fsynced),
+ * which is renamed into place, so OUT is absent, the old one, or the complete new one. Does not shard its
+ * output, and runs as a single process (nothing here needs a second rank). */
+#define _GNU_SOURCE /* renameat2(RENAME_EXCHANGE): --force swaps the new OUT in with no moment without one */
 #include <cjson/cJSON.h>
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "../../kernels/cpu/cpu_linear.h"
@@ -61,15 +71,23 @@ typedef struct QuantJob {
 
 static void quantize_usage(FILE *f)
 {
-    fprintf(f, "usage: pp8 quantize --model DIR --out DIR [--threshold T]\n\n"
+    fprintf(f, "usage: pp8 quantize --model DIR --out DIR [--threshold T] [--force]\n\n"
                "Writes an int8 (LLM.int8()) checkpoint in the layout transformers saves for load_in_8bit models:\n"
                "every linear inside the blocks becomes weight (I8 [out, in], per-row absmax), SCB (F32 [out])\n"
                "and weight_format (U8, 0 = row-major); all other tensors are copied unchanged. OUT gets one\n"
                "model.safetensors, config.json with quantization_config, and the tokenizer files.\n\n"
                "  --model DIR      Hugging Face checkpoint (config.json + model.safetensors or shards + index)\n"
-               "  --out DIR        output directory (created if missing; must differ from --model)\n"
+               "  --out DIR        output directory: must not exist, or be empty (must differ from --model)\n"
                "  --threshold T    llm_int8_threshold recorded in config.json (default 6.0; 0 = no outlier\n"
                "                   decomposition). Weights quantize the same for every T.\n"
+               "  --force          replace a non-empty --out DIR (all of it); the old one stays in place until\n"
+               "                   the new one is complete, then is deleted\n\n"
+               "Crash-safe: the free space the files need is checked first; everything is written into\n"
+               "DIR.tmp.<pid>/ beside DIR, fsynced, and renamed to DIR, so a run that fails, runs out of space or\n"
+               "is killed leaves no DIR (or the old one) or a complete one, never a half-written one. A failed\n"
+               "run removes its DIR.tmp.<pid>/; one killed with SIGKILL cannot: leftover DIR.tmp.* directories\n"
+               "are from killed runs and can be deleted (the next quantize to DIR removes those whose process\n"
+               "is gone).\n"
                "Runs as one process (not under mpirun -np N > 1).\n");
 }
 
@@ -170,26 +188,29 @@ static int quantize_copy_file(const char *from, const char *to, Err *e)
 {
     FILE *in = fopen(from, "rb");
     if (!in) return 0; /* optional files */
-    FILE *out = fopen(to, "wb");
-    if (!out) {
+    FileOut o;
+    if (file_out_open(&o, to, e)) {
         fclose(in);
-        return err_set(e, "%s: cannot create (%s)", to, strerror(errno));
+        return -1;
     }
     char buf[65536];
     size_t k;
-    int ok = 1;
-    while (ok && (k = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, k, out) == k;
-    ok = ok && !ferror(in);
+    while ((k = fread(buf, 1, sizeof buf, in)) > 0 && file_out_write(&o, buf, k)) {
+    }
+    int bad = ferror(in);
     fclose(in);
-    if (fclose(out) != 0) ok = 0;
-    return ok ? 0 : err_set(e, "%s: write failed (%s)", to, strerror(errno));
+    if (bad) {
+        file_out_abort(&o);
+        return err_set(e, "%s: read error", from);
+    }
+    return file_out_commit(&o, e);
 }
 
-/* config.json with quantization_config added; every other key kept as it was. */
-static int quantize_write_config(const Config *c, const char *out_dir, double threshold, Err *e)
+/* config.json's text with quantization_config added; every other key kept as it was. */
+static char *quantize_config_text(const Config *c, double threshold, Err *e)
 {
     cJSON *root = json_read_file(c->path, e);
-    if (!root) return -1;
+    if (!root) return NULL;
     cJSON_DeleteItemFromObjectCaseSensitive(root, "quantization_config");
     cJSON *q = cJSON_AddObjectToObject(root, "quantization_config");
     char *text = NULL;
@@ -197,25 +218,208 @@ static int quantize_write_config(const Config *c, const char *out_dir, double th
         cJSON_AddStringToObject(q, "quant_method", "bitsandbytes"))
         text = cJSON_Print(root);
     cJSON_Delete(root);
-    if (!text) return err_set(e, "%s: out of memory writing config.json", out_dir);
-    char path[2048], tmp[2100];
-    snprintf(path, sizeof path, "%s/config.json", out_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    int rc = 0;
-    if (!f) {
-        rc = err_set(e, "%s: cannot create (%s)", tmp, strerror(errno));
-    } else {
-        size_t n = strlen(text);
-        int ok = fwrite(text, 1, n, f) == n && fputc('\n', f) != EOF;
-        if (fclose(f) != 0) ok = 0;
-        if (!ok || rename(tmp, path) != 0) {
-            rc = err_set(e, "%s: write failed (%s)", path, strerror(errno));
-            unlink(tmp);
-        }
-    }
+    char *full = text ? malloc(strlen(text) + 2) : NULL;
+    if (full) sprintf(full, "%s\n", text);
     free(text);
-    return rc;
+    if (!full) err_set(e, "%s: out of memory writing config.json", c->path);
+    return full;
+}
+
+/* ---- the output directory ---- */
+
+static void quantize_fmt_size(char *buf, size_t cap, unsigned long long b)
+{
+    if (b >= 1000000000ull)
+        snprintf(buf, cap, "%.2f GB", (double)b / 1e9);
+    else
+        snprintf(buf, cap, "%.1f MB", (double)b / 1e6);
+}
+
+/* d is dir or a directory above it */
+static bool quantize_holds(const char *d, const char *dir)
+{
+    size_t n = strlen(d);
+    return !strncmp(dir, d, n) && (dir[n] == 0 || dir[n] == '/' || n == 1);
+}
+
+/* Whether resolved directory d is, or holds, a directory any of the model's files really live in: a
+ * Hugging Face cache snapshot links every file to ../../blobs/, which --force would otherwise delete. */
+static bool quantize_holds_model_file(const char *d, const Checkpoint *ck, const char *config_path)
+{
+    bool hit = false;
+    int last = -1;
+    for (int i = 0; i <= ckpt_count(ck) && !hit; i++) {
+        const char *f = i < ckpt_count(ck) ? NULL : config_path;
+        if (!f) {
+            int file = ckpt_tensor(ck, i)->file;
+            if (file == last) continue;
+            f = ckpt_file_path(ck, last = file);
+        }
+        char *r = realpath(f, NULL);
+        if (!r) continue;
+        char *slash = strrchr(r, '/');
+        if (slash) *slash = 0;
+        hit = quantize_holds(d, r[0] ? r : "/");
+        free(r);
+    }
+    return hit;
+}
+
+/* Where OUT goes: dst (OUT resolved when it exists, so a symlinked OUT is written through), its parent and
+ * name. Refuses a non-directory, the model's own directory or one above it (or one holding the files its
+ * links point to), and a non-empty OUT without --force. */
+static int quantize_out_check(const char *out, bool force, const char *model_dir, const Checkpoint *ck,
+                              const char *config_path, char **dst, Err *e)
+{
+    char *d = NULL;
+    struct stat st;
+    if (lstat(out, &st) == 0) {
+        if (!(d = realpath(out, NULL)))
+            return err_set(e, "--out %s: cannot resolve it (%s); remove it or choose another --out", out,
+                           strerror(errno));
+        if (stat(d, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            free(d);
+            return err_set(e, "--out %s exists and is not a directory: choose another --out", out);
+        }
+        size_t n = strlen(d);
+        bool same = !strcmp(d, model_dir), above = !strncmp(model_dir, d, n) && (n == 1 || model_dir[n] == '/');
+        if (!same && !above && quantize_holds_model_file(d, ck, config_path)) {
+            free(d);
+            return err_set(e, "--out %s holds files of the --model (its links point there, as a Hugging Face cache's "
+                              "blobs/): choose another one (--force would delete the model)", out);
+        }
+        if (same || above) {
+            free(d);
+            return err_set(e,
+                           same ? "--out %s is the --model directory: choose another one (pp8 quantize reads the model "
+                                  "while it writes)"
+                                : "--out %s holds the --model directory: choose another one (--force would delete the "
+                                  "model)",
+                           out);
+        }
+        DIR *dir = opendir(d);
+        bool empty = dir != NULL;
+        for (struct dirent *de; dir && empty && (de = readdir(dir));)
+            empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+        if (dir) closedir(dir);
+        if (!empty && !force) {
+            free(d);
+            return err_set(e,
+                           "--out %s is not empty: give --force to replace it (the old one stays until the new one "
+                           "is complete) or choose another --out",
+                           out);
+        }
+    } else if (errno == ENOENT) {
+        d = strdup(out);
+        if (!d) return err_set(e, "out of memory");
+        for (size_t n = strlen(d); n > 1 && d[n - 1] == '/'; n--) d[n - 1] = 0;
+    } else {
+        return err_set(e, "--out %s: %s", out, strerror(errno));
+    }
+    *dst = d;
+    return 0;
+}
+
+/* "a/b" -> "a", "b" -> ".", "/b" -> "/" (into a new string) */
+static char *quantize_parent(const char *path)
+{
+    char *p = strdup(path);
+    char *s = p ? strrchr(p, '/') : NULL;
+    if (p && !s) {
+        free(p);
+        return strdup(".");
+    }
+    if (s) s == p ? (void)(p[1] = 0) : (void)(*s = 0);
+    return p;
+}
+
+/* Removes DIR.tmp.<pid> siblings left by killed runs: the pid is gone and no live run holds the
+ * directory's lock (each run holds its own, so a run in another pid namespace is not mistaken). */
+static void quantize_remove_stale(const char *parent, const char *base)
+{
+    DIR *d = opendir(parent);
+    if (!d) return;
+    size_t bl = strlen(base);
+    for (struct dirent *de; (de = readdir(d));) {
+        const char *n = de->d_name, *p = n + bl + 5;
+        if (strncmp(n, base, bl) != 0 || strncmp(n + bl, ".tmp.", 5) != 0 || !isdigit((unsigned char)*p)) continue;
+        char *end;
+        long pid = strtol(p, &end, 10);
+        if (*end || pid <= 0 || (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", parent, n);
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) continue;
+        bool free_to_go = flock(fd, LOCK_EX | LOCK_NB) == 0;
+        close(fd);
+        if (!free_to_go) continue;
+        if (file_remove_tree(path) == 0)
+            log_info("quantize: removed %s, left by a killed run", path);
+        else
+            log_warn("quantize: cannot remove %s, left by a killed run (%s); delete it by hand", path, strerror(errno));
+    }
+    closedir(d);
+}
+
+/* Refuses, before anything is written, when the filesystem lacks the blocks the files need. */
+static int quantize_check_space(const char *out, const char *parent, const uint64_t *sizes, int n, Err *e)
+{
+    struct statvfs fs;
+    if (statvfs(parent, &fs) != 0)
+        return err_set(e, "--out %s: cannot check the free space of %s (%s)", out, parent, strerror(errno));
+    uint64_t blk = fs.f_frsize ? fs.f_frsize : fs.f_bsize ? fs.f_bsize : 4096;
+    uint64_t need = blk; /* the directory itself */
+    for (int i = 0; i < n; i++) need += (sizes[i] + blk - 1) / blk * blk;
+    uint64_t have = (uint64_t)fs.f_bavail * blk;
+    if (need <= have) return 0;
+    char a[32], b[32];
+    quantize_fmt_size(a, sizeof a, need);
+    quantize_fmt_size(b, sizeof b, have);
+    return err_set(e,
+                   "%s: needs %s (%llu bytes) free on the filesystem of %s, has %s (%llu bytes): free space there or "
+                   "choose another --out",
+                   out, a, (unsigned long long)need, parent, b, (unsigned long long)have);
+}
+
+/* tmp (complete and synced) becomes dst. Without --force only an absent or empty dst is replaced
+ * (rename(2) refuses a non-empty one, so a run racing another cannot clobber it); with --force a
+ * non-empty dst is swapped out atomically and then deleted. */
+static void quantize_sync_parent(const char *parent)
+{
+    Err ignored; /* OUT is in place by now: a failed directory sync costs durability, not the run */
+    if (file_fsync_dir(parent, &ignored)) log_warn("quantize: %s", ignored.msg);
+}
+
+static int quantize_install(const char *tmp, const char *dst, const char *out, const char *parent, bool force, Err *e)
+{
+    if (rename(tmp, dst) == 0) {
+        quantize_sync_parent(parent);
+        return 0;
+    }
+    if (errno != ENOTEMPTY && errno != EEXIST)
+        return err_set(e, "--out %s: cannot rename %s into place (%s)", out, tmp, strerror(errno));
+    if (!force)
+        return err_set(e, "--out %s became non-empty while quantize ran (another run?): give --force to replace it",
+                       out);
+    const char *old = tmp;
+    char aside[4200];
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_EXCHANGE) != 0) {
+        /* a filesystem without RENAME_EXCHANGE: move the old one aside first; a crash in between
+         * leaves the old one as DIR.old.<pid> */
+        snprintf(aside, sizeof aside, "%s.old.%ld", dst, (long)getpid());
+        if (rename(dst, aside) != 0)
+            return err_set(e, "--out %s: cannot move the old one aside to %s (%s)", out, aside, strerror(errno));
+        if (rename(tmp, dst) != 0) {
+            int err = errno;
+            rename(aside, dst);
+            return err_set(e, "--out %s: cannot rename %s into place (%s)", out, tmp, strerror(err));
+        }
+        old = aside;
+    }
+    quantize_sync_parent(parent);
+    if (file_remove_tree(old) != 0)
+        log_warn("quantize: the old %s is left at %s (%s); delete it by hand", out, old, strerror(errno));
+    return 0;
 }
 
 /* Marks each block linear's weight in the checkpoint (lin[i] = its layer), checking dtype and shape. */
@@ -255,6 +459,7 @@ static int quantize_find_linears(const Config *c, const Checkpoint *ck, int *lin
 int cmd_quantize(int argc, char **argv, Err *e)
 {
     const char *model = NULL, *out = NULL;
+    bool force = false;
     double threshold = PP8_INT8_THRESHOLD_DEFAULT;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -265,6 +470,8 @@ int cmd_quantize(int argc, char **argv, Err *e)
             if (!(model = cli_value(argc, argv, &i, e))) return -1;
         } else if (!strcmp(a, "--out")) {
             if (!(out = cli_value(argc, argv, &i, e))) return -1;
+        } else if (!strcmp(a, "--force")) {
+            force = true;
         } else if (!strcmp(a, "--threshold")) {
             if (!(v = cli_value(argc, argv, &i, e)) || cli_double(v, "--threshold", -INFINITY, INFINITY, &threshold, e))
                 return -1;
@@ -298,28 +505,26 @@ int cmd_quantize(int argc, char **argv, Err *e)
     job.src = calloc(cap, sizeof *job.src);
     job.kind = calloc(cap, 1);
     job.layer = calloc(cap, sizeof *job.layer);
-    char out_file[2048];
-    snprintf(out_file, sizeof out_file, "%s/model.safetensors", out);
+    char *dst = NULL, *parent = NULL, *tmp = NULL, *config_text = NULL;
+    int tmp_fd = -1;
     if (!lin || !qo || !wt || !names || !job.src || !job.kind || !job.layer) {
         rc = err_set(e, "out of memory");
         goto done;
     }
     if ((rc = quantize_find_linears(&c, ck, lin, e))) goto done;
 
-    if (mkdir(out, 0755) != 0 && errno != EEXIST) {
-        rc = err_set(e, "%s: cannot create directory (%s)", out, strerror(errno));
+    if ((rc = quantize_out_check(out, force, ckpt_dir(ck), ck, c.path, &dst, e))) goto done;
+    struct stat st;
+    if (!(parent = quantize_parent(dst))) {
+        rc = err_set(e, "out of memory");
         goto done;
     }
-    char *out_full = realpath(out, NULL);
-    int same = out_full && !strcmp(out_full, ckpt_dir(ck));
-    free(out_full);
-    if (same) {
-        rc = err_set(e,
-                     "--out %s is the --model directory: choose another one (pp8 quantize reads the model while it "
-                     "writes)",
-                     out);
+    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        rc = err_set(e, "--out %s: its parent directory %s does not exist: create it first", out, parent);
         goto done;
     }
+    const char *base = strrchr(dst, '/') ? strrchr(dst, '/') + 1 : dst;
+    quantize_remove_stale(parent, base);
 
     /* What to write, in the source's order; names stay as stored (with or without the prefix). */
     int nq = 0;
@@ -364,22 +569,73 @@ int cmd_quantize(int argc, char **argv, Err *e)
         }
     }
 
-    log_info("quantize: %s (%s, %d layers) -> %s, llm_int8_threshold %g", ckpt_dir(ck), arch_name(c.arch), c.layers,
-             out_file, threshold);
-    if ((rc = st_write_stream(out_file, wt, n_out, quantize_fill, &job, e))) goto done;
-    if ((rc = quantize_write_config(&c, out, threshold, e))) goto done;
+    /* The exact bytes of every file, checked against the free space before anything is written. */
     static const char *const AUX[] = {
         "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "vocab.json",
         "merges.txt"};
-    for (size_t a = 0; a < sizeof AUX / sizeof *AUX && !rc; a++) {
-        char from[2048], to[2048];
-        snprintf(from, sizeof from, "%s/%s", ckpt_dir(ck), AUX[a]);
-        snprintf(to, sizeof to, "%s/%s", out, AUX[a]);
-        rc = quantize_copy_file(from, to, e);
+    enum { NAUX = sizeof AUX / sizeof *AUX };
+    uint64_t sizes[2 + NAUX] = {0};
+    if ((rc = st_write_size(wt, n_out, &sizes[0], e))) goto done;
+    if (!(config_text = quantize_config_text(&c, threshold, e))) {
+        rc = -1;
+        goto done;
     }
-    if (!rc) log_info("quantize: wrote %s (%d tensors) and config.json", out_file, n_out);
+    sizes[1] = strlen(config_text);
+    for (int a = 0; a < NAUX; a++) {
+        char from[4096];
+        snprintf(from, sizeof from, "%s/%s", ckpt_dir(ck), AUX[a]);
+        if (stat(from, &st) == 0) sizes[2 + a] = (uint64_t)st.st_size;
+    }
+    if ((rc = quantize_check_space(out, parent, sizes, 2 + NAUX, e))) goto done;
+
+    size_t tl = strlen(dst) + 32;
+    if (!(tmp = malloc(tl))) {
+        rc = err_set(e, "out of memory");
+        goto done;
+    }
+    snprintf(tmp, tl, "%s.tmp.%ld", dst, (long)getpid());
+    if (mkdir(tmp, 0755) != 0) {
+        rc = err_set(e, "--out %s: cannot create %s (%s)", out, tmp, strerror(errno));
+        free(tmp);
+        tmp = NULL; /* not ours: leave it */
+        goto done;
+    }
+    /* held until the end: tells quantize_remove_stale in another run (or pid namespace) that it is live */
+    if ((tmp_fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) flock(tmp_fd, LOCK_EX | LOCK_NB);
+
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+    log_info("quantize: %s (%s, %d layers) -> %s, llm_int8_threshold %g", ckpt_dir(ck), arch_name(c.arch), c.layers,
+             out, threshold);
+    if ((rc = st_write_stream(path, wt, n_out, quantize_fill, &job, e))) goto done;
+    snprintf(path, sizeof path, "%s/config.json", tmp);
+    if ((rc = file_write_atomic(path, config_text, (size_t)sizes[1], e))) goto done;
+    int copied = 0;
+    for (int a = 0; a < NAUX && !rc; a++) {
+        char from[4096];
+        snprintf(from, sizeof from, "%s/%s", ckpt_dir(ck), AUX[a]);
+        snprintf(path, sizeof path, "%s/%s", tmp, AUX[a]);
+        rc = quantize_copy_file(from, path, e);
+        copied += !rc && access(from, F_OK) == 0;
+    }
+    if (rc || (rc = file_fsync_dir(tmp, e)) || (rc = quantize_install(tmp, dst, out, parent, force, e))) goto done;
+    free(tmp);
+    tmp = NULL; /* installed (or swapped and deleted): nothing to clean up */
+    log_info("quantize: wrote %s: model.safetensors (%d tensors), config.json and %d tokenizer/generation files", out,
+             n_out, copied);
 
 done:
+    if (tmp) {
+        /* a failed run leaves no trace: OUT as it was, no DIR.tmp.<pid> */
+        if (file_remove_tree(tmp) != 0) log_warn("quantize: cannot remove %s (%s); delete it", tmp, strerror(errno));
+        size_t k = strlen(e->msg);
+        snprintf(e->msg + k, sizeof e->msg - k, "; --out %s left as it was", out);
+        free(tmp);
+    }
+    if (tmp_fd >= 0) close(tmp_fd);
+    free(config_text);
+    free(parent);
+    free(dst);
     for (int i = 0; i < n_names; i++) free(names[i]);
     free(names);
     free(wt);

@@ -370,6 +370,36 @@ static int check_input(const Config *c, const PlanRequest *r, Err *e)
     return 0;
 }
 
+/* Bytes are counted in doubles, exact up to 2^53 (8 PiB). A workload whose terms go past that (a batch and
+ * a length no machine holds, from flags, a server's --max-seqs or a config's sizes) is refused naming what
+ * makes it so, rather than planned with inexact numbers; nothing is ever sized from such a plan. */
+#define PLAN_MAX_BYTES 9007199254740992.0
+
+static int terms_check(const Config *c, const PlanRequest *r, const PlanTerms *t, Err *e)
+{
+    const double L = c->layers, kv = t->kv_layer * L;
+    const double weights = t->layer * L + t->embed + t->embed_norm + t->positions + t->final_norm + t->lm_head;
+    const double ws = t->ws_hidden + t->ws_qkv + t->ws_ffn + t->ws_scores + t->ws_int8 + t->ws_logits;
+    if (!(kv <= PLAN_MAX_BYTES))
+        return err_set(e,
+                       "plan: the KV cache, 2 (k, v) x batch %d x %.0f positions x hidden_size %d x 2 bytes x %d "
+                       "layers = %.3g bytes, is more than pp8 sizes (2^53 bytes = 8 PiB): lower the batch (--batch, "
+                       "--max-seqs, the number of prompts) or the positions (--max-seq-len, --prompt-len + --gen, "
+                       "--max-new)",
+                       r->batch, (double)r->prompt_len + r->gen, c->hidden, c->layers, kv);
+    if (!(ws <= PLAN_MAX_BYTES))
+        return err_set(e,
+                       "plan: the activation workspace for %.0f rows (batch %d x prompt %d, or a server's token "
+                       "budget) over %.0f positions = %.3g bytes is more than pp8 sizes (2^53 bytes = 8 PiB): lower "
+                       "the batch, the prompt length or --max-batch-tokens",
+                       t->rows, r->batch, r->prompt_len, (double)r->prompt_len + r->gen, ws);
+    if (!(weights <= PLAN_MAX_BYTES))
+        return err_set(e, "%s: the weights, %.3g bytes, are more than pp8 sizes (2^53 bytes = 8 PiB): the config's "
+                          "sizes are wrong",
+                       c->path[0] ? c->path : c->name, weights);
+    return 0;
+}
+
 /* the layer counts of p's stages, malloc'd (NULL when out of memory) */
 static int *plan_counts(const Plan *p)
 {
@@ -430,6 +460,7 @@ int plan_compute(const Config *c, const PlanRequest *r, Plan *p, Err *e)
     p->gen = r->gen;
     p->budget_bytes = r->dev.mem_bytes;
     terms_compute(c, r, &p->terms);
+    if (terms_check(c, r, &p->terms, e)) return -1;
     Model x = {c, r, &p->terms};
     const int L = c->layers;
 

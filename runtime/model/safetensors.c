@@ -1,6 +1,7 @@
 /* Safetensors checkpoints (safetensors.h): validate every header against its file's size, memory-map the
  * files, look tensors up by name, and write new files. Opening reads headers only; no tensor byte is
- * touched until a caller reads it. Does not convert dtypes and knows no model's tensor names beyond the
+ * touched until a caller reads it; a file cut short under its map later ends the process with one line
+ * naming it (SIGBUS handler below). Does not convert dtypes and knows no model's tensor names beyond the
  * prefixes Hugging Face checkpoints are saved with or without. */
 #include "safetensors.h"
 
@@ -8,7 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +21,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "../../kernels/check.h"
 #include "../util/file.h"
 
 /* The safetensors crate refuses headers over 100 MB; BLOOM-176B's largest is ~60 kB. */
@@ -40,6 +44,7 @@ typedef struct StFile {
     size_t size;
     const uint8_t *data; /* map + 8 + header length: data_offsets count from here */
     size_t data_bytes;
+    int map_slot; /* in the SIGBUS table, -1 when none */
 } StFile;
 
 struct Checkpoint {
@@ -101,16 +106,148 @@ static bool st_json_u64(const cJSON *v, uint64_t *out)
     return true;
 }
 
-/* bytes = dtype size x product(shape), refusing overflow of size_t. */
+/* bytes = dtype size x product(shape), refusing overflow of size_t. The product of the non-zero entries must
+ * not overflow either, so that [0, 2^40, 2^40] and [2^40, 2^40, 0] are both refused (a check that stopped at
+ * the first 0 would depend on the order). */
 static bool st_nbytes(DType dt, int ndim, const int64_t *shape, size_t *out)
 {
     uint64_t n = dtype_size(dt);
+    bool empty = false;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0 || __builtin_mul_overflow(n, (uint64_t)shape[i], &n)) return false;
+        if (shape[i] < 0) return false;
+        if (shape[i] == 0) empty = true;
+        else if (__builtin_mul_overflow(n, (uint64_t)shape[i], &n)) return false;
     }
     if (n > SIZE_MAX) return false;
-    *out = (size_t)n;
+    *out = empty ? 0 : (size_t)n;
     return true;
+}
+
+/* ---- SIGBUS: a mapped file that shrinks under pp8 ----
+ * A shard truncated (or rewritten shorter) after ckpt_open validated it faults with SIGBUS on the first
+ * read past its new end, in whichever thread reads it. The handler looks the address up in the mapped
+ * ranges below and turns it into one line naming the file and the rank, then _exit(1): under mpirun a
+ * rank's non-zero exit makes mpirun end the others. Everything the handler touches is async-signal-safe:
+ * atomics on a fixed table, stat(), write(), _exit(). A fault outside these ranges goes to whatever
+ * handled SIGBUS before (Open MPI's backtrace, a sanitizer) or to the default action. */
+
+#define ST_MAX_MAPS 4096 /* mapped files at once; more stay usable, they only lose the named message */
+
+typedef struct StMapSlot {
+    atomic_int used;            /* claimed by ckpt_open (compare-exchange), released by ckpt_close */
+    atomic_uintptr_t begin, end; /* end == 0: no range published */
+    char *_Atomic path;         /* owned by the slot while used */
+} StMapSlot;
+
+static StMapSlot g_maps[ST_MAX_MAPS];
+static atomic_int g_maps_high; /* slots [0, high) were ever used: the handler scans no further */
+static atomic_int g_bus_installed;
+static struct sigaction g_bus_old;
+
+static void sig_append(char *buf, size_t cap, size_t *n, const char *s)
+{
+    while (*s && *n + 1 < cap) buf[(*n)++] = *s++;
+}
+
+static void sig_append_u64(char *buf, size_t cap, size_t *n, uint64_t v)
+{
+    char d[24];
+    int k = 0;
+    do d[k++] = (char)('0' + v % 10); while ((v /= 10) && k < (int)sizeof d);
+    while (k > 0 && *n + 1 < cap) buf[(*n)++] = d[--k];
+}
+
+static void st_on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    uintptr_t a = (uintptr_t)si->si_addr;
+    int high = atomic_load(&g_maps_high);
+    for (int i = 0; si->si_code > 0 && i < high; i++) { /* si_code > 0: raised by a fault, not by kill */
+        uintptr_t end = atomic_load(&g_maps[i].end), begin = atomic_load(&g_maps[i].begin);
+        const char *path = atomic_load(&g_maps[i].path);
+        if (!end || a < begin || a >= end || !path) continue;
+        char msg[2048];
+        size_t n = 0;
+        struct stat st;
+        sig_append(msg, sizeof msg, &n, "[pp8 ");
+        sig_append(msg, sizeof msg, &n, pp8_log_prefix());
+        sig_append(msg, sizeof msg, &n, "] error: ");
+        sig_append(msg, sizeof msg, &n, path);
+        sig_append(msg, sizeof msg, &n, ": the file changed while pp8 was reading it (SIGBUS reading byte ");
+        sig_append_u64(msg, sizeof msg, &n, (uint64_t)(a - begin));
+        sig_append(msg, sizeof msg, &n, " of the ");
+        sig_append_u64(msg, sizeof msg, &n, (uint64_t)(end - begin));
+        if (stat(path, &st) == 0) {
+            sig_append(msg, sizeof msg, &n, " bytes it had when opened; it now has ");
+            sig_append_u64(msg, sizeof msg, &n, (uint64_t)st.st_size);
+        } else {
+            sig_append(msg, sizeof msg, &n, " bytes it had when opened; it is now gone");
+        }
+        sig_append(msg, sizeof msg, &n, "): something truncated or rewrote it; restore the file (re-download it) "
+                                        "and leave checkpoints unchanged while pp8 runs\n");
+        if (n > 0 && msg[n - 1] != '\n') msg[n - 1] = '\n'; /* cut short: still one whole line */
+        for (size_t off = 0; off < n;) {
+            ssize_t w = write(STDERR_FILENO, msg + off, n - off);
+            if (w <= 0) break;
+            off += (size_t)w;
+        }
+        _exit(1);
+    }
+    if (g_bus_old.sa_flags & SA_SIGINFO) {
+        if (g_bus_old.sa_sigaction) {
+            g_bus_old.sa_sigaction(sig, si, uc);
+            return;
+        }
+    } else if (g_bus_old.sa_handler != SIG_DFL && g_bus_old.sa_handler != SIG_IGN) {
+        g_bus_old.sa_handler(sig);
+        return;
+    }
+    /* the default action: blocked while we run, delivered (and fatal) as soon as the handler returns */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void st_bus_install(void)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&g_bus_installed, &expected, 1)) return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = st_on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGBUS, &sa, &g_bus_old) != 0) atomic_store(&g_bus_installed, 0);
+}
+
+/* Publishes [map, map + size) for the handler; returns the slot, or -1 when the table is full (the file
+ * still works; a SIGBUS on it then takes the default path). */
+static int st_map_register(const void *map, size_t size, const char *path)
+{
+    st_bus_install();
+    char *copy = st_strdup(path);
+    if (!copy) return -1;
+    for (int i = 0; i < ST_MAX_MAPS; i++) {
+        int expected = 0;
+        if (!atomic_compare_exchange_strong(&g_maps[i].used, &expected, 1)) continue;
+        atomic_store(&g_maps[i].path, copy);
+        atomic_store(&g_maps[i].begin, (uintptr_t)map);
+        atomic_store(&g_maps[i].end, (uintptr_t)map + size);
+        int high = atomic_load(&g_maps_high);
+        while (high < i + 1 && !atomic_compare_exchange_weak(&g_maps_high, &high, i + 1)) {
+        }
+        return i;
+    }
+    free(copy);
+    return -1;
+}
+
+static void st_map_unregister(int slot)
+{
+    if (slot < 0 || slot >= ST_MAX_MAPS) return;
+    atomic_store(&g_maps[slot].end, 0);
+    atomic_store(&g_maps[slot].begin, 0);
+    char *path = atomic_exchange(&g_maps[slot].path, NULL);
+    free(path);
+    atomic_store(&g_maps[slot].used, 0);
 }
 
 /* ---- one file ---- */
@@ -162,13 +299,14 @@ static int st_parse_entry(StEntry *out, const cJSON *item, const StFile *f, Err 
     {
         uint64_t d;
         if (!st_json_u64(v, &d) || d > INT64_MAX)
-            return err_set(e, "%s: tensor '%s' shape entry %d is not a non-negative integer: %s", f->path, name, i,
+            return err_set(e, "%s: tensor '%s' shape entry %d is not an integer in [0, 2^53]: %s", f->path, name, i,
                            REDOWNLOAD);
         en.t.shape[i++] = (int64_t)d;
     }
     if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2 || !st_json_u64(cJSON_GetArrayItem(jo, 0), &en.begin) ||
         !st_json_u64(cJSON_GetArrayItem(jo, 1), &en.end))
-        return err_set(e, "%s: tensor '%s' data_offsets is not a pair [begin, end] of non-negative integers: %s",
+        return err_set(e,
+                       "%s: tensor '%s' data_offsets is not a pair [begin, end] of integers in [0, 2^53]: %s",
                        f->path, name, REDOWNLOAD);
     if (en.begin > en.end)
         return err_set(e, "%s: tensor '%s' data_offsets [%" PRIu64 ", %" PRIu64 "] end before they begin: %s", f->path,
@@ -181,7 +319,10 @@ static int st_parse_entry(StEntry *out, const cJSON *item, const StFile *f, Err 
     char sh[160];
     st_format_shape(sh, sizeof sh, ndim, en.t.shape);
     size_t bytes;
-    if (!st_nbytes(en.t.dtype, ndim, en.t.shape, &bytes) || bytes != en.end - en.begin)
+    if (!st_nbytes(en.t.dtype, ndim, en.t.shape, &bytes))
+        return err_set(e, "%s: tensor '%s' is %s %s, whose size in bytes overflows 64-bit integers: %s", f->path, name,
+                       dtype_name(en.t.dtype), sh, REDOWNLOAD);
+    if (bytes != en.end - en.begin)
         return err_set(
             e, "%s: tensor '%s' is %s %s but data_offsets [%" PRIu64 ", %" PRIu64 "] hold %" PRIu64 " bytes: %s",
             f->path, name, dtype_name(en.t.dtype), sh, en.begin, en.end, en.end - en.begin, REDOWNLOAD);
@@ -196,8 +337,19 @@ static int st_parse_entry(StEntry *out, const cJSON *item, const StFile *f, Err 
 static int st_open_file(Checkpoint *ck, int fi, Err *e)
 {
     StFile *f = &ck->files[fi];
-    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO named like a shard must be refused below, not wait for a writer forever */
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
+        struct stat lst;
+        if (errno == ENOENT && lstat(f->path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+            char to[1024];
+            ssize_t k = readlink(f->path, to, sizeof to - 1);
+            to[k > 0 ? k : 0] = 0;
+            return err_set(e,
+                           "%s: a symbolic link to %s, which does not exist (a Hugging Face cache whose blob is "
+                           "missing?): the download is incomplete; re-download it",
+                           f->path, to);
+        }
         if (errno == ENOENT) return err_set(e, "%s: no such file", f->path);
         return err_set(e, "%s: cannot open (%s)", f->path, strerror(errno));
     }
@@ -220,6 +372,7 @@ static int st_open_file(Checkpoint *ck, int fi, Err *e)
         f->map = NULL;
         return err_set(e, "%s: mmap failed (%s)", f->path, strerror(errno));
     }
+    f->map_slot = st_map_register(f->map, f->size, f->path); /* before the header is read: it may shrink too */
     const uint8_t *p = f->map;
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = (n << 8) | p[i]; /* little-endian on every host */
@@ -321,6 +474,7 @@ static int st_add_file(Checkpoint *ck, const char *path, Err *e)
     if (!g) return err_set(e, "%s: out of memory", path);
     ck->files = g;
     memset(&g[ck->nfiles], 0, sizeof *g);
+    g[ck->nfiles].map_slot = -1;
     g[ck->nfiles].path = st_strdup(path);
     if (!g[ck->nfiles].path) return err_set(e, "%s: out of memory", path);
     ck->nfiles++;
@@ -343,6 +497,32 @@ static int st_index_names(Checkpoint *ck, Err *e)
     return 0;
 }
 
+static bool st_ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Why an index's shard name is refused, or NULL when it is a plain *.safetensors name in the index's own
+ * directory. Paths in a file are data: "/", "\\" (a Windows separator some tools write), ".." and absolute
+ * paths would let an index reach any file the user can read. Symbolic links are followed when the shard
+ * is opened: a Hugging Face cache links every file to ../../blobs/<hash>, and the link was made by the
+ * user's own download, not named by the index. */
+static const char *st_shard_name_bad(const cJSON *it)
+{
+    if (!cJSON_IsString(it)) return "is not a string";
+    const char *n = it->valuestring;
+    if (!n[0]) return "is empty";
+    if (n[0] == '/') return "is an absolute path";
+    if (strchr(n, '/')) return "contains '/'";
+    if (strchr(n, '\\')) return "contains '\\'";
+    if (strstr(n, "..")) return "contains '..'";
+    for (const char *q = n; *q; q++)
+        if ((unsigned char)*q < 0x20 || *q == 0x7f) return "contains a control character";
+    if (!st_ends_with(n, ".safetensors") || !strcmp(n, ".safetensors")) return "does not end in .safetensors";
+    return NULL;
+}
+
 /* model.safetensors.index.json: the shards it names, and a check that each tensor is where it says. */
 static int st_open_index(Checkpoint *ck, const char *index_path, Err *e)
 {
@@ -358,9 +538,16 @@ static int st_open_index(Checkpoint *ck, const char *index_path, Err *e)
     const cJSON *it;
     cJSON_ArrayForEach(it, wm)
     {
-        if (!cJSON_IsString(it) || !it->valuestring[0] || strchr(it->valuestring, '/')) {
-            rc = err_set(e, "%s: weight_map entry '%s' is not a shard file name in this directory", index_path,
-                         it->string);
+        const char *bad = st_shard_name_bad(it);
+        if (bad) {
+            rc = err_set(e,
+                         "%s: weight_map entry for tensor '%s' names the shard %s%s%s, which %s: a shard must be a "
+                         "plain file name in the index's directory ending in .safetensors (like "
+                         "model-00001-of-00002.safetensors); the index is corrupt or points outside its "
+                         "directory; re-download it",
+                         index_path, it->string, cJSON_IsString(it) ? "\"" : "(a JSON ",
+                         cJSON_IsString(it) ? it->valuestring : cJSON_IsNumber(it) ? "number" : "non-string",
+                         cJSON_IsString(it) ? "\"" : ")", bad);
             goto done;
         }
         char *shard = st_join(ck->dir, it->valuestring);
@@ -372,7 +559,7 @@ static int st_open_index(Checkpoint *ck, const char *index_path, Err *e)
         for (int i = 0; i < ck->nfiles && !seen; i++) seen = strcmp(ck->files[i].path, shard) == 0;
         if (!seen) {
             struct stat st;
-            if (stat(shard, &st) != 0) {
+            if (lstat(shard, &st) != 0) { /* a dangling link is reported when it is opened */
                 rc = err_set(e,
                              "%s: no such file (a shard %s lists, for tensor '%s'): the download is incomplete; "
                              "re-download it",
@@ -425,16 +612,33 @@ static char *st_dirname(const char *path)
     return d;
 }
 
-static bool st_ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
+/* lstat: a dangling link counts, so opening it says what is missing rather than "no such file" */
 static bool st_exists(const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0;
+    return lstat(path, &st) == 0;
+}
+
+/* A file path with its directory resolved and its own name kept. A file that is a symbolic link (a Hugging
+ * Face cache links every file to ../../blobs/<hash>) must not be resolved itself: the index is recognised by
+ * its name, its shards lie beside the link, not beside the blob, and messages name what the user gave. */
+static char *st_resolve_file(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char *dir = st_dirname(path);
+    char *rdir = dir ? realpath(dir, NULL) : NULL;
+    char *out = rdir ? st_join(strcmp(rdir, "/") ? rdir : "", base) : st_strdup(path);
+    free(dir);
+    free(rdir);
+    return out;
+}
+
+/* A name from a file may hold any byte; a message must stay one line. */
+static void st_one_line(Err *e)
+{
+    for (char *q = e ? e->msg : NULL; q && *q; q++)
+        if ((unsigned char)*q < 0x20 || *q == 0x7f) *q = '?';
 }
 
 int ckpt_open(Checkpoint **out, const char *path, Err *e)
@@ -448,7 +652,7 @@ int ckpt_open(Checkpoint **out, const char *path, Err *e)
                        path, SINGLE_NAME, INDEX_NAME);
     Checkpoint *ck = calloc(1, sizeof *ck);
     if (!ck) return err_set(e, "%s: out of memory", path);
-    char *full = st_fullpath(path), *single = NULL, *index = NULL;
+    char *full = S_ISDIR(st.st_mode) ? st_fullpath(path) : st_resolve_file(path), *single = NULL, *index = NULL;
     int rc = 0;
     if (!full) {
         rc = err_set(e, "%s: out of memory", path);
@@ -485,6 +689,7 @@ int ckpt_open(Checkpoint **out, const char *path, Err *e)
     free(index);
     if (rc) {
         ckpt_close(ck);
+        st_one_line(e);
         return rc;
     }
     *out = ck;
@@ -495,6 +700,7 @@ void ckpt_close(Checkpoint *ck)
 {
     if (!ck) return;
     for (int i = 0; i < ck->nfiles; i++) {
+        st_map_unregister(ck->files[i].map_slot); /* before munmap: the range may be mapped again */
         if (ck->files[i].map) munmap(ck->files[i].map, ck->files[i].size);
         free(ck->files[i].path);
     }
@@ -522,15 +728,9 @@ const StTensor *ckpt_find(const Checkpoint *ck, const char *name)
     return NULL;
 }
 
-int ckpt_get(const Checkpoint *ck, const StTensor **out, int want_dtype, int ndim, const int64_t *shape, Err *e,
-             const char *fmt, ...)
+static int ckpt_get_checked(const Checkpoint *ck, const StTensor **out, int want_dtype, int ndim,
+                            const int64_t *shape, Err *e, const char *name)
 {
-    char name[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    *out = NULL;
     const StTensor *t = ckpt_find(ck, name);
     if (!t)
         return err_set(e,
@@ -555,6 +755,20 @@ int ckpt_get(const Checkpoint *ck, const StTensor **out, int want_dtype, int ndi
     }
     *out = t;
     return 0;
+}
+
+int ckpt_get(const Checkpoint *ck, const StTensor **out, int want_dtype, int ndim, const int64_t *shape, Err *e,
+             const char *fmt, ...)
+{
+    char name[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    *out = NULL;
+    int rc = ckpt_get_checked(ck, out, want_dtype, ndim, shape, e, name);
+    if (rc) st_one_line(e);
+    return rc;
 }
 
 int ckpt_count(const Checkpoint *ck) { return ck->ntensors; }
@@ -615,76 +829,82 @@ static int st_cmp_wname(const void *a, const void *b)
     return strcmp((*(const StWriteTensor *const *)a)->name, (*(const StWriteTensor *const *)b)->name);
 }
 
-int st_write_stream(const char *path, const StWriteTensor *t, int n, StFillFn fill, void *ctx, Err *e)
+/* Validates the tensors and builds the header (8-byte padded) into h; bytes[i] = tensor i's data size. */
+static int st_write_header(const char *path, const StWriteTensor *t, int n, size_t *bytes, StBuf *h, Err *e)
 {
     if (n < 0) return err_set(e, "%s: negative tensor count", path);
-    size_t *bytes = calloc((size_t)n + 1, sizeof *bytes);
     const StWriteTensor **sorted = calloc((size_t)n + 1, sizeof *sorted);
+    if (!sorted) return err_set(e, "%s: out of memory", path);
+    int rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        if (!t[i].name || !t[i].name[0] || strcmp(t[i].name, "__metadata__") == 0 ||
+            (unsigned)t[i].dtype >= DTYPE_COUNT || t[i].ndim < 0 || t[i].ndim > ST_MAX_DIMS ||
+            !st_nbytes(t[i].dtype, t[i].ndim, t[i].shape, &bytes[i]))
+            rc = err_set(e, "%s: tensor %d ('%s') has no name, an unknown dtype or an invalid shape", path, i,
+                         t[i].name ? t[i].name : "");
+        sorted[i] = &t[i];
+    }
+    if (!rc) qsort(sorted, (size_t)n, sizeof *sorted, st_cmp_wname);
+    for (int i = 1; i < n && !rc; i++) {
+        if (strcmp(sorted[i]->name, sorted[i - 1]->name) == 0)
+            rc = err_set(e, "%s: tensor '%s' given twice", path, sorted[i]->name);
+    }
+    free(sorted);
+    if (rc) return rc;
+
+    /* header: offsets follow the order given; integers printed exactly, never in exponent form */
+    bool ok = st_buf_printf(h, "{\"__metadata__\":{\"format\":\"pt\"}");
+    uint64_t off = 0;
+    for (int i = 0; ok && i < n; i++) {
+        ok = st_buf_printf(h, ",") && st_buf_json_string(h, t[i].name) &&
+             st_buf_printf(h, ":{\"dtype\":\"%s\",\"shape\":[", dtype_name(t[i].dtype));
+        for (int d = 0; ok && d < t[i].ndim; d++) ok = st_buf_printf(h, "%s%" PRId64, d ? "," : "", t[i].shape[d]);
+        ok = ok && st_buf_printf(h, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", off, off + bytes[i]);
+        off += bytes[i];
+    }
+    ok = ok && st_buf_printf(h, "}");
+    while (ok && h->n % 8) ok = st_buf_printf(h, " "); /* so the data section starts 8-byte aligned */
+    return ok ? 0 : err_set(e, "%s: out of memory building the header", path);
+}
+
+int st_write_size(const StWriteTensor *t, int n, uint64_t *size, Err *e)
+{
+    size_t *bytes = calloc((size_t)(n > 0 ? n : 0) + 1, sizeof *bytes);
     StBuf h = {0};
-    char *tmp = NULL;
-    FILE *f = NULL;
+    int rc = bytes ? st_write_header("safetensors output", t, n, bytes, &h, e) : err_set(e, "out of memory");
+    if (!rc) {
+        *size = 8 + (uint64_t)h.n;
+        for (int i = 0; i < n; i++) *size += bytes[i];
+    }
+    free(h.p);
+    free(bytes);
+    return rc;
+}
+
+int st_write_stream(const char *path, const StWriteTensor *t, int n, StFillFn fill, void *ctx, Err *e)
+{
+    size_t *bytes = calloc((size_t)(n > 0 ? n : 0) + 1, sizeof *bytes);
+    StBuf h = {0};
+    FileOut o = {.fd = -1};
     void *scratch = NULL;
     size_t scratch_cap = 0;
     int rc = 0;
-    if (!bytes || !sorted) {
-        rc = err_set(e, "%s: out of memory", path);
-        goto done;
-    }
+    if (!bytes) return err_set(e, "%s: out of memory", path);
+    if ((rc = st_write_header(path, t, n, bytes, &h, e))) goto done;
     for (int i = 0; i < n; i++) {
-        if (!t[i].name || !t[i].name[0] || strcmp(t[i].name, "__metadata__") == 0 ||
-            (unsigned)t[i].dtype >= DTYPE_COUNT || t[i].ndim < 0 || t[i].ndim > ST_MAX_DIMS ||
-            !st_nbytes(t[i].dtype, t[i].ndim, t[i].shape, &bytes[i])) {
-            rc = err_set(e, "%s: tensor %d ('%s') has no name, an unknown dtype or an invalid shape", path, i,
-                         t[i].name ? t[i].name : "");
-            goto done;
-        }
         if (!t[i].data && bytes[i] && !fill) {
             rc = err_set(e, "%s: tensor '%s' has no data", path, t[i].name);
             goto done;
         }
-        sorted[i] = &t[i];
-    }
-    qsort(sorted, (size_t)n, sizeof *sorted, st_cmp_wname);
-    for (int i = 1; i < n; i++) {
-        if (strcmp(sorted[i]->name, sorted[i - 1]->name) == 0) {
-            rc = err_set(e, "%s: tensor '%s' given twice", path, sorted[i]->name);
-            goto done;
-        }
     }
 
-    /* header: offsets follow the order given; integers printed exactly, never in exponent form */
-    bool ok = st_buf_printf(&h, "{\"__metadata__\":{\"format\":\"pt\"}");
-    uint64_t off = 0;
-    for (int i = 0; ok && i < n; i++) {
-        ok = st_buf_printf(&h, ",") && st_buf_json_string(&h, t[i].name) &&
-             st_buf_printf(&h, ":{\"dtype\":\"%s\",\"shape\":[", dtype_name(t[i].dtype));
-        for (int d = 0; ok && d < t[i].ndim; d++) ok = st_buf_printf(&h, "%s%" PRId64, d ? "," : "", t[i].shape[d]);
-        ok = ok && st_buf_printf(&h, "],\"data_offsets\":[%" PRIu64 ",%" PRIu64 "]}", off, off + bytes[i]);
-        off += bytes[i];
-    }
-    ok = ok && st_buf_printf(&h, "}");
-    while (ok && h.n % 8) ok = st_buf_printf(&h, " "); /* so the data section starts 8-byte aligned */
-    if (!ok) {
-        rc = err_set(e, "%s: out of memory building the header", path);
-        goto done;
-    }
-
-    size_t plen = strlen(path);
-    tmp = malloc(plen + 5);
-    if (!tmp) {
-        rc = err_set(e, "%s: out of memory", path);
-        goto done;
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    f = fopen(tmp, "wb");
-    if (!f) {
-        rc = err_set(e, "%s: cannot create (%s)", tmp, strerror(errno));
-        goto done;
-    }
+    /* PATH.tmp.<pid>, fsynced and renamed into place (file.h): a killed writer leaves no half file */
+    if ((rc = file_out_open(&o, path, e))) goto done;
+    o.expect = 8 + (uint64_t)h.n;
+    for (int i = 0; i < n; i++) o.expect += bytes[i];
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.n >> (8 * i));
-    ok = fwrite(len8, 1, 8, f) == 8 && fwrite(h.p, 1, h.n, f) == h.n;
+    bool ok = file_out_write(&o, len8, 8) && file_out_write(&o, h.p, h.n);
     for (int i = 0; ok && i < n; i++) {
         const void *src = t[i].data;
         if (!src && bytes[i]) {
@@ -700,21 +920,15 @@ int st_write_stream(const char *path, const StWriteTensor *t, int n, StFillFn fi
             if ((rc = fill(ctx, i, scratch, bytes[i], e)) != 0) break;
             src = scratch;
         }
-        ok = bytes[i] == 0 || fwrite(src, 1, bytes[i], f) == bytes[i];
+        ok = file_out_write(&o, src, bytes[i]);
     }
-    if (!rc) {
-        ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-        if (!ok) rc = err_set(e, "%s: write failed (%s)", tmp, strerror(errno));
-    }
-    if (fclose(f) != 0 && !rc) rc = err_set(e, "%s: write failed (%s)", tmp, strerror(errno));
-    f = NULL;
-    if (!rc && rename(tmp, path) != 0) rc = err_set(e, "%s: cannot rename to %s (%s)", tmp, path, strerror(errno));
-    if (rc) unlink(tmp);
+    if (rc)
+        file_out_abort(&o);
+    else
+        rc = file_out_commit(&o, e); /* reports a failed write: the file, the bytes, the reason */
 done:
     free(scratch);
-    free(tmp);
     free(h.p);
-    free(sorted);
     free(bytes);
     return rc;
 }

@@ -26,7 +26,10 @@ typedef struct StTensor {
 typedef struct Checkpoint Checkpoint;
 
 /* dir: a directory with model.safetensors or model.safetensors.index.json (+ shards), or one
- * .safetensors file. Opens and validates every header; maps files lazily is not required. */
+ * .safetensors file. Opens and validates every header; maps files lazily is not required. Symbolic links
+ * are followed (a Hugging Face cache snapshot) and files are named as given; an index's shard names must
+ * be plain *.safetensors names in its directory. The first open installs a SIGBUS handler: a mapped file
+ * truncated while pp8 reads it ends the process (_exit(1)) with one line naming the file and the rank. */
 int ckpt_open(Checkpoint **out, const char *path, Err *e);
 void ckpt_close(Checkpoint *ck);
 
@@ -47,7 +50,8 @@ const char *ckpt_dir(const Checkpoint *ck);
 
 /* Writing: tensors are written in the order given, 8-byte aligned header, __metadata__ {"format":"pt"}.
  * The format has no padding between tensors: give the widest elements first (F32, then 16-bit, then
- * 8-bit) so every tensor's data stays aligned in a reader's mmap. Writes path.tmp, then renames. */
+ * 8-bit) so every tensor's data stays aligned in a reader's mmap. Writes path.tmp.<pid>, fsyncs it,
+ * renames it onto path and fsyncs the directory (file_out_open), so a killed writer leaves no half file. */
 typedef struct StWriteTensor {
     const char *name;
     DType dtype;
@@ -56,6 +60,8 @@ typedef struct StWriteTensor {
     const void *data;
 } StWriteTensor;
 int st_write(const char *path, const StWriteTensor *t, int n, Err *e);
+/* The exact size of the file st_write would write (8 + header + data), for a free-space check first. */
+int st_write_size(const StWriteTensor *t, int n, uint64_t *size, Err *e);
 
 /* Produces the bytes of tensor i (buf holds exactly its size) for st_write_stream; returns 0 or -1 with e
  * set. Lets a writer hold one tensor at a time instead of the whole model (pp8 quantize). */

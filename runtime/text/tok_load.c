@@ -129,7 +129,8 @@ static int build_vocab(Build *b, const cJSON *obj, const char *file, const char 
     int32_t maxid = -1;
     for (const cJSON *it = obj->child; it; it = it->next) {
         double d = it->valuedouble;
-        if (!cJSON_IsNumber(it) || d != (double)(long long)d || d < 0 || d >= TOK_MAX_ID)
+        /* the range first: casting a double outside long long's range is undefined */
+        if (!cJSON_IsNumber(it) || !(d >= 0 && d < TOK_MAX_ID) || d != (double)(long long)d)
             return err_set(e, "%s: %s[\"%.60s\"] must be an integer id in [0, %d)", file, field, it->string,
                            TOK_MAX_ID);
         size_t len = strlen(it->string);

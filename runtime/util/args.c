@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "file.h"
 
 const char *cli_value(int argc, char **argv, int *i, Err *e)
 {
@@ -64,10 +65,14 @@ int cli_write_json(const char *path, cJSON *root, Err *e)
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text) return err_set(e, "--json %s: out of memory formatting the results", path);
-    FILE *f = fopen(path, "w");
-    int rc = 0;
-    if (!f || fputs(text, f) < 0 || fputc('\n', f) == EOF) rc = err_set(e, "--json %s: cannot write the file", path);
-    if (f && fclose(f) != 0 && rc == 0) rc = err_set(e, "--json %s: cannot write the file", path);
+    size_t n = strlen(text);
+    text[n] = '\n'; /* cJSON_Print's NUL becomes the final newline: the file gets n + 1 bytes */
+    int rc = file_write_atomic(path, text, n + 1, e);
+    if (rc && e) { /* the flag first, as every other --json message */
+        char msg[sizeof e->msg];
+        snprintf(msg, sizeof msg, "%s", e->msg);
+        err_set(e, "--json %s", msg);
+    }
     free(text);
     return rc;
 }

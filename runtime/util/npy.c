@@ -5,23 +5,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "file.h"
+
 int npy_write_f32(const char *path, const float *data, int rows, int cols, Err *e)
 {
     char hdr[128];
     int n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }", rows, cols);
     int total = 10 + n + 1, pad = (64 - total % 64) % 64;
-    FILE *f = fopen(path, "wb");
-    if (!f) return err_set(e, "%s: cannot open for writing", path);
     unsigned short hlen = (unsigned short)(n + pad + 1);
-    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-    fwrite(&hlen, 2, 1, f);
-    fwrite(hdr, 1, (size_t)n, f);
-    for (int i = 0; i < pad; i++) fputc(' ', f);
-    fputc('\n', f);
     size_t cnt = (size_t)rows * (size_t)cols;
-    int ok = fwrite(data, sizeof(float), cnt, f) == cnt;
-    if (fclose(f) || !ok) return err_set(e, "%s: write failed (disk full?)", path);
-    return 0;
+    char pre[10 + 128 + 64 + 1];
+    memcpy(pre, "\x93NUMPY\x01\x00", 8);
+    memcpy(pre + 8, &hlen, 2);
+    memcpy(pre + 10, hdr, (size_t)n);
+    memset(pre + 10 + n, ' ', (size_t)pad);
+    pre[10 + n + pad] = '\n';
+    FileOut o; /* temp file + fsync + rename: a killed run never leaves half an array under PATH */
+    if (file_out_open(&o, path, e)) return -1;
+    o.expect = (uint64_t)total + (uint64_t)pad + cnt * sizeof(float);
+    file_out_write(&o, pre, (size_t)(total + pad));
+    file_out_write(&o, data, cnt * sizeof(float));
+    return file_out_commit(&o, e);
 }
 
 int npy_read_f32(const char *path, float **data, int *rows, int *cols, Err *e)
