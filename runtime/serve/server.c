@@ -738,12 +738,12 @@ static Job *job_create(Server *srv, CompletionRequest *req, ApiError *err)
             return NULL;
         }
         if (c->nids + r->max_tokens > srv->o.max_seq_len) {
-            int n = c->nids;
+            int n = c->nids, m = r->max_tokens; /* r is the job's: gone after job_free */
             job_free(job);
             api_error(err, 400, "invalid_request_error", "prompt",
                       "This model's maximum context length is %d tokens. However, you requested %d tokens (%d in "
                       "your prompt; %d for the completion). Please reduce your prompt; or completion length.",
-                      srv->o.max_seq_len, n + r->max_tokens, n, r->max_tokens);
+                      srv->o.max_seq_len, n + m, n, m);
             err->code = "context_length_exceeded";
             return NULL;
         }
