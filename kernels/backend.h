@@ -67,6 +67,10 @@ typedef struct Backend {
      * w->wdt (int8 CB plus SCB for DTYPE_I8) into w->w / w->scb, which the caller allocated */
     size_t (*linear_bytes)(void *ctx, DType wdt, int n, int k);
     void (*linear_pack)(void *ctx, Linear *w, const void *rowmajor, const float *scb);
+    /* as linear_pack, for the output rows [row0, row0 + rows) only, given as a row-major [rows, K] block
+     * (and their SCB): row0 a multiple of 16, the blocks in order from row0 = 0, so a loader stages a few
+     * MiB at a time instead of a whole matrix. NULL where a backend packs whole matrices only. */
+    void (*linear_pack_rows)(void *ctx, Linear *w, const void *rowmajor, const float *scb, int row0, int rows);
 
     /* ops */
     /* x[r] = table[tokens[r]] (+ pos_table[pos[r] + pos_offset] when pos_table) */
@@ -95,6 +99,10 @@ typedef struct Backend {
     int (*graph_run)(void *ctx, uint64_t key, int rows, void (*fn)(void *arg), void *arg);
     /* drops every captured graph (the buffers they use are about to be freed); NULL with graph_run */
     void (*graph_reset)(void *ctx);
+
+    /* how many of the n 16-bit values at x (backend memory) are inf or NaN; NULL where reading x would
+     * need a copy and a wait (the GPU, whose decode step is one graph without host syncs) */
+    size_t (*count_nonfinite)(void *ctx, const uint16_t *x, size_t n, DType act);
 
     /* name of the kernel path `linear` takes for this weight dtype and row count (for reports) */
     const char *(*linear_path)(void *ctx, DType wdt, int rows);

@@ -3,6 +3,7 @@
 
 #include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -16,7 +17,9 @@ int ctl_agree(int failed, char *msg, size_t len)
     if (first == size) return 0;
     if (size > 1 && msg && len > 0) {
         char buf[1024] = {0};
-        if (rank == first) snprintf(buf, sizeof buf, "%s", msg);
+        /* a failure of one rank (not one every rank shares, which rank 0 meets first) says which */
+        if (rank == first && first > 0 && strncmp(msg, "rank ", 5)) snprintf(buf, sizeof buf, "rank %d: %s", first, msg);
+        else if (rank == first) snprintf(buf, sizeof buf, "%s", msg);
         MPI_Bcast(buf, (int)sizeof buf, MPI_CHAR, first, MPI_COMM_WORLD);
         if (rank != first) snprintf(msg, len, "%s", buf);
     }

@@ -1454,7 +1454,10 @@ def main():
         try:
             return fn(*a)
         except Exception:
-            check(False, "%s raised:\n%s" % (name, traceback.format_exc()))
+            # the server's own last words say why a request failed (a crash, a rank that died)
+            tails = "".join("\n--- server %s (rc %s), last lines of its stderr:\n%s" % (
+                s.name, s.p.poll(), "\n".join(s.stderr().splitlines()[-15:])) for s in servers)
+            check(False, "%s raised:\n%s%s" % (name, traceback.format_exc(), tails))
             return None
 
     # A: BLOOM under mpirun

@@ -87,6 +87,22 @@ static void cpu_linear_pack_op(void *ctx, Linear *w, const void *rowmajor, const
     cpu_linear_pack(w, rowmajor, scb);
 }
 
+static void cpu_linear_pack_rows_op(void *ctx, Linear *w, const void *rowmajor, const float *scb, int row0, int rows)
+{
+    (void)ctx;
+    cpu_linear_pack_rows(w, rowmajor, scb, row0, rows);
+}
+
+/* the exponent bits all set: inf or NaN (fp16 0x7c00, bf16 0x7f80); a branch-free loop gcc vectorizes */
+static size_t cpu_count_nonfinite(void *ctx, const uint16_t *x, size_t n, DType act)
+{
+    (void)ctx;
+    const uint16_t e = act == DTYPE_BF16 ? 0x7f80 : 0x7c00;
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += (x[i] & e) == e;
+    return c;
+}
+
 static void cpu_linear_op(void *ctx, const Linear *w, const uint16_t *x, int rows, DType act, void *y, DType ydt,
                           float threshold)
 {
@@ -339,6 +355,8 @@ Backend *backend_cpu_create(const BackendOptions *o, char *err, size_t errlen)
         .reserve = cpu_reserve,
         .linear_bytes = cpu_linear_bytes_op,
         .linear_pack = cpu_linear_pack_op,
+        .linear_pack_rows = cpu_linear_pack_rows_op,
+        .count_nonfinite = cpu_count_nonfinite,
         .embed = cpu_embed,
         .layernorm = cpu_layernorm,
         .linear = cpu_linear_op,

@@ -19,6 +19,9 @@ void cpu_linear_destroy(CpuLinear *c);
 void cpu_linear_reserve(CpuLinear *c, int max_rows, int max_k, int max_n);
 size_t cpu_linear_bytes(DType wdt, int n, int k);
 void cpu_linear_pack(Linear *w, const void *rowmajor, const float *scb);
+/* rows [row0, row0 + rows) of w from a row-major [rows, K] block: row0 a multiple of 16, the last block
+ * ending at a multiple of 16 or at N; blocks in order from row0 = 0 (the fp16 inf/NaN flag accumulates) */
+void cpu_linear_pack_rows(Linear *w, const void *rowmajor, const float *scb, int row0, int rows);
 void cpu_linear(CpuLinear *c, const Linear *w, const uint16_t *x, int rows, DType act, void *y, DType ydt,
                 float threshold);
 const char *cpu_linear_path(CpuLinear *c, DType wdt, int rows);

@@ -316,44 +316,53 @@ size_t cpu_linear_bytes(DType wdt, int n, int k)
     return np * kp * sizeof(uint16_t) + (dt == DT_F16 ? 64 : 0);
 }
 
-void cpu_linear_pack(Linear *w, const void *rowmajor, const float *scb)
+void cpu_linear_pack(Linear *w, const void *rowmajor, const float *scb) { cpu_linear_pack_rows(w, rowmajor, scb, 0, w->n); }
+
+void cpu_linear_pack_rows(Linear *w, const void *rowmajor, const float *scb, int row0, int rows)
 {
     int dt = lin_dt(w->wdt), n = w->n, k = w->k, kp = lin_kp(dt, k), nb = (n + 15) / 16;
+    int end = row0 + rows;
     PP8_CHECK(((uintptr_t)w->w & 63) == 0, "packed weights must be 64-byte aligned");
+    PP8_CHECK(row0 >= 0 && row0 % 16 == 0 && rows >= 0 && end <= n && (end % 16 == 0 || end == n),
+              "packing a row range that is not whole blocks of 16 rows");
+    int b0 = row0 / 16, b1 = end == n ? nb : end / 16;
     if (dt == DT_I8) {
         const int8_t *cb = rowmajor;
         int8_t *dst = w->w;
         int32_t *wsum = (int32_t *)(dst + (size_t)nb * 16 * kp);
-        for (int b = 0; b < nb; b++)
+        for (int b = b0; b < b1; b++)
             for (int l = 0; l < 16; l++) {
                 int o = b * 16 + l;
                 int32_t s = 0;
                 for (int i = 0; i < kp; i++) {
-                    int8_t v = o < n && i < k ? cb[(size_t)o * k + i] : 0;
+                    int8_t v = o < n && i < k ? cb[(size_t)(o - row0) * k + i] : 0;
                     dst[(((size_t)b * (kp / 4) + i / 4) * 16 + l) * 4 + (i & 3)] = v;
                     s += v;
                 }
                 wsum[o] = s;
             }
         PP8_CHECK(w->scb != NULL && scb != NULL, "int8 weights need SCB");
-        memcpy(w->scb, scb, sizeof(float) * (size_t)n);
+        memcpy(w->scb + row0, scb, sizeof(float) * (size_t)rows);
         return;
     }
     const uint16_t *src = rowmajor;
     uint16_t *dst = w->w;
     int32_t special = 0; /* fp16: some weight is inf or NaN */
-    for (int b = 0; b < nb; b++)
+    for (int b = b0; b < b1; b++)
         for (int l = 0; l < 16; l++) {
             int o = b * 16 + l;
             for (int i = 0; i < kp; i++) {
-                uint16_t v = o < n && i < k ? src[(size_t)o * k + i] : 0;
+                uint16_t v = o < n && i < k ? src[(size_t)(o - row0) * k + i] : 0;
                 size_t at = dt == DT_BF16 ? (((size_t)b * (kp / 2) + i / 2) * 16 + l) * 2 + (i & 1)
                                           : ((size_t)b * kp + i) * 16 + l;
                 dst[at] = v;
                 special |= (v & 0x7c00) == 0x7c00;
             }
         }
-    if (dt == DT_F16) *(int32_t *)(dst + (size_t)nb * 16 * kp) = special;
+    if (dt == DT_F16) {
+        int32_t *flag = (int32_t *)(dst + (size_t)nb * 16 * kp);
+        *flag = row0 == 0 ? special : (*flag | special);
+    }
 }
 
 /* ---- scalar activation quantization (the AVX-512 versions must give the same bits) ---- */

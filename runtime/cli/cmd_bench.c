@@ -18,6 +18,7 @@
 #include "../../parallel/control.h"
 #include "commands.h"
 #include "../util/log.h"
+#include "../util/proc.h"
 #include "../engine/session.h"
 #include "version.h"
 
@@ -45,6 +46,8 @@ typedef struct BenchRun {
     double busy[64]; /* per rank, decode phase */
     double bw[64];   /* per rank, GB/s: read bandwidth measured alone just before this run (the roofline's) */
     double prof[64][PROF_COUNT]; /* --profile: per rank, seconds per op over the decode phase */
+    double rss[64];  /* per rank, bytes: peak resident memory (VmHWM) since this dtype's load began */
+    double plan[64]; /* per rank, bytes: the plan's weights + KV cache + workspace */
     const char *path_decode, *path_prefill;
 } BenchRun;
 
@@ -244,8 +247,10 @@ static double stream_bound_tps(const Session *s, const BenchArgs *a, Schedule sc
     return step > 0 ? batch / step : 0;
 }
 
+/* load_peak: VmHWM right after this dtype's load, before any bandwidth probe (whose 256 MiB buffer is
+ * the benchmark's, not the model's: the peak is reset after each probe and the larger of the two kept) */
 static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, int batch, int32_t **prompts, int *lens,
-                    const double *wbytes_all, BenchRun *out)
+                    const double *wbytes_all, double load_peak, BenchRun *out)
 {
     Engine en;
     Err e = {{0}};
@@ -253,6 +258,7 @@ static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, in
      * missed the VM's drift by up to 10% (bf16 batch 1, pure streaming, then read 91% of it) */
     double bw_me = 0, bw_run[64] = {0};
     measure_bandwidth(s, &bw_me, NULL);
+    (void)proc_reset_peak_rss();
     MPI_Allgather(&bw_me, 1, MPI_DOUBLE, bw_run, 1, MPI_DOUBLE, MPI_COMM_WORLD);
     int M = micro_batches_for(a, s, sched, batch);
     PP8_CHECK(engine_init(&en, &s->m, &s->rs, s->tr, sched, M, &e) == 0, "out of memory for the pipeline buffers");
@@ -302,6 +308,23 @@ static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, in
     out->path_decode = s->be->linear_path(s->be->ctx, dt, (batch + M - 1) / M);
     out->path_prefill = s->be->linear_path(s->be->ctx, dt, ((batch + M - 1) / M) * a->prompt_len);
     engine_free(&en);
+    /* the peak after the run: the load (session_reload reset it before), the pipeline buffers, this run */
+    double rss = fmax(load_peak, (double)proc_peak_rss_bytes()), plan = (double)(s->m.arena_bytes + s->rs.arena_bytes);
+    MPI_Allgather(&rss, 1, MPI_DOUBLE, out->rss, 1, MPI_DOUBLE, MPI_COMM_WORLD);
+    MPI_Allgather(&plan, 1, MPI_DOUBLE, out->plan, 1, MPI_DOUBLE, MPI_COMM_WORLD);
+}
+
+/* one line per dtype after its runs r[0..n): each rank's peak resident memory next to its plan */
+static void print_rss(const BenchRun *r, int n, int ranks)
+{
+    printf("peak resident memory (VmHWM, load included) vs plan:");
+    for (int q = 0; q < ranks; q++) {
+        double peak = 0;
+        for (int i = 0; i < n; i++) peak = fmax(peak, r[i].rss[q]);
+        printf("%s rank %d %.3f GB of %.3f GB (%+.1f%%)", q ? "," : "", q, peak / 1e9, r[0].plan[q] / 1e9,
+               r[0].plan[q] > 0 ? 100.0 * (peak - r[0].plan[q]) / r[0].plan[q] : 0.0);
+    }
+    printf("\n");
 }
 
 static const char *sched_name(Schedule s) { return s == SCHED_NAIVE ? "naive" : "pipelined"; }
@@ -393,6 +416,8 @@ static cJSON *json_report(const BenchArgs *a, Session *s, const BenchRun *runs, 
         cJSON_AddNumberToObject(j, "roofline_tokens_per_s", r->roofline_tps);
         if (a->stream_bound) cJSON_AddNumberToObject(j, "stream_bound_tokens_per_s", r->stream_tps);
         cJSON_AddItemToObject(j, "read_bandwidth_gbs", cJSON_CreateDoubleArray(r->bw, s->size));
+        cJSON_AddItemToObject(j, "peak_rss_bytes", cJSON_CreateDoubleArray(r->rss, s->size));
+        cJSON_AddItemToObject(j, "plan_bytes", cJSON_CreateDoubleArray(r->plan, s->size));
         cJSON *busy = cJSON_AddArrayToObject(j, "stage_busy");
         for (int q = 0; q < s->size; q++) cJSON_AddItemToArray(busy, cJSON_CreateNumber(r->busy[q]));
         cJSON *kp = cJSON_AddObjectToObject(j, "kernel_paths");
@@ -450,7 +475,7 @@ int cmd_bench(int argc, char **argv, Err *e)
             prompts[b][t] = (int32_t)(st % (uint64_t)s.cfg.vocab);
         }
     }
-    double bw_pf = 0, bw_plain = 0;
+    double bw_pf = 0, bw_plain = 0, load_peak = (double)proc_peak_rss_bytes();
     measure_bandwidth(&s, &bw_pf, &bw_plain);
     double *wb_all = calloc((size_t)s.size, sizeof(double)), *wm_all = calloc((size_t)s.size, sizeof(double));
     double *kv_all = calloc((size_t)s.size, sizeof(double)), *ws_all = calloc((size_t)s.size, sizeof(double));
@@ -476,6 +501,8 @@ int cmd_bench(int argc, char **argv, Err *e)
     }
     for (int d = 0; d < a.ndtypes && !rc; d++) {
         if (d > 0 && (rc = session_reload(&s, a.dtypes[d], max_rows, maxb, max_seq, max_out, e))) break;
+        if (d > 0) load_peak = (double)proc_peak_rss_bytes();
+        int first = nruns;
         double wb = (double)s.m.weight_bytes_read, wm = (double)s.m.arena_bytes, kv = (double)s.rs.kv_bytes,
                ws = (double)(s.rs.arena_bytes - s.rs.kv_bytes);
         MPI_Allgather(&wb, 1, MPI_DOUBLE, wb_all, 1, MPI_DOUBLE, MPI_COMM_WORLD);
@@ -498,17 +525,18 @@ int cmd_bench(int argc, char **argv, Err *e)
         }
         /* one untimed run first: thread start-up, AMX permission and tile setup, first touches */
         BenchRun warm;
-        run_one(&s, &a, a.dtypes[d], a.sched[0], a.batch[0], prompts, lens, wb_all, &warm);
+        run_one(&s, &a, a.dtypes[d], a.sched[0], a.batch[0], prompts, lens, wb_all, load_peak, &warm);
         for (int b = 0; b < a.nbatch; b++)
             for (int q = 0; q < a.nsched; q++) {
                 BenchRun *r = &runs[nruns++];
-                run_one(&s, &a, a.dtypes[d], a.sched[q], a.batch[b], prompts, lens, wb_all, r);
+                run_one(&s, &a, a.dtypes[d], a.sched[q], a.batch[b], prompts, lens, wb_all, load_peak, r);
                 if (a.stream_bound) r->stream_tps = stream_bound_tps(&s, &a, r->sched, r->M, r->batch);
                 if (s.rank == 0) {
                     print_run(r, &a, s.size);
                     fflush(stdout);
                 }
             }
+        if (s.rank == 0 && nruns > first) print_rss(&runs[first], nruns - first, s.size);
     }
     if (!rc && s.rank == 0) {
         /* ratios measured side by side in this run */

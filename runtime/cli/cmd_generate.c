@@ -394,6 +394,7 @@ int cmd_generate(int argc, char **argv, Err *e)
 
     Session s;
     int opened = 0;
+    double t_open = wall_s();
     if (!rc) {
         int max_seqs, rows = max_group_rows(&tb, 1, &max_seqs);
         rc = session_open(&s, &a.o, rows, tb.n, tb.max_len + a.max_new, max_seqs, e);
@@ -432,9 +433,12 @@ int cmd_generate(int argc, char **argv, Err *e)
                 fwrite(prompts[0].text, 1, prompts[0].len, stdout);
                 fflush(stdout);
             }
+            /* progress, so a long load or prefill is not silence (and tests can tell the phases apart) */
+            log_info("loaded in %.1f s; prefill: %d sequence(s), %d prompt tokens", wall_s() - t_open, tb.n, tb.total);
             double t0 = wall_s();
             engine_run(&en, &hooks, 1);
             double t1 = wall_s();
+            log_info("prefill done; decoding up to %d new tokens per sequence", a.max_new);
             en.busy_s = 0;
             engine_run(&en, &hooks, INT_MAX);
             double t2 = wall_s();
@@ -447,6 +451,7 @@ int cmd_generate(int argc, char **argv, Err *e)
                     if (completion_finish(&g.comp[q]) < 0) g.oom = 1;
                     text_s[q] += wall_s() - tf;
                 }
+                cli_results_begin(); /* a SIGTERM now waits: never half a JSON line or line of ids */
                 if (g.oom) {
                     rc = err_set(e, "out of memory holding the generated text");
                 } else if (plain) {
@@ -465,6 +470,14 @@ int cmd_generate(int argc, char **argv, Err *e)
                     }
                 }
                 fflush(stdout);
+                cli_results_end();
+                /* the results are out; a sequence cut short by inf/NaN still makes the run fail */
+                int nerr = 0;
+                for (int q = 0; q < tb.n; q++) nerr += g.seqs[q].finish == FINISH_ERROR;
+                if (nerr && !rc)
+                    rc = err_set(e, "%d of %d sequence(s) ended with an error: non-finite logits (the warnings above "
+                                    "name the rank, its layers and the position); their output stops there; --dtype "
+                                    "bf16 has fp32's range", nerr, tb.n);
                 double ts = 0;
                 for (int q = 0; q < tb.n; q++) ts += text_s[q];
                 if (text)

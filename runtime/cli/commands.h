@@ -19,4 +19,9 @@ int cmd_serve(int argc, char **argv, Err *e);
 int cmd_tokenize(int argc, char **argv, Err *e);
 int cmd_detokenize(int argc, char **argv, Err *e);
 
+/* Around rank 0's writing of a command's results to stdout: SIGTERM / SIGINT (main.c's handler) wait
+ * for the end (up to 1 s), so a stopped job never leaves half a result line. */
+void cli_results_begin(void);
+void cli_results_end(void);
+
 #endif

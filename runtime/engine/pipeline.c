@@ -9,6 +9,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -580,6 +581,31 @@ static size_t sample_rows(Engine *en, int rows, int nout)
     return (size_t)(w - en->h_sampled);
 }
 
+/* Every stage's output hidden state, once per item, where the backend can read it cheaply (the CPU: a
+ * pass over rows x D 16-bit values, ~0.1% of a decode step): inf or NaN there is an fp16 overflow in
+ * this rank's layers (or an inf/NaN weight), which would otherwise reach the logits unexplained. The
+ * first reports name the rank, its layers, the item, the first row's KV slot and position, and with
+ * --check-finite the first layer whose output held it; the sequences then end with an error where
+ * their logits are non-finite (sample_rows). */
+static void check_stage_output(Engine *en, int rows)
+{
+    const Model *m = en->m;
+    Backend *be = m->be;
+    const size_t D = (size_t)m->cfg.hidden;
+    if (!be->count_nonfinite || !be->count_nonfinite(be->ctx, en->rs->x, (size_t)rows * D, m->act)) return;
+    if (++en->nonfinite_items > 3) return;
+    int r = 0;
+    while (r < rows - 1 && !be->count_nonfinite(be->ctx, en->rs->x + (size_t)r * D, D, m->act)) r++;
+    char where[96];
+    if (en->rs->bad_layer >= 0) snprintf(where, sizeof where, "first after layer %d", en->rs->bad_layer);
+    else snprintf(where, sizeof where, "%s", en->rs->check_layers ? "in the embedding" : "--check-finite finds the layer");
+    log_warn("rank %d (layers %d..%d): inf/NaN in the hidden state this stage computed (item %ld, first at KV slot %d, "
+             "position %d; %s): an fp16 overflow in these layers or a non-finite weight; --dtype bf16 has fp32's "
+             "range%s",
+             en->rank, m->layer_begin, m->layer_end - 1, en->items, en->h_slot[r], en->h_pos[r], where,
+             en->nonfinite_items == 3 ? " (further items with inf/NaN on this rank are not reported)" : "");
+}
+
 /* every rank: compute the item in h_* and pass its result on: the hidden state to the next rank, or the
  * results to rank 0 (or, when rank 0 is the last too, straight into fifo entry f) */
 static void item_compute(Engine *en, int rows, int nout, const int32_t *busy_in, int f)
@@ -591,6 +617,7 @@ static void item_compute(Engine *en, int rows, int nout, const int32_t *busy_in,
     if (!m->first) recv_hidden(en, rows);
     double t0 = wall_s();
     stage_forward(m, rs, rows, en->h_tok, en->h_pos, en->h_slot, en->h_out, m->last ? nout : 0);
+    check_stage_output(en, rows);
     size_t words = 0;
     if (m->last) {
         double ts = rs->prof ? wall_s() : 0;

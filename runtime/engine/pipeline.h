@@ -138,6 +138,7 @@ typedef struct Engine {
     int reply_req[4];
     size_t desc_words, reply_words;
     long items;                              /* items this rank has handled: the rings' position */
+    long nonfinite_items;                    /* items whose hidden state left this stage with inf/NaN */
     float *h_logits;                         /* (max_out, V) logits on the host: a copy, or rs->logits itself
                                                 on a host backend (own_logits = 0) */
     bool own_logits;

@@ -11,6 +11,7 @@
 #include "../../parallel/control.h"
 #include "../util/args.h"
 #include "../util/log.h"
+#include "../util/proc.h"
 #include "plan.h"
 
 void session_defaults(SessionOpts *o)
@@ -59,7 +60,9 @@ const char *session_flags_help(SessionHelp which)
              "  --weights-seed N     seed of --config's random weights (default 1234)\n"
              "  --max-seq-len N      positions per sequence: prompt + new tokens (default: OPT's\n"
              "                       max_position_embeddings; BLOOM (ALiBi) 2048)\n"
-             "  --tokenizer DIR      tokenizer.json, or vocab.json + merges.txt (default: the --model directory)\n");
+             "  --tokenizer DIR      tokenizer.json, or vocab.json + merges.txt (default: the --model directory)\n"
+             "  --check-finite       look for inf/NaN after every layer, to name the layer where fp16 overflows\n"
+             "                       (default: once per stage and item, on the CPU backend)\n");
     return buf;
 }
 
@@ -123,6 +126,8 @@ int session_flag(SessionOpts *o, int argc, char **argv, int *i, Err *e)
     } else if (!strcmp(f, "--tokenizer")) {
         VAL();
         o->tokenizer = v;
+    } else if (!strcmp(f, "--check-finite")) {
+        o->check_finite = 1;
     } else {
         return 0;
     }
@@ -309,6 +314,8 @@ static int load_model(Session *s, int max_rows, int slots, int max_seq, int max_
     if (session_agree(rc, e)) return -1;
     rc = runstate_alloc(&s->rs, &s->m, max_rows, slots, max_seq, max_out, e);
     s->rs_ready = rc == 0;
+    s->rs.check_layers = s->o.check_finite != 0;
+    s->rs.bad_layer = -1;
     return session_agree(rc, e);
 }
 
@@ -423,6 +430,7 @@ int session_reload(Session *s, DType wdt, int max_rows, int slots, int max_seq, 
     if (s->rs_ready) runstate_free(&s->rs, &s->m);
     if (s->model_loaded) model_free(&s->m);
     s->rs_ready = s->model_loaded = false;
+    (void)proc_reset_peak_rss(); /* bench reports each dtype's peak from its own load on */
     s->o.wdt = wdt;
     int rc = split_layers(s, slots, max_seq, e);
     if (session_agree(rc, e)) return -1;

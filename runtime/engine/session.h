@@ -29,6 +29,7 @@ typedef struct SessionOpts {
     uint64_t weights_seed;  /* --weights-seed: seed of --config's random weights */
     int max_seq_len;        /* --max-seq-len (0 = the model's: OPT max_position_embeddings, BLOOM 2048) */
     const char *tokenizer;  /* --tokenizer DIR (NULL = the model directory) */
+    int check_finite;       /* --check-finite: look for inf/NaN after every layer, not once per stage */
     /* not flags: set by the command */
     int plan_rows;          /* rows per item the workspace is planned for (0: slots x max_seq, one prefill) */
     int max_slots;          /* session_open with slots 0: the most KV slots (up to this) that fit */

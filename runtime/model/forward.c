@@ -8,6 +8,7 @@
 
 #include "../../kernels/check.h"
 #include "../util/log.h"
+#include "../util/proc.h"
 
 #define ALIGN 64
 
@@ -55,9 +56,12 @@ int runstate_alloc(RunState *rs, const Model *m, int R, int B, int S, int max_ou
     rs->max_out = max_out;
     rs->arena_bytes = runstate_bytes(m, R, B, S, max_out, &rs->kv_bytes);
     rs->arena = be->alloc(be->ctx, rs->arena_bytes);
-    if (!rs->arena)
-        return err_set(e, "cannot allocate %.2f GB for activations and the KV cache (batch %d, %d positions): use a "
-                          "smaller batch or --gen, or more ranks (pp8 plan)", rs->arena_bytes / 1e9, B, S);
+    if (!rs->arena) {
+        char hint[160];
+        return err_set(e, "cannot allocate %.2f GB for activations and the KV cache (batch %d, %d positions)%s: use a "
+                          "smaller batch or --gen, or more ranks (pp8 plan)", rs->arena_bytes / 1e9, B, S,
+                       proc_limit_hint(hint, sizeof hint));
+    }
     char *p = rs->arena;
 #define TAKE(ptr, bytes)                                                                                             \
     do {                                                                                                             \
@@ -168,6 +172,8 @@ static void stage_ops(void *arg)
             PROF(PROF_ACT, be->relu(ctx, rs->ffn, (size_t)rows * F, m->act));
         PROF(PROF_FC2, linear(m, &w->fc2, rs->ffn, rows, rs->tmp));
         PROF(PROF_ADD, be->add(ctx, rs->x, rs->x, rs->tmp, RD, m->act));
+        if (rs->check_layers && rs->bad_layer < 0 && be->count_nonfinite && be->count_nonfinite(ctx, rs->x, RD, m->act))
+            rs->bad_layer = m->layer_begin + l;
     }
 
     if (m->last && nout > 0) {
@@ -189,6 +195,7 @@ void stage_forward(const Model *m, RunState *rs, int rows, const int32_t *tokens
     if (m->first) be->to_device(ctx, rs->tokens, tokens, sizeof(int32_t) * rows);
     if (m->last && nout > 0) be->to_device(ctx, rs->out_idx, out_idx, sizeof(int32_t) * nout);
 
+    rs->bad_layer = -1;
     StageOps so = {m, rs, rows, nout};
     /* every argument of every op is fixed by the RunState (buffers, model, sizes) and the two row counts
      * (20 bits each in the key; larger micro-batches, prefill only, never take a graph); profiling times

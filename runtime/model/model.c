@@ -10,11 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../../kernels/cpu/cpu_linear.h"
 #include "../../kernels/numerics.h"
 #include "../util/log.h"
+#include "../util/proc.h"
 #include "safetensors.h"
 
 #define ALIGN 64
@@ -127,7 +130,21 @@ static float random_value(uint64_t key, size_t i, Fill f, int k)
     return 1.7320508f / sqrtf((float)k) * u;
 }
 
-/* ---- fetching one tensor into host staging, converted to `to` ---- */
+/* ---- fetching rows of one tensor into host staging, converted to `to` ----
+ * A few MiB at a time, never a whole tensor: the loader's own memory stays small next to the arena, and
+ * the checkpoint's pages are given back (MADV_DONTNEED: the mapping is private and read-only, so the
+ * next touch would read the file again) as soon as their rows are converted, so a rank's resident
+ * memory after loading is its plan, not its plan plus the 16-bit checkpoint it read. */
+#define STAGE_BYTES ((size_t)16 << 20)
+
+static void release_pages(const void *p, size_t bytes)
+{
+    static size_t page;
+    if (!page) page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)(page - 1), b = ((uintptr_t)p + bytes + page - 1) & ~(uintptr_t)(page - 1);
+    if (b > a) (void)madvise((void *)a, b - a, MADV_DONTNEED); /* advice: a refusal only costs memory */
+}
+
 static void convert_rows(uint16_t *dst, DType to, const void *src, DType from, size_t n)
 {
 #pragma omp parallel for schedule(static)
@@ -139,14 +156,16 @@ static void convert_rows(uint16_t *dst, DType to, const void *src, DType from, s
     }
 }
 
-static int fetch16(Loader *ld, uint16_t *host, DType to, const char *name, int64_t rows, int64_t cols, Fill fill)
+/* rows [r0, r0 + nr) of tensor `name` ([rows, cols], or [rows] when cols = 0) into host */
+static int fetch16(Loader *ld, uint16_t *host, DType to, const char *name, int64_t rows, int64_t cols, Fill fill,
+                   int64_t r0, int64_t nr)
 {
-    size_t n = (size_t)rows * (size_t)(cols > 0 ? cols : 1);
+    size_t w = (size_t)(cols > 0 ? cols : 1), n = (size_t)nr * w, base = (size_t)r0 * w;
     if (!ld->ck) {
         uint64_t key = mix64(ld->seed ^ name_hash(name));
 #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) {
-            float f = random_value(key, i, fill, cols > 0 ? (int)cols : (int)rows);
+            float f = random_value(key, base + i, fill, cols > 0 ? (int)cols : (int)rows);
             host[i] = to == DTYPE_BF16 ? pp8_f2bf(f) : pp8_f2h(f);
         }
         return 0;
@@ -154,7 +173,9 @@ static int fetch16(Loader *ld, uint16_t *host, DType to, const char *name, int64
     const StTensor *t;
     int64_t shape[2] = {rows, cols};
     if (ckpt_get(ld->ck, &t, -1, cols > 0 ? 2 : 1, shape, ld->e, "%s", name)) return -1;
-    convert_rows(host, to, t->data, t->dtype, n);
+    const char *src = (const char *)t->data + base * dtype_size(t->dtype);
+    convert_rows(host, to, src, t->dtype, n);
+    release_pages(src, n * dtype_size(t->dtype));
     return 0;
 }
 
@@ -164,16 +185,50 @@ static int stage_bytes(Loader *ld, size_t bytes)
     free(ld->host);
     ld->host = malloc(bytes);
     ld->host_bytes = ld->host ? bytes : 0;
-    if (!ld->host) return err_set(ld->e, "out of host memory staging a %zu-byte tensor", bytes);
+    if (!ld->host) return err_set(ld->e, "out of host memory staging %zu bytes of weights", bytes);
     return 0;
+}
+
+/* rows per staged chunk for rows of `row_bytes`: a multiple of 16 (a packed block), at least 16 */
+static int64_t chunk_rows(size_t row_bytes)
+{
+    int64_t r = (int64_t)(STAGE_BYTES / (row_bytes ? row_bytes : 1)) & ~(int64_t)15;
+    return r < 16 ? 16 : r;
 }
 
 static int load16(Loader *ld, uint16_t *dst, const char *name, int64_t rows, int64_t cols, Fill fill)
 {
-    size_t bytes = 2 * (size_t)rows * (size_t)(cols > 0 ? cols : 1);
-    if (stage_bytes(ld, bytes)) return -1;
-    if (fetch16(ld, ld->host, ld->m->act, name, rows, cols, fill)) return -1;
-    ld->m->be->to_device(ld->m->be->ctx, dst, ld->host, bytes);
+    size_t w = (size_t)(cols > 0 ? cols : 1);
+    int64_t step = cols > 0 ? chunk_rows(2 * w) : rows;
+    if (stage_bytes(ld, 2 * w * (size_t)(step < rows ? step : rows))) return -1;
+    for (int64_t r0 = 0; r0 < rows; r0 += step) {
+        int64_t nr = rows - r0 < step ? rows - r0 : step;
+        if (fetch16(ld, ld->host, ld->m->act, name, rows, cols, fill, r0, nr)) return -1;
+        ld->m->be->to_device(ld->m->be->ctx, dst + (size_t)r0 * w, ld->host, 2 * w * (size_t)nr);
+    }
+    return 0;
+}
+
+/* Packs a 16-bit [n, k] matrix (or an int8 CB with its SCB) whose rows `get` produces chunk by chunk:
+ * with the backend's linear_pack_rows a chunk at a time, else (a backend that packs whole matrices) all
+ * rows staged at once. get(ld, ctx, buf, r0, nr) writes rows [r0, r0 + nr) (row-major, elem bytes each
+ * element) and their SCB at ld->host_scb + r0 when int8. */
+typedef int (*RowsFn)(Loader *ld, void *ctx, void *buf, int64_t r0, int64_t nr);
+
+static int pack_by_rows(Loader *ld, Linear *w, size_t elem, RowsFn get, void *ctx)
+{
+    Backend *be = ld->m->be;
+    size_t row = elem * (size_t)w->k;
+    int64_t step = be->linear_pack_rows ? chunk_rows(row) : w->n;
+    if (step > w->n) step = w->n;
+    if (stage_bytes(ld, row * (size_t)step)) return -1;
+    for (int64_t r0 = 0; r0 < w->n; r0 += step) {
+        int64_t nr = w->n - r0 < step ? w->n - r0 : step;
+        if (get(ld, ctx, ld->host, r0, nr)) return -1;
+        const float *scb = w->wdt == DTYPE_I8 ? ld->host_scb + r0 : NULL;
+        if (be->linear_pack_rows) be->linear_pack_rows(be->ctx, w, ld->host, scb, (int)r0, (int)nr);
+        else be->linear_pack(be->ctx, w, ld->host, ld->host_scb);
+    }
     return 0;
 }
 
@@ -182,13 +237,62 @@ static int load16(Loader *ld, uint16_t *dst, const char *name, int64_t rows, int
  * output row the result is the same bits as three separate layers, since LLM.int8() scales weights per
  * row and activations per token over the shared input). Each part is checked and read under its own
  * name, so errors and random weights are exactly those of the separate tensors. */
+typedef struct PartRows {
+    const char *const *bases;
+    int pn, k;
+    bool eight;  /* the checkpoint holds CB + SCB: taken as they are */
+    bool quant;  /* 16-bit weights quantized per row here (LLM.int8()) */
+    DType stage; /* the 16-bit dtype the weights are read as */
+    uint16_t *w16; /* quant: the 16-bit rows of a chunk, before quantization */
+} PartRows;
+
+/* rows [r0, r0 + nr) of the stacked parts, each piece from the part it lies in */
+static int part_rows(Loader *ld, void *ctx, void *buf, int64_t r0, int64_t nr)
+{
+    const PartRows *pr = ctx;
+    const size_t k = (size_t)pr->k;
+    char name[256];
+    for (int64_t r = r0; r < r0 + nr;) {
+        int p = (int)(r / pr->pn);
+        int64_t in = r - (int64_t)p * pr->pn, take = pr->pn - in;
+        if (take > r0 + nr - r) take = r0 + nr - r;
+        size_t at = (size_t)(r - r0) * k;
+        if (pr->eight) {
+            const StTensor *cb, *scb, *fmt;
+            int64_t shape[2] = {pr->pn, pr->k}, nshape[1] = {pr->pn};
+            if (ckpt_get(ld->ck, &cb, DTYPE_I8, 2, shape, ld->e, "%s.weight", pr->bases[p])) return -1;
+            if (ckpt_get(ld->ck, &scb, DTYPE_F32, 1, nshape, ld->e, "%s.SCB", pr->bases[p])) return -1;
+            snprintf(name, sizeof name, "%s.weight_format", pr->bases[p]);
+            if ((fmt = ckpt_find(ld->ck, name))) {
+                if (fmt->bytes < 1 || fmt->dtype != DTYPE_U8 || ((const uint8_t *)fmt->data)[0] != 0)
+                    return err_set(ld->e, "%s: tensor '%s' is not 0 (row-wise int8): pp8 loads only row-format 8-bit "
+                                          "checkpoints; re-save it with bitsandbytes >= 0.45 or use pp8 quantize",
+                                   ckpt_dir(ld->ck), name);
+            }
+            const int8_t *src = (const int8_t *)cb->data + (size_t)in * k;
+            memcpy((int8_t *)buf + at, src, (size_t)take * k);
+            release_pages(src, (size_t)take * k);
+            memcpy(ld->host_scb + r, (const float *)scb->data + in, sizeof(float) * (size_t)take);
+        } else {
+            snprintf(name, sizeof name, "%s.weight", pr->bases[p]);
+            uint16_t *dst = pr->quant ? pr->w16 + at : (uint16_t *)buf + at;
+            if (fetch16(ld, dst, pr->stage, name, pr->pn, pr->k, FILL_WEIGHT, in, take)) return -1;
+        }
+        r += take;
+    }
+    if (pr->quant) {
+        int8_t *cb = buf;
+#pragma omp parallel for schedule(static)
+        for (int64_t o = 0; o < nr; o++)
+            ref_quantize_weights(cb + (size_t)o * k, ld->host_scb + r0 + o, pr->w16 + (size_t)o * k, 1, pr->k);
+    }
+    return 0;
+}
+
 static int load_linear_parts(Loader *ld, Linear *w, const char *const *bases, int nparts)
 {
-    Model *m = ld->m;
-    Backend *be = m->be;
     char name[256];
     const int pn = w->n / nparts;
-    const size_t nk = (size_t)w->n * (size_t)w->k, pnk = (size_t)pn * (size_t)w->k;
     /* which parts are 8-bit (CB + SCB); an int8 weight without its SCB, or a mix, is refused here */
     int n8 = 0, plain = -1, eight = -1;
     for (int p = 0; ld->ck && p < nparts; p++) {
@@ -209,48 +313,26 @@ static int load_linear_parts(Loader *ld, Linear *w, const char *const *bases, in
         return err_set(ld->e, "%s: '%s' is 16-bit but '%s' is 8-bit (int8 + SCB): they are loaded as one layer; "
                               "quantize the whole checkpoint (pp8 quantize)",
                        ckpt_dir(ld->ck), bases[plain], bases[eight]);
-    if (n8) {
-        /* an 8-bit checkpoint (pp8 quantize or transformers' save of load_in_8bit): CB and SCB as they are */
-        if (w->wdt != DTYPE_I8)
-            return err_set(ld->e, "%s: tensor '%s.SCB' is int8 (an 8-bit checkpoint); run it with --dtype int8",
-                           ckpt_dir(ld->ck), bases[0]);
-        if (stage_bytes(ld, nk)) return -1;
-        int8_t *cbs = (int8_t *)ld->host;
-        for (int p = 0; p < nparts; p++) {
-            const StTensor *cb, *scb, *fmt;
-            int64_t shape[2] = {pn, w->k}, nshape[1] = {pn};
-            if (ckpt_get(ld->ck, &cb, DTYPE_I8, 2, shape, ld->e, "%s.weight", bases[p])) return -1;
-            if (ckpt_get(ld->ck, &scb, DTYPE_F32, 1, nshape, ld->e, "%s.SCB", bases[p])) return -1;
-            snprintf(name, sizeof name, "%s.weight_format", bases[p]);
-            if ((fmt = ckpt_find(ld->ck, name))) {
-                if (fmt->bytes < 1 || fmt->dtype != DTYPE_U8 || ((const uint8_t *)fmt->data)[0] != 0)
-                    return err_set(ld->e, "%s: tensor '%s' is not 0 (row-wise int8): pp8 loads only row-format 8-bit "
-                                          "checkpoints; re-save it with bitsandbytes >= 0.45 or use pp8 quantize",
-                                   ckpt_dir(ld->ck), name);
-            }
-            memcpy(cbs + p * pnk, cb->data, pnk);
-            memcpy(ld->host_scb + (size_t)p * pn, scb->data, sizeof(float) * (size_t)pn);
-        }
-        be->linear_pack(be->ctx, w, cbs, ld->host_scb);
+    /* an 8-bit checkpoint (pp8 quantize or transformers' save of load_in_8bit): CB and SCB as they are */
+    if (n8 && w->wdt != DTYPE_I8)
+        return err_set(ld->e, "%s: tensor '%s.SCB' is int8 (an 8-bit checkpoint); run it with --dtype int8",
+                       ckpt_dir(ld->ck), bases[0]);
+    PartRows pr = {.bases = bases, .pn = pn, .k = w->k, .eight = n8 > 0, .quant = !n8 && w->wdt == DTYPE_I8,
+                   .stage = w->wdt == DTYPE_BF16 ? DTYPE_BF16 : DTYPE_F16}; /* LLM.int8() quantizes fp16 */
+    int rc;
+    if (pr.quant) {
+        /* the 16-bit rows of a chunk beside it: the same rows as the int8 chunk, twice the bytes */
+        Backend *be = ld->m->be;
+        int64_t step = be->linear_pack_rows ? chunk_rows((size_t)w->k) : w->n;
+        if (step > w->n) step = w->n;
+        pr.w16 = malloc(2 * (size_t)step * (size_t)w->k);
+        if (!pr.w16) return err_set(ld->e, "out of host memory staging %zu bytes of weights", 2 * (size_t)step * w->k);
+        rc = pack_by_rows(ld, w, 1, part_rows, &pr);
+        free(pr.w16);
     } else {
-        DType stage = w->wdt == DTYPE_BF16 ? DTYPE_BF16 : DTYPE_F16; /* LLM.int8() quantizes the fp16 weight */
-        if (stage_bytes(ld, 2 * nk + nk)) return -1;
-        uint16_t *w16 = ld->host;
-        for (int p = 0; p < nparts; p++) {
-            snprintf(name, sizeof name, "%s.weight", bases[p]);
-            if (fetch16(ld, w16 + p * pnk, stage, name, pn, w->k, FILL_WEIGHT)) return -1;
-        }
-        if (w->wdt == DTYPE_I8) {
-            int8_t *cb = (int8_t *)(w16 + nk);
-            float *scb = ld->host_scb;
-#pragma omp parallel for schedule(static)
-            for (int o = 0; o < w->n; o++)
-                ref_quantize_weights(cb + (size_t)o * w->k, scb + o, w16 + (size_t)o * w->k, 1, w->k);
-            be->linear_pack(be->ctx, w, cb, scb);
-        } else {
-            be->linear_pack(be->ctx, w, w16, NULL);
-        }
+        rc = pack_by_rows(ld, w, w->wdt == DTYPE_I8 ? 1 : 2, part_rows, &pr);
     }
+    if (rc) return -1;
     if (w->bias)
         for (int p = 0; p < nparts; p++) {
             snprintf(name, sizeof name, "%s.bias", bases[p]);
@@ -307,6 +389,13 @@ static int load_layer(Loader *ld, LayerWeights *w, int l)
     return load_linear(ld, &w->fc2, n);
 }
 
+/* rows of the LM head (ctx: the tensor's name) in the activation dtype */
+static int head_rows(Loader *ld, void *ctx, void *buf, int64_t r0, int64_t nr)
+{
+    const Config *c = &ld->m->cfg;
+    return fetch16(ld, buf, ld->m->act, ctx, c->vocab, c->hidden, FILL_EMBED, r0, nr);
+}
+
 static int load_ends(Loader *ld)
 {
     Model *m = ld->m;
@@ -336,10 +425,7 @@ static int load_ends(Loader *ld)
         else if (ld->ck && !c->tie_word_embeddings)
             return err_set(ld->e, "%s: no tensor 'lm_head.weight' and tie_word_embeddings is false in config.json",
                            ckpt_dir(ld->ck));
-        size_t nk = (size_t)c->vocab * c->hidden;
-        if (stage_bytes(ld, 2 * nk)) return -1;
-        if (fetch16(ld, ld->host, m->act, head, c->vocab, c->hidden, FILL_EMBED)) return -1;
-        m->be->linear_pack(m->be->ctx, &m->lm_head, ld->host, NULL);
+        if (pack_by_rows(ld, &m->lm_head, 2, head_rows, (void *)head)) return -1;
     }
     if (bloom) {
         float slopes[4096];
@@ -400,9 +486,12 @@ static int model_load_slice(Model *m, const Config *cfg, const ModelOptions *o, 
     m->arena_bytes = ld.need;
     m->arena = be->alloc(be->ctx, ld.need);
     if (!m->arena) {
+        char hint[160];
         ckpt_close(ck);
-        return err_set(e, "cannot allocate %.2f GB for this rank's weights (layers %d..%d): use more ranks "
-                          "(pp8 plan shows how many)", ld.need / 1e9, o->layer_begin, o->layer_end - 1);
+        proc_limit_hint(hint, sizeof hint);
+        return err_set(e, "cannot allocate %.2f GB for this rank's weights (layers %d..%d%s)%s%s use more ranks "
+                          "(pp8 plan shows how many)", ld.need / 1e9, o->layer_begin, o->layer_end - 1,
+                       m->last ? " and the LM head" : "", hint, hint[0] ? ", or" : ":");
     }
     ld.sizing = false;
     ld.cursor = m->arena;
