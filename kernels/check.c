@@ -18,6 +18,8 @@ const char *pp8_log_prefix(void) { return g_prefix; }
 
 void pp8_set_abort_hook(void (*hook)(int code)) { g_abort = hook; }
 
+void (*pp8_abort_hook(void))(int code) { return g_abort; }
+
 void pp8_fatal(const char *file, int line, const char *func, const char *msg, const char *stmt)
 {
     const char *base = strrchr(file, '/');

@@ -13,6 +13,7 @@ void pp8_set_log_prefix(const char *prefix);
 const char *pp8_log_prefix(void);
 /* Called after the message; must not return. Default: abort(). */
 void pp8_set_abort_hook(void (*hook)(int code));
+void (*pp8_abort_hook(void))(int code); /* the hook set, or NULL */
 
 __attribute__((noreturn)) void pp8_fatal(const char *file, int line, const char *func, const char *msg,
                                          const char *stmt);

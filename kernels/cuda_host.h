@@ -167,6 +167,9 @@ double backend_cuda_read_gbs(Backend *b, size_t bytes);
 /* Total memory of the backend's GPU in bytes (cudaMemGetInfo), the planner's budget for a GPU rank;
  * 0 for other backends. */
 size_t backend_cuda_mem_bytes(Backend *b);
+/* Why the CUDA module (libpp8_cuda.so, cuda_loader.c) could not be loaded, or NULL (loaded, or not
+ * tried: no GPU can be visible) */
+const char *backend_cuda_load_error(void);
 
 #ifdef __cplusplus
 }

@@ -188,6 +188,20 @@ static void test_pick_device(void)
     CHECK_ON(cuda_pick_device(1, 2, 4, CUDA_RANKS_SHARED, &dev, &sh, err, sizeof err) == 0 && dev == 1 && sh == 1,
              "shared with spare GPUs: one rank each");
     CHECK_ON(backend_cuda_device_count() >= 0, "device count");
+#ifdef PP8_HAVE_CUDA
+    /* the CUDA module (libpp8_cuda.so) loads and answers, GPU or not: its entry points resolve, CUDA's
+     * runtime starts (and finds no device under CUDA_VISIBLE_DEVICES=-1, the CPU tests' setting) */
+    setenv("PP8_CUDA_LOAD", "1", 1);
+    int nd = backend_cuda_device_count();
+    const char *why = backend_cuda_load_error();
+    CHECK_ON(why == NULL && nd >= 0, "the CUDA module loads (%s), %d device(s)", why ? why : "ok", nd);
+    char why_not[512] = "";
+    Backend *b = nd == 0 ? backend_cuda_create(&(BackendOptions){.threads = 1, .first_cpu = -1}, why_not, sizeof why_not)
+                         : NULL;
+    CHECK_ON(nd > 0 || (b == NULL && why_not[0]), "no device: backend_cuda_create refuses in one line: %s", why_not);
+    backend_destroy(b);
+    unsetenv("PP8_CUDA_LOAD");
+#endif
 }
 
 static void test_nccl_logic(void)
