@@ -24,24 +24,9 @@
 
 static char g_tmp[1024];
 
-static const char *tmp_path(const char *name)
-{
-    static char bufs[8][2048];
-    static int k;
-    char *p = bufs[k++ % 8];
-    snprintf(p, sizeof bufs[0], "%s/%s", g_tmp, name);
-    return p;
-}
-
-static void make_dir(const char *name) { CHECK(mkdir(tmp_path(name), 0755) == 0 || errno == EEXIST, "mkdir %s", name); }
-
-static void write_bytes(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    CHECK(f, "cannot create %s", path);
-    CHECK(fwrite(p, 1, n, f) == n, "write %s", path);
-    fclose(f);
-}
+static const char *tmp_path(const char *name) { return test_path(g_tmp, name); }
+static void make_dir(const char *name) { test_mkdir(tmp_path(name)); }
+#define write_bytes test_write_file
 
 static void write_text(const char *path, const char *s) { write_bytes(path, s, strlen(s)); }
 

@@ -142,6 +142,8 @@ expect "plan: workspace bytes of a prompt's attention scores" "the activation wo
   "$PP8" plan --config "$PP8_SRC/configs/bloom-560m.json" --batch 1 --prompt-len 16777216 --gen 0
 expect "bench: KV bytes of batch x positions" "the KV cache, 2 (k, v) x batch 65536 x 1048578 positions" -- \
   "$PP8" bench --config "$PP8_SRC/configs/bloom-176b.json" --batch 65536 --prompt-len 1 --gen 1048576 --max-seq-len 16777216
+expect "bench: batch x prompt rows past int" "prefill rows per micro-batch" -- \
+  "$PP8" bench --config "$PP8_SRC/configs/opt-125m.json" --batch 65536 --prompt-len 1048576
 
 # ---- 4. a shard truncated while 2 ranks load it ---------------------------------------------------------
 # 8 layers of hidden 1024 in two shards (~150 MB each): the planner gives rank 1 layers 4-7, all in shard 2,

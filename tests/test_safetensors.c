@@ -16,24 +16,9 @@
 
 static char g_tmp[1024];
 
-static const char *tmp_path(const char *name)
-{
-    static char bufs[4][2048];
-    static int k;
-    char *p = bufs[k++ % 4];
-    snprintf(p, sizeof bufs[0], "%s/%s", g_tmp, name);
-    return p;
-}
-
-static void make_dir(const char *name) { CHECK(mkdir(tmp_path(name), 0755) == 0 || errno == EEXIST, "mkdir %s", name); }
-
-static void write_bytes(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    CHECK(f, "cannot create %s", path);
-    CHECK(fwrite(p, 1, n, f) == n, "write %s", path);
-    fclose(f);
-}
+static const char *tmp_path(const char *name) { return test_path(g_tmp, name); }
+static void make_dir(const char *name) { test_mkdir(tmp_path(name)); }
+#define write_bytes test_write_file
 
 /* A hand-made safetensors file: the length field says hlen (which may lie), then hdr, then data_len bytes. */
 static void write_raw(const char *path, uint64_t hlen, const char *hdr, size_t data_len)

@@ -1,8 +1,10 @@
 /* See test_util.h. */
 #include "test_util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "numerics.h"
 
@@ -75,4 +77,23 @@ void test_int8_case(const Checkpoint *ck, int cs, const StTensor **x, const StTe
     *sca = test_case_tensor(ck, cs, "SCA", DTYPE_F32, 1);
     *ocols = test_case_tensor(ck, cs, "outlier_cols", DTYPE_I64, 1);
     *y = test_case_tensor(ck, cs, "Y", DTYPE_F16, 2);
+}
+
+const char *test_path(const char *dir, const char *name)
+{
+    static char bufs[8][2048];
+    static int k;
+    char *p = bufs[k++ % 8];
+    snprintf(p, sizeof bufs[0], "%s/%s", dir, name);
+    return p;
+}
+
+void test_mkdir(const char *path) { CHECK(mkdir(path, 0755) == 0 || errno == EEXIST, "mkdir %s", path); }
+
+void test_write_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    CHECK(f, "cannot create %s", path);
+    CHECK(fwrite(p, 1, n, f) == n, "write %s", path);
+    fclose(f);
 }

@@ -21,6 +21,12 @@
         }                                                                                                            \
     } while (0)
 
+/* files in a test's temporary directory: dir/name (8 results live at once), mkdir -p of one level, a whole
+ * file written (CHECK-ed) */
+const char *test_path(const char *dir, const char *name);
+void test_mkdir(const char *path);
+void test_write_file(const char *path, const void *p, size_t n);
+
 /* the same report, but the test goes on: test_fail_count counts failed checks, test_check_count all */
 extern int test_fail_count, test_check_count;
 #define CHECK_ON(cond, ...)                                                                                          \

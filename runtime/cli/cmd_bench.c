@@ -447,6 +447,10 @@ int cmd_bench(int argc, char **argv, Err *e)
         for (int q = 0; q < a.nsched; q++) {
             int M = micro_batches_for(&a, NULL, a.sched[q], a.batch[i]);
             int per = (a.batch[i] + M - 1) / M;
+            if ((int64_t)per * a.prompt_len > (1 << 24))
+                return err_set(e, "--batch %d x --prompt-len %d = %lld prefill rows per micro-batch: more than pp8 "
+                                  "sizes a workspace for (16M); lower one of them or add --micro-batches",
+                               a.batch[i], a.prompt_len, (long long)per * a.prompt_len);
             if (per * a.prompt_len > max_rows) max_rows = per * a.prompt_len;
             if (per > max_out) max_out = per;
         }
