@@ -781,6 +781,7 @@ int tok_stream_push(TokStream *s, int32_t id, const char **chunk, size_t *len)
     const Tokenizer *t = s->t;
     if (!dec_keep(t, id, s->skip_special)) return 0;
     uint32_t l = t->dec_len[id];
+    if (l == 0) return 0; /* a token of no bytes (an empty added token) changes nothing the last push left */
     if (s->plen + l > s->pcap) {
         size_t cap = s->pcap ? s->pcap * 2 : 64;
         while (cap < s->plen + l) cap *= 2;
