@@ -30,16 +30,7 @@ static void make_dir(const char *name) { test_mkdir(tmp_path(name)); }
 
 static void write_text(const char *path, const char *s) { write_bytes(path, s, strlen(s)); }
 
-/* A hand-made safetensors file: the length field says hlen (which may lie), then hdr, then data_len bytes. */
-static void write_raw(const char *path, uint64_t hlen, const char *hdr, size_t data_len)
-{
-    size_t hl = strlen(hdr);
-    unsigned char *buf = calloc(8 + hl + data_len + 1, 1);
-    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(hlen >> (8 * i));
-    memcpy(buf + 8, hdr, hl);
-    write_bytes(path, buf, 8 + hl + data_len);
-    free(buf);
-}
+#define write_raw test_write_safetensors
 
 static void write_st(const char *path, const char *hdr, size_t data_len)
 {

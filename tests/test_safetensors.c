@@ -20,17 +20,7 @@ static const char *tmp_path(const char *name) { return test_path(g_tmp, name); }
 static void make_dir(const char *name) { test_mkdir(tmp_path(name)); }
 #define write_bytes test_write_file
 
-/* A hand-made safetensors file: the length field says hlen (which may lie), then hdr, then data_len bytes. */
-static void write_raw(const char *path, uint64_t hlen, const char *hdr, size_t data_len)
-{
-    size_t hl = strlen(hdr);
-    unsigned char *buf = malloc(8 + hl + data_len + 1);
-    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(hlen >> (8 * i));
-    memcpy(buf + 8, hdr, hl);
-    for (size_t i = 0; i < data_len; i++) buf[8 + hl + i] = (unsigned char)i;
-    write_bytes(path, buf, 8 + hl + data_len);
-    free(buf);
-}
+#define write_raw test_write_safetensors
 
 static void write_st(const char *path, const char *hdr, size_t data_len)
 {

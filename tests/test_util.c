@@ -97,3 +97,15 @@ void test_write_file(const char *path, const void *p, size_t n)
     CHECK(fwrite(p, 1, n, f) == n, "write %s", path);
     fclose(f);
 }
+
+void test_write_safetensors(const char *path, uint64_t hlen, const char *hdr, size_t data_len)
+{
+    size_t hl = strlen(hdr);
+    unsigned char *buf = malloc(8 + hl + data_len + 1);
+    CHECK(buf, "out of memory writing %s", path);
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)(hlen >> (8 * i));
+    memcpy(buf + 8, hdr, hl);
+    for (size_t i = 0; i < data_len; i++) buf[8 + hl + i] = (unsigned char)i;
+    test_write_file(path, buf, 8 + hl + data_len);
+    free(buf);
+}

@@ -26,6 +26,9 @@
 const char *test_path(const char *dir, const char *name);
 void test_mkdir(const char *path);
 void test_write_file(const char *path, const void *p, size_t n);
+/* a hand-made safetensors file: the length field says hlen (which may lie), then hdr, then data_len
+ * bytes counting up from 0 */
+void test_write_safetensors(const char *path, uint64_t hlen, const char *hdr, size_t data_len);
 
 /* the same report, but the test goes on: test_fail_count counts failed checks, test_check_count all */
 extern int test_fail_count, test_check_count;
