@@ -17,7 +17,7 @@ set -u
 command -v setsid >/dev/null || { echo "FAIL: setsid not found (util-linux)"; exit 1; }
 read -r -a MPI <<<"${PP8_MPIRUN:-mpirun --allow-run-as-root --oversubscribe --bind-to none}"
 CFG="$PP8_SRC/configs/opt-125m.json"
-MAX_NEW=100 # OPT-125M, 1 thread per rank: load ~2.5 s, a 700-token prefill ~1 s, 100 tokens ~2.5 s here
+MAX_NEW=300 # OPT-125M, 1 thread per rank: load ~2.5 s, a 700-token prefill ~1 s, 100 tokens ~1-2.5 s (AMX, AVX2): 300 keeps decode well past the 0.3 s kill on a fast machine
 PROMPT=$(seq -s, 10 709)
 GEN=(generate --config "$CFG" --threads 1 --tokens "$PROMPT" --max-new $MAX_NEW)
 
