@@ -31,10 +31,6 @@ const char *fuzz_path(const char *name);
 void fuzz_write(const char *name, const void *p, size_t n);
 /* removes fuzz_dir()/name when it is there */
 void fuzz_remove(const char *name);
-/* writes data as fuzz_dir()/name and opens fuzz_dir() as a checkpoint: the checkpoint, or NULL after
- * checking that the refusal left a message and no checkpoint */
-struct Checkpoint;
-struct Checkpoint *fuzz_open_checkpoint(const char *name, const uint8_t *data, size_t size);
 
 /* Splits data at each occurrence of sep[0, seplen) into at most max parts (the last part takes the rest,
  * separators included). Returns the number of parts (>= 1). */

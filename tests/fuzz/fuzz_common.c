@@ -2,7 +2,6 @@
  * per process, since libFuzzer's -jobs/-fork runs several processes at once. */
 #define _GNU_SOURCE
 #include "fuzz.h"
-#include "model/safetensors.h"
 #include "text/tokenizer.h"
 
 #include <dirent.h>
@@ -95,17 +94,6 @@ void fuzz_write(const char *name, const void *p, size_t n)
 }
 
 void fuzz_remove(const char *name) { unlink(fuzz_path(name)); }
-
-Checkpoint *fuzz_open_checkpoint(const char *name, const uint8_t *data, size_t size)
-{
-    fuzz_write(name, data, size);
-    Checkpoint *ck = NULL;
-    Err e = {{0}};
-    if (ckpt_open(&ck, fuzz_dir(), &e) == 0) return ck;
-    FUZZ_CHECK(e.msg[0] != 0, "ckpt_open failed without a message");
-    FUZZ_CHECK(ck == NULL, "ckpt_open failed but returned a checkpoint");
-    return NULL;
-}
 
 /* ---- input ---- */
 

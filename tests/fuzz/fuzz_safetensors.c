@@ -17,9 +17,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    Checkpoint *ck = fuzz_open_checkpoint("model.safetensors", data, size);
-    if (!ck) return 0;
+    fuzz_write("model.safetensors", data, size);
+    Checkpoint *ck = NULL;
     Err e = {{0}};
+    if (ckpt_open(&ck, fuzz_dir(), &e) != 0) {
+        FUZZ_CHECK(e.msg[0] != 0, "ckpt_open failed without a message");
+        FUZZ_CHECK(ck == NULL, "ckpt_open failed but returned a checkpoint");
+        return 0;
+    }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | data[i];
     FUZZ_CHECK(size >= 8 && hlen <= size - 8, "accepted a header of %llu bytes in a %zu-byte file",
