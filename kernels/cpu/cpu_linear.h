@@ -24,6 +24,8 @@ void cpu_linear_pack(Linear *w, const void *rowmajor, const float *scb);
 void cpu_linear_pack_rows(Linear *w, const void *rowmajor, const float *scb, int row0, int rows);
 void cpu_linear(CpuLinear *c, const Linear *w, const uint16_t *x, int rows, DType act, void *y, DType ydt,
                 float threshold);
+/* the kernel a call with this many rows takes: a name of cpu_linear_path_list, or "avx512-fma" where the
+ * avx512 tier runs bf16/fp16 with fp32 FMA (bf16 from 5 rows, both from 17: linear.c) */
 const char *cpu_linear_path(CpuLinear *c, DType wdt, int rows);
 /* ISA features found at run time, e.g. "avx512f avx512_vnni avx512_bf16 amx_int8 amx_bf16" */
 const char *cpu_isa_string(void);
@@ -104,10 +106,32 @@ void lin_i8_amx(const LinJob *j, int b0, int b1, void *ts);
 void lin_i8_avx2(const LinJob *j, int b0, int b1, void *ts);
 void lin_16_scalar(const LinJob *j, int b0, int b1, void *ts);
 void lin_bf16_avx512(const LinJob *j, int b0, int b1, void *ts);
+void lin_bf16_fma_avx512(const LinJob *j, int b0, int b1, void *ts); /* 5..15 rows, x staged fp32 */
 void lin_bf16_amx(const LinJob *j, int b0, int b1, void *ts);
 void lin_f16_avx512(const LinJob *j, int b0, int b1, void *ts);
 void lin_f16_amx_split(const LinJob *j, int b0, int b1, void *ts); /* ts: LIN_TSCRATCH + LIN_F16SPLIT_BYTES */
 void lin_16_avx2(const LinJob *j, int b0, int b1, void *ts);
+/* 16-bit panels (linear_avx512.c: avx512-fma; linear_avx2.c: the AVX2 paths at many rows). x is staged as
+ * fp32 for both dtypes, packed per row group (lin_panel_groups): group [r0, r1) at xs + r0 KP as [KP][r1 - r0],
+ * so one pointer and constant offsets reach every row's broadcast (one pointer per row ran out of
+ * registers at 14 rows). ts: LIN_TSCRATCH (the fp32 weight panel of one K chunk, LIN_PANEL_KC * 128
+ * bytes) then LIN_PANEL_ACC_BYTES(MP) of per-row sums. Bit-identical to lin_16_scalar. */
+#define LIN_PANEL_KC 256
+#define LIN_PANEL_ACC_BYTES(mp) ((size_t)(mp) * 32 * sizeof(float))
+/* row groups of at most rmax rows, balanced (M=32, 14: 11 11 10) so none has too few accumulators to
+ * cover the FMA latency; group g is rows [m g / ng, m (g + 1) / ng) */
+static inline int lin_panel_groups(int m, int rmax) { return (m + rmax - 1) / rmax; }
+/* groups per row block: the kernels take the weights of their blocks once per row block, whose packed x
+ * (rows x KP fp32) stays within ~512 KiB of L2 (at M=512, K=1024 a single block of all rows, 2 MiB, ran at
+ * 0.72 of the FMA probe against 0.79 at M=128); at least two groups, so converting a weight panel is
+ * shared by >= 2 rmax rows */
+static inline int lin_panel_block_groups(int kp, int rmax)
+{
+    int g = 131072 / (kp > 0 ? kp : 1) / rmax;
+    return g < 2 ? 2 : g;
+}
+void lin_16_panel_avx512(const LinJob *j, int b0, int b1, void *ts);
+void lin_16_panel_avx2(const LinJob *j, int b0, int b1, void *ts);
 /* 16-bit epilogue: y[r0.., blk*16..] = round(acc + bias), acc (nr, 16) fp32 with row stride */
 void lin_16_epilogue_scalar(const LinJob *j, int blk, int r0, int nr, const float *acc, int stride);
 void lin_16_epilogue_avx512(const LinJob *j, int blk, int r0, int nr, const float *acc, int stride);

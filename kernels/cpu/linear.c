@@ -127,6 +127,15 @@ const char *cpu_isa_string(void) { return isa_get()->str; }
  * 0.71-0.72, M=11 0.61 / 0.59-0.65 vs 0.70-0.72 / 0.71-0.72, M=12 0.52-0.54 vs 0.72-0.73. (With the
  * rounded split it was 13: equal at M=12.) */
 #define LIN_F16_AMX_MIN_ROWS 10
+/* 16-bit weights below AMX (or without it): from this many rows the fp32-FMA panels (avx512-fma,
+ * linear_avx512.c; the AVX2 tier's panels, linear_avx2.c) take over from the kernels that widen weights in
+ * registers for every use. Weights streamed from memory, 1T K=1024 N=4096: at M=16 the panel ran at 6.5-6.8
+ * GB/s where those kernels read 8.6-9.7 GB/s at M=14 (two passes of 7); at M=32 the panel did 133-149
+ * GFLOP/s, at M=128-512 0.77-0.81 of the FMA register probe (on the same core just before). */
+#define LIN_16_PANEL_MIN_ROWS 17
+/* AVX2 (ymm panels, 6 rows x 16 outputs): from 2 rows; 1T K=1024 N=4096 bf16 weights streamed, panel vs
+ * lin_16_avx2: M=3 7.1 vs 3.9 GB/s, M=8 6.4 vs 1.8, M=32 87 vs 17.5 GFLOP/s */
+#define LIN_16_PANEL_MIN_ROWS_AVX2 2
 
 typedef enum { DT_I8, DT_BF16, DT_F16, DT_COUNT } LinDt;
 
@@ -188,10 +197,24 @@ static int lin_tier(const CpuLinear *c, int dt, int rows)
     return TIER_SCALAR;
 }
 
+/* bf16 below AMX: from this many rows fp32 FMA on weights widened in registers (lin_bf16_fma_avx512) replaces
+ * vdpbf16ps, which runs at half the FMA ports' rate here (1T register probes: 122 vs 244 GFLOP/s) */
+#define LIN_BF16_FMA_MIN_ROWS 5
+
+/* Does a 16-bit call at this tier and row count take the fp32-FMA panels? */
+static int lin_16_panel(int dt, int tier, int rows)
+{
+    if (dt == DT_I8) return 0;
+    if (tier == TIER_AVX512) return rows >= LIN_16_PANEL_MIN_ROWS;
+    return tier == TIER_AVX2 && rows >= LIN_16_PANEL_MIN_ROWS_AVX2;
+}
+
 const char *cpu_linear_path(CpuLinear *c, DType wdt, int rows)
 {
-    int dt = lin_dt(wdt);
-    return g_path_name[dt][lin_tier(c, dt, rows)];
+    int dt = lin_dt(wdt), tier = lin_tier(c, dt, rows);
+    if (tier == TIER_AVX512 && (lin_16_panel(dt, tier, rows) || (dt == DT_BF16 && rows >= LIN_BF16_FMA_MIN_ROWS)))
+        return "avx512-fma";
+    return g_path_name[dt][tier];
 }
 
 int cpu_linear_path_list(DType wdt, const char **names, int max)
@@ -298,7 +321,9 @@ void cpu_linear_reserve(CpuLinear *c, int max_rows, int max_k, int max_n)
     c->flags = lin_alloc(kp);
     c->ocols = lin_alloc(kp * sizeof(int));
     c->xo = c->xs; /* int8 calls never stage 16-bit activations */
-    c->ts_bytes = LIN_TSCRATCH + (isa_get()->amx_bf16 ? LIN_F16SPLIT_BYTES(kp) : 0);
+    /* after LIN_TSCRATCH: amx-f16split's weight split or the panels' per-row sums, never both at once */
+    size_t split = isa_get()->amx_bf16 ? LIN_F16SPLIT_BYTES(kp) : 0, panel = isa_get()->avx2 ? LIN_PANEL_ACC_BYTES(mp) : 0;
+    c->ts_bytes = LIN_TSCRATCH + (split > panel ? split : panel);
     c->ts = lin_alloc((size_t)c->max_threads * c->ts_bytes);
     c->max_rows = max_rows;
     c->max_k = max_k;
@@ -562,14 +587,17 @@ static void lin_f16_split(uint16_t v, uint16_t *hi, uint16_t *lo)
 static void lin_run_16(CpuLinear *c, LinJob *j, int tier)
 {
     int dt = lin_dt(j->w->wdt);
+    int m = j->m, k = j->k, kp = j->kp, panel = lin_16_panel(dt, tier, m);
     LinKernel k16 = tier == TIER_SCALAR ? lin_16_scalar
-                    : tier == TIER_AVX2 ? lin_16_avx2
+                    : tier == TIER_AVX2 ? (panel ? lin_16_panel_avx2 : lin_16_avx2)
                     : tier == TIER_AMX  ? (dt == DT_F16 ? lin_f16_amx_split : lin_bf16_amx)
-                    : dt == DT_BF16     ? lin_bf16_avx512
+                    : panel             ? lin_16_panel_avx512
+                    : dt == DT_BF16     ? (m >= LIN_BF16_FMA_MIN_ROWS ? lin_bf16_fma_avx512 : lin_bf16_avx512)
                                         : lin_f16_avx512;
-    int m = j->m, k = j->k, kp = j->kp;
     int mp = tier == TIER_AMX ? lin_round_up(m, 16) : m;
     int stage = tier != TIER_SCALAR;
+    /* fp32 staging: the F16 kernels below AMX and every panel (bf16 -> fp32 is exact) */
+    int stage32 = (dt == DT_F16 && tier != TIER_AMX) || panel || (dt == DT_BF16 && tier == TIER_AVX512 && m >= LIN_BF16_FMA_MIN_ROWS);
 #pragma omp parallel num_threads(c->threads)
     {
         int tid = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -587,9 +615,17 @@ static void lin_run_16(CpuLinear *c, LinJob *j, int tier)
                         d[i / 32 * 64 + i % 32] = hi;
                         d[i / 32 * 64 + 32 + i % 32] = lo;
                     }
-                } else if (dt == DT_F16) {
+                } else if (panel) { /* packed per row group: [KP][R] at xs + r0 KP */
+                    int rmax = tier == TIER_AVX2 ? 6 : 14, ng = lin_panel_groups(m, rmax);
+                    int g = (int)((long)r * ng / m);
+                    while ((int)((long)m * g / ng) > r) g--;
+                    while ((int)((long)m * (g + 1) / ng) <= r) g++;
+                    int r0 = (int)((long)m * g / ng), R = (int)((long)m * (g + 1) / ng) - r0;
+                    float *d = (float *)c->xs + (size_t)r0 * kp + (r - r0);
+                    for (int i = 0; i < kp; i++) d[(size_t)i * R] = i < k ? lin_load16(xr[i], j->w->wdt) : 0.0f;
+                } else if (stage32) {
                     float *d = (float *)c->xs + (size_t)r * j->xs_ld;
-                    for (int i = 0; i < kp; i++) d[i] = r < m && i < k ? pp8_h2f(xr[i]) : 0.0f;
+                    for (int i = 0; i < kp; i++) d[i] = r < m && i < k ? lin_load16(xr[i], j->w->wdt) : 0.0f;
                 } else {
                     uint16_t *d = (uint16_t *)c->xs + (size_t)r * j->xs_ld;
                     for (int i = 0; i < kp; i++) d[i] = r < m && i < k ? xr[i] : 0;
@@ -626,7 +662,9 @@ void cpu_linear(CpuLinear *c, const Linear *w, const uint16_t *x, int rows, DTyp
                 .dbg_acc = c->dbg_acc, .xs = c->xs};
     j.ca_ld = j.kp + 64;
     /* elements of xs per row: F16 floats, BF16 bf16, amx-f16split bf16 hi and lo (all fit in xs) */
-    j.xs_ld = dt == DT_F16 ? (tier == TIER_AMX ? 2 * j.kp + 32 : j.kp + 16) : j.kp + 32;
+    j.xs_ld = dt == DT_F16                                                                ? (tier == TIER_AMX ? 2 * j.kp + 32 : j.kp + 16)
+              : lin_16_panel(dt, tier, rows) || (tier == TIER_AVX512 && rows >= LIN_BF16_FMA_MIN_ROWS) ? j.kp + 16
+                                                                                                 : j.kp + 32;
     if (dt == DT_I8) {
         PP8_CHECK(act == DTYPE_F16 && ydt == DTYPE_F16, "LLM.int8() linear takes and gives fp16");
         lin_run_int8(c, &j, tier, threshold);

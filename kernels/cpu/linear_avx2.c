@@ -69,3 +69,77 @@ void lin_16_avx2(const LinJob *j, int b0, int b1, void *ts)
         }
     }
 }
+
+/* ---- 16-bit panels at many rows (linear_avx512.c's lin_16_panel_avx512 in ymm): per K chunk one block's
+ * weights converted once to fp32 [KC][16], then up to 6 rows at a time with 2 weight loads and 1
+ * broadcast per 12 FMAs (12 accumulators + 3 of the 16 ymm), where lin_16_avx2 converts every weight
+ * for every row. One accumulator per output in ascending k and exact products: ref_linear16's bits. */
+
+static inline __attribute__((always_inline)) void lin_panel2_rq(const float *pan, int kc, const float *x, float *c,
+                                                                int first, int R)
+{
+    __m256 s[6][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < 2; h++) s[r][h] = first ? _mm256_setzero_ps() : _mm256_load_ps(c + r * 16 + h * 8);
+    for (int k = 0; k < kc; k++) {
+        __m256 w0 = _mm256_load_ps(pan + (size_t)k * 16), w1 = _mm256_load_ps(pan + (size_t)k * 16 + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            __m256 xv = _mm256_broadcast_ss(x + (size_t)k * R + r);
+            s[r][0] = _mm256_fmadd_ps(xv, w0, s[r][0]);
+            s[r][1] = _mm256_fmadd_ps(xv, w1, s[r][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
+        for (int h = 0; h < 2; h++) _mm256_store_ps(c + r * 16 + h * 8, s[r][h]);
+}
+
+void lin_16_panel_avx2(const LinJob *j, int b0, int b1, void *ts)
+{
+    int kp = j->kp, m = j->m, bf16 = j->w->wdt == DTYPE_BF16;
+    float *pan = ts, *acc = (float *)((char *)ts + LIN_TSCRATCH); /* [KC][16], then [M][16] */
+    const uint16_t *W = j->w->w;
+    const float *xs = j->xs;
+    const __m256i himask = _mm256_set1_epi32((int)0xffff0000u);
+    int ng = lin_panel_groups(m, 6), gb = lin_panel_block_groups(kp, 6);
+    for (int g0 = 0; g0 < ng; g0 += gb) { /* row blocks whose x stays in L2 (lin_panel_block_groups) */
+    int ge = g0 + gb < ng ? g0 + gb : ng, rb0 = (int)((long)m * g0 / ng), rb1 = (int)((long)m * ge / ng);
+    for (int b = b0; b < b1; b++) {
+        const uint16_t *wb = W + (size_t)b * 16 * kp;
+        for (int k0 = 0; k0 < kp; k0 += LIN_PANEL_KC) {
+            int kc = kp - k0 < LIN_PANEL_KC ? kp - k0 : LIN_PANEL_KC;
+            for (int k = 0; k < kc; k += 2) {
+                const uint16_t *q = wb + (size_t)(k0 + k) * 16;
+                _mm_prefetch((const char *)q + 2048, _MM_HINT_T0);
+                float *d = pan + (size_t)k * 16;
+                if (bf16) { /* [KP/2][16][2]: dword l = (w[l][k], w[l][k+1]) */
+                    __m256i v0 = _mm256_load_si256((const __m256i *)q), v1 = _mm256_load_si256((const __m256i *)(q + 16));
+                    _mm256_store_ps(d, _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)));
+                    _mm256_store_ps(d + 8, _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16)));
+                    _mm256_store_ps(d + 16, _mm256_castsi256_ps(_mm256_and_si256(v0, himask)));
+                    _mm256_store_ps(d + 24, _mm256_castsi256_ps(_mm256_and_si256(v1, himask)));
+                } else { /* [KP][16] */
+                    for (int h = 0; h < 4; h++) _mm256_store_ps(d + 8 * h, _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(q + 8 * h))));
+                }
+            }
+            for (int g = g0, r0 = rb0; g < ge; g++) {
+                int r1 = (int)((long)m * (g + 1) / ng);
+                const float *x = xs + (size_t)r0 * kp + (size_t)k0 * (r1 - r0);
+                float *c = acc + (size_t)r0 * 16;
+                switch (r1 - r0) {
+                case 1: lin_panel2_rq(pan, kc, x, c, k0 == 0, 1); break;
+                case 2: lin_panel2_rq(pan, kc, x, c, k0 == 0, 2); break;
+                case 3: lin_panel2_rq(pan, kc, x, c, k0 == 0, 3); break;
+                case 4: lin_panel2_rq(pan, kc, x, c, k0 == 0, 4); break;
+                case 5: lin_panel2_rq(pan, kc, x, c, k0 == 0, 5); break;
+                default: lin_panel2_rq(pan, kc, x, c, k0 == 0, 6); break;
+                }
+                r0 = r1;
+            }
+        }
+        lin_16_epilogue_scalar(j, b, rb0, rb1 - rb0, acc + (size_t)rb0 * 16, 16);
+    }
+    }
+}

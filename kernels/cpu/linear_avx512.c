@@ -1,5 +1,6 @@
 /* AVX-512 kernels of the CPU linear layers: LLM.int8() activation quantization, the VNNI int8 GEMV /
- * small-M kernel, the bf16 (vdpbf16ps) and fp16 (vcvtph2ps + fp32 FMA) kernels and their epilogues.
+ * small-M kernel, the bf16 (vdpbf16ps at 1-4 rows, fp32 FMA from 5) and fp16 (vcvtph2ps + fp32 FMA)
+ * kernels, the fp32-FMA panels for many rows (avx512-fma) and their epilogues.
  * Runs only after linear.c's CPUID checks. The int8 parts are bit-identical to linear.c's scalar code:
  * exact int32 sums, and the epilogue does numerics.h's operations in its order (no FMA, vcvtps2ph with
  * round-to-nearest-even). fp16 arithmetic (AVX512-FP16) is deliberately not used: it accumulates in fp16. */
@@ -506,8 +507,89 @@ static inline __attribute__((always_inline)) void lin_f16_rq(const uint16_t *wb,
         for (int r = 0; r < R; r++) _mm512_store_ps(out + (q * R + r) * 16, s[q][r]);
 }
 
+/* bf16 weights, R rows (2..12) by Q blocks, fp32 FMA: lin_f16_rq with the bf16 pair layout [KP/2][16][2],
+ * one 64-byte load per stream giving k even (<< 16) and k odd (& 0xffff0000) as fp32, exactly. For 5..15
+ * rows without AMX, where vdpbf16ps (half the FMA ports' rate here) held lin_bf16_rn to 0.37-0.67 of
+ * the read bandwidth at M=8..14 (bench-linear 1T K=1024 N=4096; this kernel: M=8 14.1 GB/s against 12.3,
+ * M=12 140 GFLOP/s against 88). x: fp32 rows ld apart. One accumulator
+ * per output in ascending k: ref_linear16's bits. out: (Q, R, 16). */
+static inline __attribute__((always_inline)) void lin_bf16f_rq(const uint16_t *wb, size_t bs, const float *x, int kp,
+                                                               int ld, int R, int Q, float *out)
+{
+    __m512 s[4][12];
+    const char *p[4];
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; q++) {
+        p[q] = (const char *)wb + q * bs;
+#pragma GCC unroll 12
+        for (int r = 0; r < R; r++) s[q][r] = _mm512_setzero_ps();
+    }
+    int kg = kp / 2; /* 64-byte groups of one k pair per stream */
+    for (int g = 0; g < kg; g++) {
+        size_t o = (size_t)g * 64;
+        lin_pf_streams((const char *)wb, bs, Q, kg, g);
+        __m512i v[4];
+#pragma GCC unroll 4
+        for (int q = 0; q < Q; q++) v[q] = _mm512_load_si512(p[q] + o);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m512 wv[4];
+#pragma GCC unroll 4
+            for (int q = 0; q < Q; q++)
+                wv[q] = _mm512_castsi512_ps(h ? _mm512_and_si512(v[q], hi) : _mm512_slli_epi32(v[q], 16));
+#pragma GCC unroll 12
+            for (int r = 0; r < R; r++) {
+                __m512 xv = _mm512_set1_ps(x[(size_t)r * ld + 2 * g + h]);
+#pragma GCC unroll 4
+                for (int q = 0; q < Q; q++) s[q][r] = _mm512_fmadd_ps(xv, wv[q], s[q][r]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; q++)
+#pragma GCC unroll 12
+        for (int r = 0; r < R; r++) _mm512_store_ps(out + (q * R + r) * 16, s[q][r]);
+}
+
 /* blocks per pass of lin_f16_rq for R rows: R*Q accumulators + Q converted weights + 1 broadcast <= 32 */
 static inline int lin_f16_q(int R) { return R <= 4 ? 4 : R <= 8 ? 3 : 2; }
+
+/* bf16 at 5..16 rows without AMX (linear.c stages x as fp32): lin_bf16f_rq over groups of Q blocks (Q from
+ * the rows per pass, lin_f16_q), 13..16 rows in two passes of 6..8, as lin_f16_avx512; a last group narrower
+ * than Q block by block */
+void lin_bf16_fma_avx512(const LinJob *j, int b0, int b1, void *ts)
+{
+    int kp = j->kp;
+    float *acc = ts; /* (4 blocks, 12 rows, 16) */
+    const uint16_t *W = j->w->w;
+    const float *xs = j->xs;
+    int P = j->m <= 12 ? j->m : (j->m + 1) / 2, Q = lin_f16_q(P);
+    size_t bs = (size_t)32 * kp;
+    for (int b = b0; b < b1;) {
+        int one = b1 - b < Q; /* Q is the same for both passes: lin_f16_q(6..8) = 3 */
+        const uint16_t *wb = W + (size_t)b * 16 * kp;
+        for (int r0 = 0; r0 < j->m; r0 += P) {
+            int R = j->m - r0 < P ? j->m - r0 : P;
+            const float *x = xs + (size_t)r0 * j->xs_ld;
+#define LIN_BF16F_CASE(n, qq)                                                                                   \
+    case n:                                                                                                     \
+        if (one)                                                                                                \
+            lin_bf16f_rq(wb, bs, x, kp, j->xs_ld, n, 1, acc);                                                   \
+        else                                                                                                    \
+            lin_bf16f_rq(wb, bs, x, kp, j->xs_ld, n, qq, acc);                                                  \
+        break;
+            switch (R) {
+                LIN_BF16F_CASE(1, 4) LIN_BF16F_CASE(2, 4) LIN_BF16F_CASE(3, 4) LIN_BF16F_CASE(4, 4) LIN_BF16F_CASE(5, 3)
+                LIN_BF16F_CASE(6, 3) LIN_BF16F_CASE(7, 3) LIN_BF16F_CASE(8, 3) LIN_BF16F_CASE(9, 2) LIN_BF16F_CASE(10, 2)
+                LIN_BF16F_CASE(11, 2) default: LIN_BF16F_CASE(12, 2)
+            }
+#undef LIN_BF16F_CASE
+            for (int q = 0; q < (one ? 1 : Q); q++) lin_16_epilogue_avx512(j, b + q, r0, R, acc + q * R * 16, 16);
+        }
+        b += one ? 1 : Q;
+    }
+}
 
 void lin_f16_avx512(const LinJob *j, int b0, int b1, void *ts)
 {
@@ -566,5 +648,123 @@ void lin_f16_avx512(const LinJob *j, int b0, int b1, void *ts)
             }
             lin_16_epilogue_avx512(j, b, r0, R, acc, 16);
         }
+    }
+}
+
+/* ---- 16-bit panels (avx512-fma): bf16 and fp16 weights at many rows, fp32 FMA at the compute limit ----
+ * Without AMX the rows of prefill and batched decode make the 16-bit product compute-bound, and there
+ * vdpbf16ps (one zmm per cycle on this Xeon: 122 GFLOP/s 1T, tile-free probe) and the per-use
+ * vcvtph2ps of lin_f16_rn (two FMA-port uops per 16 weights) leave the FMA ports (2 zmm per cycle: 244
+ * GFLOP/s 1T) half used. So: K in chunks of LIN_PANEL_KC; per chunk the weights of two blocks are
+ * converted once to fp32 [KC][32] (bf16: a shift; fp16: vcvtph2ps; both exact), and every row runs
+ * against that L1-resident panel with two weight loads and one broadcast per 2 R FMAs, carrying its 32
+ * sums from chunk to chunk through [M][32] fp32 scratch. Each output has one accumulator summed in
+ * ascending k, and every bf16/fp16 product is exact in fp32 (8x8 / 11x11 significant bits), so the FMA
+ * rounds exactly where ref_linear16's add does: the result equals the scalar reference bit for bit,
+ * whatever the blocking or thread count. */
+
+/* R rows (1..14) by Q blocks (1, 2): R*Q accumulators + Q panel rows + 1 broadcast <= 31 zmm */
+static inline __attribute__((always_inline)) void lin_panel_rq(const float *pan, int kc, const float *x, float *c,
+                                                               int first, const char *const *pf, int R, int Q)
+{
+    __m512 s[14][2];
+#pragma GCC unroll 14
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int q = 0; q < Q; q++) s[r][q] = first ? _mm512_setzero_ps() : _mm512_load_ps(c + r * 32 + q * 16);
+    for (int k = 0; k < kc; k++) {
+        _mm_prefetch(pf[k & 1] + (size_t)(k >> 1) * 64, _MM_HINT_T0);
+        __m512 w0 = _mm512_load_ps(pan + (size_t)k * 32), w1 = Q > 1 ? _mm512_load_ps(pan + (size_t)k * 32 + 16) : w0;
+#pragma GCC unroll 14
+        for (int r = 0; r < R; r++) {
+            __m512 xv = _mm512_set1_ps(x[(size_t)k * R + r]);
+            /* one vbroadcastss for both FMAs: gcc would fold it into each as an embedded broadcast, two
+             * loads per two FMAs, which held the loop to ~0.77 of the FMA rate on the load ports */
+            if (Q > 1) __asm__("" : "+v"(xv));
+            s[r][0] = _mm512_fmadd_ps(xv, w0, s[r][0]);
+            if (Q > 1) s[r][1] = _mm512_fmadd_ps(xv, w1, s[r][1]);
+        }
+    }
+#pragma GCC unroll 14
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int q = 0; q < Q; q++) _mm512_store_ps(c + r * 32 + q * 16, s[r][q]);
+}
+
+/* pf: two streams of kc/2 64-byte lines each to prefetch one line per k, the next chunk's weights while
+ * this one computes (converting then stalled on memory: M=16 ran at ~0.5 of min(compute, read)) */
+static void lin_panel_rows(const float *pan, int kc, const float *x, float *c, int first, const char *const *pf, int R,
+                           int Q)
+{
+#define LIN_PANEL_CASE(n)                                                                                      \
+    case n:                                                                                                    \
+        if (Q > 1)                                                                                             \
+            lin_panel_rq(pan, kc, x, c, first, pf, n, 2);                                                      \
+        else                                                                                                   \
+            lin_panel_rq(pan, kc, x, c, first, pf, n, 1);                                                      \
+        break;
+    switch (R) {
+        LIN_PANEL_CASE(1) LIN_PANEL_CASE(2) LIN_PANEL_CASE(3) LIN_PANEL_CASE(4) LIN_PANEL_CASE(5) LIN_PANEL_CASE(6)
+        LIN_PANEL_CASE(7) LIN_PANEL_CASE(8) LIN_PANEL_CASE(9) LIN_PANEL_CASE(10) LIN_PANEL_CASE(11)
+        LIN_PANEL_CASE(12) LIN_PANEL_CASE(13) default: LIN_PANEL_CASE(14)
+    }
+#undef LIN_PANEL_CASE
+}
+
+/* weights k0 .. k0+kc of block wb (bf16 [KP/2][16][2] or fp16 [KP][16]) as fp32 into pan[k][16 of 32],
+ * prefetching LIN_PF_BYTES ahead on the block's stream */
+static void lin_panel_convert(const uint16_t *wb, int bf16, int k0, int kc, float *pan)
+{
+    if (bf16) {
+        const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+        for (int k = 0; k < kc; k += 2) {
+            const char *q = (const char *)(wb + (size_t)(k0 + k) * 16);
+            _mm_prefetch(q + LIN_PF_BYTES, _MM_HINT_T0);
+            __m512i v = _mm512_load_si512(q); /* 16 dwords (w[o][k], w[o][k+1]) */
+            _mm512_store_ps(pan + (size_t)k * 32, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
+            _mm512_store_ps(pan + (size_t)(k + 1) * 32, _mm512_castsi512_ps(_mm512_and_si512(v, hi)));
+        }
+    } else {
+        for (int k = 0; k < kc; k += 2) {
+            const char *q = (const char *)(wb + (size_t)(k0 + k) * 16);
+            _mm_prefetch(q + LIN_PF_BYTES, _MM_HINT_T0);
+            _mm512_store_ps(pan + (size_t)k * 32, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)q)));
+            _mm512_store_ps(pan + (size_t)(k + 1) * 32, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(q + 32))));
+        }
+    }
+}
+
+void lin_16_panel_avx512(const LinJob *j, int b0, int b1, void *ts)
+{
+    int kp = j->kp, m = j->m, bf16 = j->w->wdt == DTYPE_BF16;
+    float *pan = ts, *acc = (float *)((char *)ts + LIN_TSCRATCH); /* [KC][32], then [M][32] */
+    const uint16_t *W = j->w->w;
+    const float *xs = j->xs;
+    int ng = lin_panel_groups(m, 14), gb = lin_panel_block_groups(kp, 14);
+    for (int g0 = 0; g0 < ng; g0 += gb) { /* row blocks whose x stays in L2 (lin_panel_block_groups) */
+    int ge = g0 + gb < ng ? g0 + gb : ng, rb0 = (int)((long)m * g0 / ng), rb1 = (int)((long)m * ge / ng);
+    for (int b = b0; b < b1; b += 2) {
+        int Q = b + 1 < b1 ? 2 : 1;
+        for (int k0 = 0; k0 < kp; k0 += LIN_PANEL_KC) {
+            int kc = kp - k0 < LIN_PANEL_KC ? kp - k0 : LIN_PANEL_KC;
+            for (int q = 0; q < Q; q++) lin_panel_convert(W + (size_t)(b + q) * 16 * kp, bf16, k0, kc, pan + q * 16);
+            /* the next chunk: of these blocks, else the first of the next pair; during the first row group
+             * (the others prefetch the panel itself, already in L1) */
+            int nb0 = k0 + LIN_PANEL_KC < kp ? b : b + 2, nk0 = k0 + LIN_PANEL_KC < kp ? k0 + LIN_PANEL_KC : 0;
+            const char *next[2] = {(const char *)pan, (const char *)pan};
+            if (nb0 < b1) {
+                next[0] = (const char *)(W + ((size_t)nb0 * kp + nk0) * 16);
+                next[1] = nb0 + 1 < b1 ? next[0] + (size_t)32 * kp : next[0];
+            }
+            const char *inl1[2] = {(const char *)pan, (const char *)pan};
+            for (int g = g0, r0 = rb0; g < ge; g++) {
+                int r1 = (int)((long)m * (g + 1) / ng);
+                lin_panel_rows(pan, kc, xs + (size_t)r0 * kp + (size_t)k0 * (r1 - r0), acc + (size_t)r0 * 32, k0 == 0,
+                               g == g0 ? next : inl1, r1 - r0, Q);
+                r0 = r1;
+            }
+        }
+        for (int q = 0; q < Q; q++) lin_16_epilogue_avx512(j, b + q, rb0, rb1 - rb0, acc + (size_t)rb0 * 32 + q * 16, 32);
+    }
     }
 }
