@@ -86,6 +86,8 @@ typedef struct LinJob {
     int nout;
     const float *xo;  /* (M, nout) fp32 values of x in the outlier columns (exact: fp16 -> fp32) */
     int32_t *dbg_acc; /* (M, N) or NULL */
+    const int8_t *cap; /* avx512-vnni panels: u8 CA packed per row group (lin_panel_groups, 14 rows), group
+                        * [r0, r1) at cap + r0 KP as [KP/4][r1 - r0] dwords */
     /* 16-bit */
     const void *xs;   /* (MP, KP) rows xs_ld apart, staged activations: bf16 for BF16, float for F16; for
                        * amx-f16split bf16 with per 32 k the 32 hi then the 32 lo values (row 2 KP + 32) */
@@ -101,6 +103,7 @@ typedef struct LinJob {
 void lin_i8_scalar(const LinJob *j, int b0, int b1, void *ts);
 void lin_i8_epilogue_scalar(const LinJob *j, int blk, int r0, int nr, const int32_t *acc, int stride);
 void lin_i8_vnni_avx512(const LinJob *j, int b0, int b1, void *ts);
+void lin_i8_vnni_panel_avx512(const LinJob *j, int b0, int b1, void *ts); /* many rows, j->cap */
 void lin_i8_epilogue_avx512(const LinJob *j, int blk, int r0, int nr, const int32_t *acc, int stride, void *ts);
 void lin_i8_amx(const LinJob *j, int b0, int b1, void *ts);
 void lin_i8_avx2(const LinJob *j, int b0, int b1, void *ts);

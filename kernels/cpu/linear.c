@@ -117,6 +117,9 @@ const char *cpu_isa_string(void) { return isa_get()->str; }
  * the prefetching read rate at M=2..8 where amx-int8 reads 0.76-0.80 (bench-linear, (K,N) = (2048,8192)
  * (8192,2048) (4096,12288), 1T and 2T); from M=9 the VNNI path makes two row passes and AMX leads. */
 #define LIN_I8_AMX_MIN_ROWS 9
+/* int8 below AMX (or without it): from this many rows the VNNI panels (two blocks by up to 14 rows) take
+ * over from lin_vnni_rn's one block by 8 rows */
+#define LIN_I8_PANEL_MIN_ROWS 9
 /* bf16: the multi-block AVX-512 kernel reads 1.02-1.06 of the bandwidth at 2-4 rows, amx-bf16 0.84-0.86;
  * from 5 rows vdpbf16ps limits the former (linear_avx512.c, lin_bf16_avx512) */
 #define LIN_BF16_AMX_MIN_ROWS 5
@@ -182,6 +185,7 @@ struct CpuLinear {
     uint8_t *ts;             /* (max_threads, ts_bytes) per-thread scratch */
     size_t ts_bytes;         /* LIN_TSCRATCH, + LIN_F16SPLIT_BYTES(KP) where amx-f16split can run */
     int32_t *dbg_acc;
+    int8_t *ca_panel;        /* (MP, KP) CA packed per row group for the VNNI panels */
 };
 
 static int lin_tier(const CpuLinear *c, int dt, int rows)
@@ -289,6 +293,7 @@ static void lin_free_buffers(CpuLinear *c)
     free(c->flags);
     free(c->ocols);
     free(c->ts);
+    free(c->ca_panel);
 }
 
 void cpu_linear_destroy(CpuLinear *c)
@@ -316,6 +321,7 @@ void cpu_linear_reserve(CpuLinear *c, int max_rows, int max_k, int max_n)
     lin_free_buffers(c);
     size_t mp = (size_t)lin_round_up(max_rows > 0 ? max_rows : 1, 32), kp = (size_t)lin_kp(DT_I8, max_k);
     c->ca = lin_alloc(mp * (kp + 64));
+    c->ca_panel = lin_alloc(mp * kp);
     c->xs = lin_alloc(mp * (kp + 16) * sizeof(float)); /* = mp * (2 KP + 32) bf16: amx-f16split's hi/lo too */
     c->sca = lin_alloc(mp * sizeof(float));
     c->flags = lin_alloc(kp);
@@ -526,6 +532,7 @@ static void lin_split(int nb, int nt, int tid, int *b0, int *b1)
 static void lin_run_int8(CpuLinear *c, LinJob *j, int tier, float t)
 {
     static const LinKernel kern[TIER_COUNT] = {lin_i8_scalar, lin_i8_avx2, lin_i8_vnni_avx512, lin_i8_amx};
+    int panel = tier == TIER_AVX512 && j->m >= LIN_I8_PANEL_MIN_ROWS;
     /* vpdpbusd multiplies u8 by s8: the VNNI kernels take CA + 128 and subtract 128 * sum_k CB (exact) */
     uint8_t xor_mask = tier == TIER_AVX512 ? 0x80 : 0;
     int simd = tier >= TIER_AVX512, m = j->m, k = j->k, kp = j->kp;
@@ -559,6 +566,15 @@ static void lin_run_int8(CpuLinear *c, LinJob *j, int tier, float t)
                 memset(car, 0, (size_t)kp);
             } else if (simd) {
                 c->sca[r] = lin_i8_quant_row_avx512(car, j->x + (size_t)r * k, k, kp, t, c->flags, j->nout, xor_mask);
+                if (panel) { /* and its dwords into its row group's [KP/4][R] (LinJob.cap) */
+                    int ng = lin_panel_groups(m, 14), g = (int)((long)r * ng / m);
+                    while ((int)((long)m * g / ng) > r) g--;
+                    while ((int)((long)m * (g + 1) / ng) <= r) g++;
+                    int r0 = (int)((long)m * g / ng), R = (int)((long)m * (g + 1) / ng) - r0;
+                    int32_t *d = (int32_t *)(c->ca_panel + (size_t)r0 * kp) + (r - r0);
+                    const int32_t *src = (const int32_t *)car;
+                    for (int q = 0; q < kp / 4; q++) d[(size_t)q * R] = src[q];
+                }
             } else {
                 c->sca[r] = lin_i8_quant_row_scalar(car, j->x + (size_t)r * k, k, kp, t, c->flags, j->nout, xor_mask);
             }
@@ -568,7 +584,7 @@ static void lin_run_int8(CpuLinear *c, LinJob *j, int tier, float t)
 #pragma omp barrier
         int b0, b1;
         lin_split(j->nb, nt, tid, &b0, &b1);
-        if (b1 > b0) kern[tier](j, b0, b1, c->ts + (size_t)tid * c->ts_bytes);
+        if (b1 > b0) (panel ? lin_i8_vnni_panel_avx512 : kern[tier])(j, b0, b1, c->ts + (size_t)tid * c->ts_bytes);
     }
 }
 
@@ -659,7 +675,7 @@ void cpu_linear(CpuLinear *c, const Linear *w, const uint16_t *x, int rows, DTyp
     if (dt == DT_F16 && tier == TIER_AMX && lin_f16_nonfinite(x, rows, w->k)) tier = TIER_AVX512;
     LinJob j = {.w = w, .m = rows, .k = w->k, .n = w->n, .kp = lin_kp(dt, w->k), .nb = (w->n + 15) / 16,
                 .y = y, .ydt = ydt, .ca = c->ca, .sca = c->sca, .x = x, .ocols = c->ocols, .nout = 0, .xo = c->xo,
-                .dbg_acc = c->dbg_acc, .xs = c->xs};
+                .dbg_acc = c->dbg_acc, .xs = c->xs, .cap = c->ca_panel};
     j.ca_ld = j.kp + 64;
     /* elements of xs per row: F16 floats, BF16 bf16, amx-f16split bf16 hi and lo (all fit in xs) */
     j.xs_ld = dt == DT_F16                                                                ? (tier == TIER_AMX ? 2 * j.kp + 32 : j.kp + 16)

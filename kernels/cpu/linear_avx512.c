@@ -274,6 +274,85 @@ void lin_i8_vnni_avx512(const LinJob *j, int b0, int b1, void *ts)
     }
 }
 
+/* ---- int8 panels: many rows without AMX ----
+ * lin_vnni_rn above feeds 8 rows from one block, 8 accumulators: too few chains for vpdpbusd's latency at
+ * two per cycle, and nine loads per eight. Here two blocks side by side and up to 14 rows (28
+ * accumulators + 2 weight registers + 1 broadcast), the weights of the pair read from L1/L2 once per
+ * row group and the rows' activation dwords packed per group (j->cap) so one pointer reaches them all.
+ * The sums are exact int32 whatever the order: the same bits as every other int8 path. */
+static inline __attribute__((always_inline)) void lin_vnni_panel_rq(const int8_t *w0p, const int8_t *w1p,
+                                                                    const int32_t *a, int kg, const __m512i *init,
+                                                                    const char *const *pf, int32_t *out, int R,
+                                                                    int Q)
+{
+    __m512i s[14][2];
+#pragma GCC unroll 14
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int q = 0; q < Q; q++) s[r][q] = init[q];
+    for (int g = 0; g < kg; g++) {
+        _mm_prefetch(pf[0] + (size_t)g * 64, _MM_HINT_T0);
+        if (Q > 1) _mm_prefetch(pf[1] + (size_t)g * 64, _MM_HINT_T0);
+        __m512i w0 = _mm512_load_si512(w0p + (size_t)g * 64), w1 = Q > 1 ? _mm512_load_si512(w1p + (size_t)g * 64) : w0;
+#pragma GCC unroll 14
+        for (int r = 0; r < R; r++) {
+            __m512i av = _mm512_set1_epi32(a[(size_t)g * R + r]);
+            if (Q > 1) __asm__("" : "+v"(av)); /* one vpbroadcastd for both (lin_panel_rq) */
+            s[r][0] = _mm512_dpbusd_epi32(s[r][0], av, w0);
+            if (Q > 1) s[r][1] = _mm512_dpbusd_epi32(s[r][1], av, w1);
+        }
+    }
+#pragma GCC unroll 14
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int q = 0; q < Q; q++) _mm512_store_si512(out + r * 32 + q * 16, s[r][q]);
+}
+
+void lin_i8_vnni_panel_avx512(const LinJob *j, int b0, int b1, void *ts)
+{
+    int kp = j->kp, kg = kp / 4, m = j->m;
+    const int8_t *W = j->w->w;
+    const int32_t *wsum = (const int32_t *)(W + (size_t)j->nb * 16 * kp);
+    int32_t *acc = ts; /* (14 rows, 32) */
+    void *ets = (char *)ts + 14 * 32 * sizeof(int32_t);
+    const __m512i m128 = _mm512_set1_epi32(-128);
+    int ng = lin_panel_groups(m, 14), gb = lin_panel_block_groups(kp / 4, 14); /* x: 1 byte, not 4, per value */
+    for (int g0 = 0; g0 < ng; g0 += gb) {
+        int ge = g0 + gb < ng ? g0 + gb : ng;
+        for (int b = b0; b < b1; b += 2) {
+            int Q = b + 1 < b1 ? 2 : 1;
+            const int8_t *w0p = W + (size_t)b * 16 * kp, *w1p = Q > 1 ? w0p + (size_t)16 * kp : w0p;
+            __m512i init[2];
+            for (int q = 0; q < Q; q++) init[q] = _mm512_mullo_epi32(_mm512_loadu_si512(wsum + (b + q) * 16), m128);
+            /* the next pair's weights, one line per k-group and stream, during the first row group */
+            const char *next[2] = {(const char *)w0p, (const char *)w1p};
+            if (b + 2 < b1) {
+                next[0] = (const char *)(w0p + (size_t)32 * kp);
+                next[1] = b + 3 < b1 ? next[0] + (size_t)16 * kp : next[0];
+            }
+            for (int g = g0; g < ge; g++) {
+                int r0 = (int)((long)m * g / ng), R = (int)((long)m * (g + 1) / ng) - r0;
+                const int32_t *a = (const int32_t *)(j->cap + (size_t)r0 * kp);
+                const char *const *pf = g == g0 ? next : (const char *const[]){(const char *)w0p, (const char *)w1p};
+#define LIN_VP_CASE(n)                                                                                         \
+    case n:                                                                                                    \
+        if (Q > 1)                                                                                             \
+            lin_vnni_panel_rq(w0p, w1p, a, kg, init, pf, acc, n, 2);                                           \
+        else                                                                                                   \
+            lin_vnni_panel_rq(w0p, w1p, a, kg, init, pf, acc, n, 1);                                           \
+        break;
+                switch (R) {
+                    LIN_VP_CASE(1) LIN_VP_CASE(2) LIN_VP_CASE(3) LIN_VP_CASE(4) LIN_VP_CASE(5) LIN_VP_CASE(6)
+                    LIN_VP_CASE(7) LIN_VP_CASE(8) LIN_VP_CASE(9) LIN_VP_CASE(10) LIN_VP_CASE(11) LIN_VP_CASE(12)
+                    LIN_VP_CASE(13) default: LIN_VP_CASE(14)
+                }
+#undef LIN_VP_CASE
+                for (int q = 0; q < Q; q++) lin_i8_epilogue_avx512(j, b + q, r0, R, acc + q * 16, 32, ets);
+            }
+        }
+    }
+}
+
 /* ---- 16-bit epilogue: + bias, then fp32 / fp16 / bf16 (round to nearest even, as pp8_f2bf) ---- */
 
 static inline __m512 lin_bf16x16_to_ps(__m256i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16)); }
