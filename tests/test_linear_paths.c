@@ -19,9 +19,9 @@ static const int MS[] = {1, 2, 4, 7, 8, 9, 16, 33, 100}; /* 16: where the fp32-F
 #define NK (int)(sizeof KS / sizeof KS[0])
 #define NN (int)(sizeof NS / sizeof NS[0])
 #define NM (int)(sizeof MS / sizeof MS[0])
-#define MAXM 100
+#define MAXM 530
 #define MAXK 1000
-#define MAXN 100
+#define MAXN 300
 
 /* 16-bit tolerance: |y - ref| <= REL * max|ref| (+ one ulp of ref's 16-bit type for 16-bit outputs).
  * The fast paths sum in another order (and vdpbf16ps rounds after each pair); fp32 rounding of sums of
@@ -169,8 +169,8 @@ static void test_16(CpuLinear *lin, DType dt, int m, int k, int n, const char **
         for (int out16 = 0; out16 < 2; out16++)
             for (int th = 1; th <= 2; th++) {
                 cpu_linear_set_threads(lin, th);
-                memset(y, 0xff, sizeof y);
-                memset(y16, 0xff, sizeof y16);
+                memset(y, 0xff, sizeof(float) * m * n);
+                memset(y16, 0xff, sizeof(uint16_t) * m * n);
                 if (out16)
                     cpu_linear(lin, &w, x, m, dt, y16, dt, 0.0f);
                 else
@@ -185,8 +185,8 @@ static void test_16(CpuLinear *lin, DType dt, int m, int k, int n, const char **
                 }
                 /* thread-count independence: bit-identical to the 1-thread run */
                 if (th == 1) {
-                    memcpy(yfirst, y, sizeof y);
-                    memcpy(yfirst16, y16, sizeof y16);
+                    memcpy(yfirst, y, sizeof(float) * m * n);
+                    memcpy(yfirst16, y16, sizeof(uint16_t) * m * n);
                 } else {
                     bad_th = out16 ? memcmp(yfirst16, y16, sizeof(uint16_t) * m * n) != 0
                                    : memcmp(yfirst, y, sizeof(float) * m * n) != 0;
@@ -276,6 +276,11 @@ int main(void)
                 test_16(lin, DTYPE_F16, MS[c], KS[a], NS[b], ph, nh);
                 test_16(lin, DTYPE_BF16, MS[c], KS[a], NS[b], pb, nb);
             }
+    /* more rows than one avx512-fma row block (504) and outputs than one super-block (256), and more rows
+     * than the VNNI panels' row block at this K */
+    test_int8(lin, 530, 300, 290, p8, n8);
+    test_16(lin, DTYPE_F16, 530, 300, 290, ph, nh);
+    test_16(lin, DTYPE_BF16, 530, 300, 290, pb, nb);
     test_f16_special(lin, ph, nh);
     cpu_linear_destroy(lin);
     printf("paths: int8");

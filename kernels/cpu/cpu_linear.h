@@ -120,7 +120,10 @@ void lin_16_avx2(const LinJob *j, int b0, int b1, void *ts);
  * registers at 14 rows). ts: LIN_TSCRATCH (the fp32 weight panel of one K chunk, LIN_PANEL_KC * 128
  * bytes) then LIN_PANEL_ACC_BYTES(MP) of per-row sums. Bit-identical to lin_16_scalar. */
 #define LIN_PANEL_KC 256
-#define LIN_PANEL_ACC_BYTES(mp) ((size_t)(mp) * 32 * sizeof(float))
+#define LIN_PANEL_MC_GROUPS 36 /* avx512-fma row blocks: up to 36 groups of 14 rows (lin_16_panel_avx512) */
+#define LIN_PANEL_NC_BLOCKS 16 /* avx512-fma output super-blocks: 16 blocks of 16 */
+/* the panels' per-row sums: avx512-fma rows of a row block x 256 outputs; AVX2 all rows x 16 */
+#define LIN_PANEL_ACC_BYTES(mp) ((size_t)((mp) < 36 * 14 ? (mp) : 36 * 14) * 256 * sizeof(float) + (size_t)(mp) * 16 * sizeof(float))
 /* row groups of at most rmax rows, balanced (M=32, 14: 11 11 10) so none has too few accumulators to
  * cover the FMA latency; group g is rows [m g / ng, m (g + 1) / ng) */
 static inline int lin_panel_groups(int m, int rmax) { return (m + rmax - 1) / rmax; }
@@ -135,6 +138,9 @@ static inline int lin_panel_block_groups(int kp, int rmax)
 }
 void lin_16_panel_avx512(const LinJob *j, int b0, int b1, void *ts);
 void lin_16_panel_avx2(const LinJob *j, int b0, int b1, void *ts);
+/* one row of x as fp32, d[i * stride] for i < kp (zeros from k), exactly as pp8_h2f / pp8_bf2f */
+void lin_16_stage_avx512(float *d, size_t stride, const uint16_t *x, int k, int kp, int bf16);
+void lin_16_stage_avx2(float *d, size_t stride, const uint16_t *x, int k, int kp, int bf16);
 /* 16-bit epilogue: y[r0.., blk*16..] = round(acc + bias), acc (nr, 16) fp32 with row stride */
 void lin_16_epilogue_scalar(const LinJob *j, int blk, int r0, int nr, const float *acc, int stride);
 void lin_16_epilogue_avx512(const LinJob *j, int blk, int r0, int nr, const float *acc, int stride);

@@ -638,10 +638,12 @@ static void lin_run_16(CpuLinear *c, LinJob *j, int tier)
                     while ((int)((long)m * (g + 1) / ng) <= r) g++;
                     int r0 = (int)((long)m * g / ng), R = (int)((long)m * (g + 1) / ng) - r0;
                     float *d = (float *)c->xs + (size_t)r0 * kp + (r - r0);
-                    for (int i = 0; i < kp; i++) d[(size_t)i * R] = i < k ? lin_load16(xr[i], j->w->wdt) : 0.0f;
-                } else if (stage32) {
+                    (tier == TIER_AVX2 ? lin_16_stage_avx2 : lin_16_stage_avx512)(d, (size_t)R, xr, k, kp, dt == DT_BF16);
+                } else if (stage32 && r < m) {
                     float *d = (float *)c->xs + (size_t)r * j->xs_ld;
-                    for (int i = 0; i < kp; i++) d[i] = r < m && i < k ? lin_load16(xr[i], j->w->wdt) : 0.0f;
+                    (tier == TIER_AVX2 ? lin_16_stage_avx2 : lin_16_stage_avx512)(d, 1, xr, k, kp, dt == DT_BF16);
+                } else if (stage32) {
+                    memset((float *)c->xs + (size_t)r * j->xs_ld, 0, sizeof(float) * (size_t)kp);
                 } else {
                     uint16_t *d = (uint16_t *)c->xs + (size_t)r * j->xs_ld;
                     for (int i = 0; i < kp; i++) d[i] = r < m && i < k ? xr[i] : 0;

@@ -143,3 +143,17 @@ void lin_16_panel_avx2(const LinJob *j, int b0, int b1, void *ts)
     }
     }
 }
+
+/* lin_16_stage_avx512 in ymm: d[i * stride] = x[i] as fp32 for i < k, 0 up to kp (kp a multiple of 8) */
+void lin_16_stage_avx2(float *d, size_t stride, const uint16_t *x, int k, int kp, int bf16)
+{
+    float t[8] __attribute__((aligned(32)));
+    for (int i = 0; i < kp; i += 8) {
+        uint16_t h8[8] = {0};
+        for (int l = 0; l < 8 && i + l < k; l++) h8[l] = x[i + l];
+        __m128i h = _mm_loadu_si128((const __m128i *)h8);
+        __m256 f = bf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)) : _mm256_cvtph_ps(h);
+        _mm256_store_ps(t, f);
+        for (int l = 0; l < 8; l++) d[(size_t)(i + l) * stride] = t[l];
+    }
+}
