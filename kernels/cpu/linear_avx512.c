@@ -19,6 +19,11 @@
 
 static inline __mmask16 lin_mask16(int nv) { return nv >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nv) - 1); }
 
+/* n / G for n < 2^20 and 1 <= G <= 64 without a divide in the inner loops: n * (2^32 / G + 1) >> 32 is exact
+ * there (the error n (G - 2^32 mod G) / (G 2^32) < 1 / G) */
+static inline uint64_t lin_div_magic(int G) { return 0xffffffffull / (uint64_t)G + 1; }
+static inline size_t lin_div_small(uint32_t n, uint64_t magic) { return (size_t)(((uint64_t)n * magic) >> 32); }
+
 /* ---- activation quantization (bitsandbytes int8_vectorwise_quant; DESIGN.md) ---- */
 
 void lin_i8_flags_avx512(const uint16_t *x, int m, int k, float t, int c0, int c1, uint8_t *flags)
@@ -280,19 +285,25 @@ void lin_i8_vnni_avx512(const LinJob *j, int b0, int b1, void *ts)
  * accumulators + 2 weight registers + 1 broadcast), the weights of the pair read from L1/L2 once per
  * row group and the rows' activation dwords packed per group (j->cap) so one pointer reaches them all.
  * The sums are exact int32 whatever the order: the same bits as every other int8 path. */
+/* pf: the next pair's two weight streams, prefetched spread over the row groups of this pair: group gi of
+ * G asks at k-group g for line (gi kg + g) / G, so each line is asked for ~once per G steps in order
+ * (prefetching it all during the first group issued lines faster than memory returns them: M=32 read
+ * 6.5 GB/s where the weights alone stream at 18) */
 static inline __attribute__((always_inline)) void lin_vnni_panel_rq(const int8_t *w0p, const int8_t *w1p,
                                                                     const int32_t *a, int kg, const __m512i *init,
-                                                                    const char *const *pf, int32_t *out, int R,
-                                                                    int Q)
+                                                                    const char *const *pf, int gi, int G,
+                                                                    int32_t *out, int R, int Q)
 {
     __m512i s[14][2];
+    const uint64_t ginv = lin_div_magic(G);
 #pragma GCC unroll 14
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 2
         for (int q = 0; q < Q; q++) s[r][q] = init[q];
     for (int g = 0; g < kg; g++) {
-        _mm_prefetch(pf[0] + (size_t)g * 64, _MM_HINT_T0);
-        if (Q > 1) _mm_prefetch(pf[1] + (size_t)g * 64, _MM_HINT_T0);
+        size_t line = lin_div_small((uint32_t)(gi * kg + g), ginv) * 64;
+        _mm_prefetch(pf[0] + line, _MM_HINT_T0);
+        _mm_prefetch(pf[1] + line, _MM_HINT_T0);
         __m512i w0 = _mm512_load_si512(w0p + (size_t)g * 64), w1 = Q > 1 ? _mm512_load_si512(w1p + (size_t)g * 64) : w0;
 #pragma GCC unroll 14
         for (int r = 0; r < R; r++) {
@@ -333,13 +344,14 @@ void lin_i8_vnni_panel_avx512(const LinJob *j, int b0, int b1, void *ts)
             for (int g = g0; g < ge; g++) {
                 int r0 = (int)((long)m * g / ng), R = (int)((long)m * (g + 1) / ng) - r0;
                 const int32_t *a = (const int32_t *)(j->cap + (size_t)r0 * kp);
-                const char *const *pf = g == g0 ? next : (const char *const[]){(const char *)w0p, (const char *)w1p};
+                const char *const *pf = next;
+                int gi = g - g0, G = ge - g0;
 #define LIN_VP_CASE(n)                                                                                         \
     case n:                                                                                                    \
         if (Q > 1)                                                                                             \
-            lin_vnni_panel_rq(w0p, w1p, a, kg, init, pf, acc, n, 2);                                           \
+            lin_vnni_panel_rq(w0p, w1p, a, kg, init, pf, gi, G, acc, n, 2);                                    \
         else                                                                                                   \
-            lin_vnni_panel_rq(w0p, w1p, a, kg, init, pf, acc, n, 1);                                           \
+            lin_vnni_panel_rq(w0p, w1p, a, kg, init, pf, gi, G, acc, n, 1);                                    \
         break;
                 switch (R) {
                     LIN_VP_CASE(1) LIN_VP_CASE(2) LIN_VP_CASE(3) LIN_VP_CASE(4) LIN_VP_CASE(5) LIN_VP_CASE(6)
@@ -744,15 +756,18 @@ void lin_f16_avx512(const LinJob *j, int b0, int b1, void *ts)
 
 /* R rows (1..14) by Q blocks (1, 2): R*Q accumulators + Q panel rows + 1 broadcast <= 31 zmm */
 static inline __attribute__((always_inline)) void lin_panel_rq(const float *pan, int kc, const float *x, float *c,
-                                                               int first, const char *const *pf, int R, int Q)
+                                                               int first, const char *const *pf, int gi, int G,
+                                                               int R, int Q)
 {
     __m512 s[14][2];
+    const uint64_t ginv = lin_div_magic(G);
 #pragma GCC unroll 14
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 2
         for (int q = 0; q < Q; q++) s[r][q] = first ? _mm512_setzero_ps() : _mm512_load_ps(c + r * 32 + q * 16);
     for (int k = 0; k < kc; k++) {
-        _mm_prefetch(pf[k & 1] + (size_t)(k >> 1) * 64, _MM_HINT_T0);
+        size_t t = lin_div_small((uint32_t)(gi * kc + k), ginv); /* spread over the G row groups (lin_vnni_panel_rq) */
+        _mm_prefetch(pf[t & 1] + (t >> 1) * 64, _MM_HINT_T0);
         __m512 w0 = _mm512_load_ps(pan + (size_t)k * 32), w1 = Q > 1 ? _mm512_load_ps(pan + (size_t)k * 32 + 16) : w0;
 #pragma GCC unroll 14
         for (int r = 0; r < R; r++) {
@@ -770,17 +785,17 @@ static inline __attribute__((always_inline)) void lin_panel_rq(const float *pan,
         for (int q = 0; q < Q; q++) _mm512_store_ps(c + r * 32 + q * 16, s[r][q]);
 }
 
-/* pf: two streams of kc/2 64-byte lines each to prefetch one line per k, the next chunk's weights while
- * this one computes (converting then stalled on memory: M=16 ran at ~0.5 of min(compute, read)) */
-static void lin_panel_rows(const float *pan, int kc, const float *x, float *c, int first, const char *const *pf, int R,
-                           int Q)
+/* pf: two streams of kc/2 64-byte lines each, the next chunk's weights, prefetched while this one computes
+ * and spread over the G row groups (group gi of G) as lin_vnni_panel_rq does */
+static void lin_panel_rows(const float *pan, int kc, const float *x, float *c, int first, const char *const *pf,
+                           int gi, int G, int R, int Q)
 {
 #define LIN_PANEL_CASE(n)                                                                                      \
     case n:                                                                                                    \
         if (Q > 1)                                                                                             \
-            lin_panel_rq(pan, kc, x, c, first, pf, n, 2);                                                      \
+            lin_panel_rq(pan, kc, x, c, first, pf, gi, G, n, 2);                                               \
         else                                                                                                   \
-            lin_panel_rq(pan, kc, x, c, first, pf, n, 1);                                                      \
+            lin_panel_rq(pan, kc, x, c, first, pf, gi, G, n, 1);                                               \
         break;
     switch (R) {
         LIN_PANEL_CASE(1) LIN_PANEL_CASE(2) LIN_PANEL_CASE(3) LIN_PANEL_CASE(4) LIN_PANEL_CASE(5) LIN_PANEL_CASE(6)
@@ -836,8 +851,7 @@ void lin_16_panel_avx512(const LinJob *j, int b0, int b1, void *ts)
                 for (int b = nb0; b < nb1; b += 2) {
                     int Q = b + 1 < nb1 ? 2 : 1;
                     for (int q = 0; q < Q; q++) lin_panel_convert(W + (size_t)(b + q) * 16 * kp, bf16, k0, kc, pan + q * 16);
-                    /* the panel after this one, prefetched during the first row group (the others
-                     * prefetch the panel itself, already in L1) */
+                    /* the panel after this one, prefetched meanwhile */
                     int xb = -1, xk = 0, xe = nb1;
                     if (b + 2 < nb1) xb = b + 2, xk = k0;
                     else if (k0 + LIN_PANEL_KC < kp) xb = nb0, xk = k0 + LIN_PANEL_KC;
@@ -847,12 +861,11 @@ void lin_16_panel_avx512(const LinJob *j, int b0, int b1, void *ts)
                         next[0] = (const char *)(W + ((size_t)xb * kp + xk) * 16);
                         next[1] = xb + 1 < xe ? next[0] + (size_t)32 * kp : next[0];
                     }
-                    const char *inl1[2] = {(const char *)pan, (const char *)pan};
                     float *cp = acc + (size_t)(b - nb0) / 2 * nr * 32;
                     for (int g = g0, r0 = rb0; g < ge; g++) {
                         int r1 = (int)((long)m * (g + 1) / ng);
                         lin_panel_rows(pan, kc, xs + (size_t)r0 * kp + (size_t)k0 * (r1 - r0), cp + (size_t)(r0 - rb0) * 32,
-                                       k0 == 0, g == g0 ? next : inl1, r1 - r0, Q);
+                                       k0 == 0, next, g - g0, ge - g0, r1 - r0, Q);
                         r0 = r1;
                     }
                 }
