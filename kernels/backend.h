@@ -89,6 +89,10 @@ typedef struct Backend {
     void (*add)(void *ctx, uint16_t *y, const uint16_t *a, const uint16_t *b, size_t n, DType act);
     /* dst[i] = src[idx[i]] for rows of `row_bytes` bytes */
     void (*gather_rows)(void *ctx, void *dst, const void *src, const int32_t *idx, int n, size_t row_bytes);
+    /* y[i] = float(x[i]) for n values of dtype act (exact: every fp16 and bf16 value is an fp32 value).
+     * For the int8 LM head (--int8-head), whose LLM.int8() product gives fp16 like every int8 linear,
+     * while the sampler and `pp8 logits` read fp32 logits; x and y do not overlap. */
+    void (*widen)(void *ctx, float *y, const uint16_t *x, size_t n, DType act);
 
     /* Optional (NULL where not offered, as on the CPU): issue fn(arg)'s ops, which are only ops of this
      * backend (no copies to or from the host), as one captured graph. The first call with a key captures

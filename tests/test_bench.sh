@@ -4,7 +4,8 @@
 # step, one row per (dtype, batch, schedule), the default micro-batch counts, tokens/s consistent with
 # the timings, busy fractions in (0, 1], a roofline and (with --stream-bound) a stream bound for every
 # run, contiguous layer slices covering the model, provenance, --profile's per-rank lines, the
-# side-by-side ratio lines; and --stream-bound refused off the CPU.
+# side-by-side ratio lines, the decode bound (bandwidth and compute, issue 18) with its peaks; and
+# --stream-bound refused off the CPU.
 set -u
 : "${PP8:?}" "${PP8_SRC:?}"
 read -r -a MPI <<<"${PP8_MPIRUN:-mpirun --allow-run-as-root --oversubscribe}"
@@ -29,6 +30,8 @@ fi
 rows=$(grep -cE "^(int8|bf16) +(pipelined|naive) +[0-9]+ +[0-9]+ " "$tmp/out")
 [ "$rows" = 8 ] && ok "8 table rows" || bad "table rows: $rows, want 8"
 grep -q "stream_t/s  of_stream" "$tmp/out" && ok "stream columns" || bad "no stream columns in the table header"
+grep -q "bound_t/s by   of_bound" "$tmp/out" && ok "bound columns" || bad "no bound columns in the table header"
+[ "$(grep -c "^compute peaks per rank (1 thread(s)" "$tmp/out")" = 2 ] && ok "peaks lines" || bad "want one compute-peaks line per dtype"
 stages=$(grep -cE "^  rank [01]: layers \[[0-9]+,[0-9]+\) +memory [0-9.]+ GB = [0-9.]+ \+ [0-9.]+ \+ [0-9.]+ +reads [0-9.]+ GB/step$" "$tmp/out")
 [ "$stages" = 4 ] && ok "memory per rank lines" || bad "memory per rank: $stages lines, want 4"
 [ "$(grep -c "rank [01] ms/step:" "$tmp/out")" = 16 ] && ok "profile lines" || bad "profile: want 16 per-rank lines"
@@ -65,6 +68,23 @@ for r in runs:
     assert len(r["stage_busy"]) == 2 and all(0 < b <= 1.0 for b in r["stage_busy"]), r["stage_busy"]
     assert r["kernel_paths"]["linear_decode"] and r["kernel_paths"]["linear_prefill"]
     assert r["threshold"] == (6.0 if r["dtype"] == "int8" else 0), r["threshold"]
+    # the honest bound (issue 18): never above either of its parts, named after the smaller one, never
+    # above the weight-read roofline (it reads at least the weights, once per micro-batch); peaks for the
+    # decode paths the run lists; bytes and ops per rank
+    bound, bw, comp = r["bound_tokens_per_s"], r["bandwidth_bound_tokens_per_s"], r["compute_bound_tokens_per_s"]
+    assert comp is not None and 0 < bound <= min(bw, comp) * (1 + 1e-9), (bound, bw, comp)
+    assert r["bound"] == ("compute" if comp < bw else "bandwidth"), (r["bound"], bw, comp)
+    assert bw <= r["roofline_tokens_per_s"] * (1 + 1e-9), (bw, r["roofline_tokens_per_s"])
+    peaks = r["peaks_gops"]
+    for op in ("linear_decode", "lm_head_decode"):
+        path = r["kernel_paths"][op]
+        got = [v for k, v in peaks.items() if k == path or k.startswith(path + "/")]
+        assert got and all(v > 0 for v in got), (op, path, peaks)
+        assert all(r["peak_probes"][k] for k in peaks), r["peak_probes"]
+    assert len(r["bound_step_bytes"]) == 2 and all(b > 0 for b in r["bound_step_bytes"]), r["bound_step_bytes"]
+    if r["dtype"] == runs[-1]["dtype"]:  # "plan" holds the last dtype's bytes: the step reads them and the KV cache
+        assert all(b > st["weight_bytes_read_per_step"] for b, st in zip(r["bound_step_bytes"], j["plan"])), r
+    assert len(r["bound_step_ops"]) == 2 and all(o > 0 for o in r["bound_step_ops"]), r["bound_step_ops"]
     if want_stream:
         assert r["stream_bound_tokens_per_s"] > 0, r
     else:

@@ -295,6 +295,17 @@ static void cpu_gather_rows(void *ctx, void *dst, const void *src, const int32_t
         memmove((char *)dst + (size_t)i * row_bytes, (const char *)src + (size_t)idx[i] * row_bytes, row_bytes);
 }
 
+static void cpu_widen(void *ctx, float *y, const uint16_t *x, size_t n, DType act)
+{
+    CpuCtx *c = ctx;
+    long chunks = (long)((n + CHUNK - 1) / CHUNK);
+#pragma omp parallel for num_threads(c->threads) schedule(static)
+    for (long ch = 0; ch < chunks; ch++) {
+        size_t off = (size_t)ch * CHUNK, len = n - off < CHUNK ? n - off : CHUNK;
+        c->v->load(y + off, x + off, (int)len, act);
+    }
+}
+
 static void cpu_destroy(void *ctx)
 {
     CpuCtx *c = ctx;
@@ -365,6 +376,7 @@ Backend *backend_cpu_create(const BackendOptions *o, char *err, size_t errlen)
         .relu = cpu_relu,
         .add = cpu_add,
         .gather_rows = cpu_gather_rows,
+        .widen = cpu_widen,
         .linear_path = cpu_linear_path_op,
         .destroy = cpu_destroy,
     };

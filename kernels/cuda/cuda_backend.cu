@@ -297,6 +297,11 @@ static void cu_gather_rows(void *ctx, void *dst, const void *src, const int32_t 
     cuda_gather_rows(dst, src, idx, n, row_bytes, ((CudaCtx *)ctx)->stream);
 }
 
+static void cu_widen(void *ctx, float *y, const uint16_t *x, size_t n, DType act)
+{
+    cuda_widen(y, x, n, act, ((CudaCtx *)ctx)->stream);
+}
+
 /* ---- CUDA graphs: a decode step of a few rows is hundreds of short kernels; captured once per key and
  * replayed, they launch as one (10-14% off OPT-1.3B's batch-1 step on an H100, README "One GPU"). Only up
  * to CUDA_GEMV_MAX_ROWS rows: beyond, the int8 product takes cuBLASLt with a host wait for the outlier
@@ -519,6 +524,7 @@ extern "C" Backend *backend_cuda_create(const BackendOptions *o, char *err, size
     b->relu = cu_relu;
     b->add = cu_add;
     b->gather_rows = cu_gather_rows;
+    b->widen = cu_widen;
     b->linear_path = cu_linear_path;
     b->graph_run = cu_graph_run;
     b->graph_reset = cu_graph_reset;

@@ -89,3 +89,16 @@ extern "C" void cuda_bias_rows(float *y, const uint16_t *bias, DType act, int m,
     k_bias_rows<<<cuda_grid_1d(total, EW_THREADS), EW_THREADS, 0, st>>>(y, bias, act == DTYPE_BF16, m, n);
     CUDA_CHECK_LAUNCH();
 }
+
+/* fp16 / bf16 -> fp32, exact (the int8 LM head's fp16 logits for the sampler) */
+__global__ void k_widen(float *__restrict__ y, const uint16_t *__restrict__ x, size_t n, int bf16)
+{
+    GRID_STRIDE(i, n) y[i] = act_load(x[i], bf16);
+}
+
+extern "C" void cuda_widen(float *y, const uint16_t *x, size_t n, DType act, cudaStream_t st)
+{
+    if (!n) return;
+    k_widen<<<cuda_grid_1d(n, EW_THREADS), EW_THREADS, 0, st>>>(y, x, n, act == DTYPE_BF16);
+    CUDA_CHECK_LAUNCH();
+}

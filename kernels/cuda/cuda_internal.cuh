@@ -73,6 +73,8 @@ void cuda_int8_gemv(const int8_t *cb, const float *scb, const uint16_t *bias, co
 void cuda_gelu(uint16_t *x, size_t n, DType act, cudaStream_t st);
 void cuda_relu(uint16_t *x, size_t n, cudaStream_t st);
 void cuda_add(uint16_t *y, const uint16_t *a, const uint16_t *b, size_t n, DType act, cudaStream_t st);
+/* y[i] = float(x[i]), exact */
+void cuda_widen(float *y, const uint16_t *x, size_t n, DType act, cudaStream_t st);
 /* y[r, o] = float(bias[o]): the fp32 C of a beta = 1 GEMM */
 void cuda_bias_rows(float *y, const uint16_t *bias, DType act, int m, int n, cudaStream_t st);
 /* y[r, o] = act(acc[r, o] + bias[o]) with one rounding (acc fp32) */

@@ -13,6 +13,7 @@
 
 #include "../../kernels/cpu/cpu_linear.h"
 #include "../../kernels/cpu/membw.h"
+#include "../../kernels/cpu/peak.h"
 #include "../../kernels/check.h"
 #include "../../kernels/cuda_host.h"
 #include "../../parallel/control.h"
@@ -37,18 +38,38 @@ typedef struct BenchArgs {
     int stream_bound;
 } BenchArgs;
 
+/* one linear path a run's decode uses, and the compute peak that bounds it (rank 0's path chooser;
+ * gops: useful GOP/s, the mean over the ranks that use the path) */
+typedef struct BenchPath {
+    DType wdt;
+    const char *path;
+    PeakProbe probe;
+    double useful; /* useful ops per probe op: 0.25 for amx-f16split */
+    int unknown;   /* the path has no probe of its own: bounded by the widest FMA probe */
+    double gops;
+} BenchPath;
+
+#define MAXPATHS 8
+
 typedef struct BenchRun {
     DType dtype;
     Schedule sched;
     int M, batch;
     double prefill_s, decode_s, roofline_tps;
+    /* the decode bound (run_bounds): bytes / bandwidth and ops / the paths' compute peaks per linear,
+     * chained over the stages as the schedule runs them; comp_tps 0 where there are no peaks (GPU) */
+    double bound_tps, bw_tps, comp_tps;
+    int compute_bound; /* comp_tps < bw_tps */
+    double step_bytes[64], step_ops[64]; /* per rank, one decode step (all micro-batches) */
+    BenchPath paths[MAXPATHS];
+    int npaths;
     double stream_tps; /* --stream-bound: tokens/s if every stage only streamed its step's bytes; 0: not measured */
     double busy[64]; /* per rank, decode phase */
     double bw[64];   /* per rank, GB/s: read bandwidth measured alone just before this run (the roofline's) */
     double prof[64][PROF_COUNT]; /* --profile: per rank, seconds per op over the decode phase */
     double rss[64];  /* per rank, bytes: peak resident memory (VmHWM) since this dtype's load began */
     double plan[64]; /* per rank, bytes: the plan's weights + KV cache + workspace */
-    const char *path_decode, *path_prefill;
+    const char *path_decode, *path_prefill, *path_head;
 } BenchRun;
 
 static void usage(void)
@@ -56,9 +77,26 @@ static void usage(void)
     printf("usage: [mpirun -np N] pp8 bench (--config C | --model DIR) [options]\n\n"
            "Prefill (batch x prompt tokens) then decode (--gen steps, one token per sequence each) through the\n"
            "pipeline; reports tokens/s, ms per generated token (= decode wall time / (batch x gen)), each\n"
-           "stage's busy fraction (compute time / decode wall time) and the weight-read roofline: batch /\n"
-           "sum over stages of (weight bytes read per decode step / that rank's read bandwidth, measured\n"
-           "alone just before each run; bw_GB/s is its mean over the ranks).\n\n"
+           "stage's busy fraction (compute time / decode wall time), and two bounds on decode tokens/s:\n"
+           "  roofline_t/s  weight-read roofline: batch / sum over stages of (weight bytes read per decode step /\n"
+           "                that rank's read bandwidth, measured alone just before each run; bw_GB/s is its mean\n"
+           "                over the ranks); frac = decode_t/s / roofline_t/s. Counts bytes only.\n"
+           "  bound_t/s     the honest bound: per stage and micro-batch, every linear takes at least max(its\n"
+           "                bytes / bandwidth, 2*rows*N*K / the compute peak of the kernel path it runs), plus\n"
+           "                the KV cache its rows attend to (prompt + (gen+1)/2 positions on average) and the\n"
+           "                norms' bytes / bandwidth; stages chained as the schedule runs them (naive: one after\n"
+           "                another; pipelined: the larger of one micro-batch crossing every stage and the\n"
+           "                busiest stage serving all micro-batches). `by` names the bound that is smaller on\n"
+           "                its own: bw (bytes alone) or comp (ops alone); of_bound = decode_t/s / bound_t/s.\n"
+           "                Peaks: per kernel path a register/tile-resident probe of the instruction it is\n"
+           "                built on (tdpbssd, tdpbf16ps (amx-f16split: a quarter, four per product),\n"
+           "                vpdpbusd, vdpbf16ps, vfmadd zmm/ymm, avx2-int8's vpmaddubsw chain, scalar\n"
+           "                mul+add), with the run's threads, each rank alone, once per bench. The CPU\n"
+           "                backend only: with --backend cuda the bound is the bandwidth one.\n"
+           "  JSON per run: roofline_tokens_per_s (weight-read), bound_tokens_per_s, bound (\"bandwidth\" |\n"
+           "  \"compute\"), bandwidth_bound_tokens_per_s, compute_bound_tokens_per_s (null without peaks),\n"
+           "  peaks_gops {path: GOP/s}, peak_probes {path: instruction}, bound_step_bytes and bound_step_ops\n"
+           "  [per rank, one decode step].\n\n"
            "  --dtype D[,D..]      int8 | fp16 | bf16, compared side by side (default int8,bf16)\n"
            "  --batch B[,B..]      batch sizes (default 1,8,32)\n"
            "  --prompt-len N       prompt tokens per sequence (default 32)\n"
@@ -138,6 +176,13 @@ static int parse(BenchArgs *a, int argc, char **argv, Err *e)
         }
     }
     if (!a->o.config && !a->o.model) return err_set(e, "give --config C (random weights) or --model DIR");
+    /* --int8-head: for the int8 runs of the list (session.h), so one run compares heads per dtype */
+    a->o.int8_head_int8_only = 1;
+    int any_int8 = 0;
+    for (int d = 0; d < a->ndtypes; d++) any_int8 |= a->dtypes[d] == DTYPE_I8;
+    if (a->o.int8_head && !any_int8)
+        return err_set(e, "--int8-head applies to the int8 runs, and --dtype lists none: add int8 to --dtype or drop "
+                          "--int8-head");
     if (a->stream_bound && a->o.backend && strcmp(a->o.backend, "cpu"))
         return err_set(e, "--stream-bound times host memory reads: CPU backend only (add --backend cpu, or drop it)");
     return 0;
@@ -247,10 +292,185 @@ static double stream_bound_tps(const Session *s, const BenchArgs *a, Schedule sc
     return step > 0 ? batch / step : 0;
 }
 
+/* ---- the decode bound: bytes / bandwidth and ops / compute peak, per linear, chained over stages ---- */
+
+/* Compute peaks: this rank's GOP/s per probe (0 = not measured yet), measured the first time a run needs
+ * one and kept for the bench (a register-resident rate does not drift with memory state as bandwidth
+ * does); every rank's, for the report. on = 0: no CPU peaks (the GPU backend). */
+typedef struct BenchPeaks {
+    int on;
+    DType head_wdt; /* the LM head's weights (the last rank's; --int8-head makes them int8) */
+    double me[PEAK_COUNT];
+    double all[64][PEAK_COUNT];
+} BenchPeaks;
+
+/* bytes one call reads from a linear's weights, as Model.weight_bytes_read counts them */
+static double linear_bytes(const Linear *w)
+{
+    if (!w->w) return 0;
+    return (double)w->n * w->k * dtype_size(w->wdt) + (w->scb ? 4.0 * w->n : 0) + (w->bias ? 2.0 * w->n : 0);
+}
+
+/* adds (wdt, path) to the list l[0..n) unless there; returns the new count */
+static int path_add(BenchPath *l, int n, DType wdt, const char *path)
+{
+    for (int i = 0; i < n; i++)
+        if (l[i].wdt == wdt && !strcmp(l[i].path, path)) return n;
+    if (n == MAXPATHS) return n;
+    l[n] = (BenchPath){.wdt = wdt, .path = path};
+    l[n].unknown = cpu_peak_for_path(wdt, path, &l[n].probe, &l[n].useful);
+    return n + 1;
+}
+
+/* the linear paths a decode step of (batch, M) runs on any rank: the layers' and the LM head's, at each
+ * micro-batch's row count (the decode step wants every row's logits). From this rank's path chooser:
+ * every rank runs the same binary on the same kind of machine. */
+static int run_paths(const Session *s, const BenchPeaks *pk, int batch, int M, BenchPath *l)
+{
+    int bounds[batch + 1], n = 0;
+    pipeline_split(bounds, batch, M);
+    DType lw = s->m.layers[0].qkv.wdt; /* every rank holds at least one layer */
+    for (int mb = 0; mb < M; mb++) {
+        int rows = bounds[mb + 1] - bounds[mb];
+        n = path_add(l, n, lw, s->be->linear_path(s->be->ctx, lw, rows));
+        n = path_add(l, n, pk->head_wdt, s->be->linear_path(s->be->ctx, pk->head_wdt, rows));
+    }
+    return n;
+}
+
+/* Measures the probes of l[0..n) this rank has not measured yet, each rank alone (the others wait, as
+ * for the bandwidth), with the run's thread count; then gathers every rank's peaks. Collective. */
+static void peaks_ensure(const Session *s, BenchPeaks *pk, const BenchPath *l, int n)
+{
+    if (!pk->on) return;
+    for (int r = 0; r < s->size; r++) {
+        ctl_barrier();
+        if (r != s->rank) continue;
+        for (int i = 0; i < n; i++)
+            if (!(pk->me[l[i].probe] > 0)) pk->me[l[i].probe] = cpu_peak_gops(l[i].probe, s->o.threads);
+    }
+    ctl_barrier();
+    MPI_Allgather(pk->me, PEAK_COUNT, MPI_DOUBLE, &pk->all[0][0], PEAK_COUNT, MPI_DOUBLE, MPI_COMM_WORLD);
+}
+
+/* useful GOP/s of path l: the probe's rate times l->useful, averaged over the ranks that measured it */
+static double path_gops(const Session *s, const BenchPeaks *pk, const BenchPath *l)
+{
+    double sum = 0;
+    int n = 0;
+    for (int r = 0; r < s->size; r++)
+        if (pk->all[r][l->probe] > 0) sum += pk->all[r][l->probe], n++;
+    return n ? l->useful * sum / n : 0;
+}
+
+/* one stage's share of one micro-batch: bytes and ops, and seconds for bytes alone, ops alone, and both
+ * (sum over its pieces of the larger of the two) */
+enum { COST_BYTES, COST_OPS, COST_BW_S, COST_COMP_S, COST_BOTH_S, COST_N };
+
+static void cost_add(double *c, double bytes, double ops, double bw, double peak)
+{
+    double tb = bytes / bw, tc = ops > 0 ? ops / peak : 0;
+    c[COST_BYTES] += bytes;
+    c[COST_OPS] += ops;
+    c[COST_BW_S] += tb;
+    c[COST_COMP_S] += tc;
+    c[COST_BOTH_S] += tb > tc ? tb : tc;
+}
+
+static void cost_linear(const Session *s, const BenchPeaks *pk, const Linear *w, int rows, double bw, double *c)
+{
+    if (!w->w) return;
+    double ops = pk->on ? 2.0 * rows * w->n * w->k : 0, peak = 0;
+    if (pk->on) {
+        PeakProbe p;
+        double useful;
+        cpu_peak_for_path(w->wdt, s->be->linear_path(s->be->ctx, w->wdt, rows), &p, &useful);
+        peak = pk->me[p] * useful * 1e9;
+        PP8_CHECK(peak > 0, "no compute peak measured for a kernel path this run uses");
+    }
+    cost_add(c, linear_bytes(w), ops, bw, peak);
+}
+
+/* This rank's cost of one micro-batch of `rows` decode rows at bw_gbs: each linear bounded by
+ * max(bytes / bw, 2 rows N K / its path's peak), each op on its own (ops run one after another, each an
+ * OpenMP region ending in a barrier, so one op's reads do not overlap another's compute); the KV cache
+ * the rows attend to (prompt_len + (gen + 1) / 2 positions on average over the run, keys and values,
+ * 16-bit) and the norms' parameters by bytes alone. Left out, so the bound is a little optimistic:
+ * attention's arithmetic (4 rows positions D ops per layer, < 1% of the linears' here), embedding rows,
+ * activations written and read back between ops (L2-resident at these sizes), and amx-f16split's weight
+ * split (port-5 work per weight, flat in rows, linear_amx.c). */
+static void stage_cost(const Session *s, const BenchArgs *a, const BenchPeaks *pk, int rows, double bw_gbs, double *c)
+{
+    const Model *m = &s->m;
+    const double bw = bw_gbs * 1e9, keys = a->prompt_len + (a->gen + 1) / 2.0;
+    double lin = 0;
+    memset(c, 0, sizeof(double) * COST_N);
+    for (int l = 0; l < m->layer_end - m->layer_begin; l++) {
+        const LayerWeights *w = &m->layers[l];
+        const Linear *ls[4] = {&w->qkv, &w->out, &w->fc1, &w->fc2};
+        for (int i = 0; i < 4; i++) {
+            cost_linear(s, pk, ls[i], rows, bw, c);
+            lin += linear_bytes(ls[i]);
+        }
+        cost_add(c, rows * keys * s->cfg.hidden * 2.0 * 2.0, 0, bw, 0);
+    }
+    if (m->last) {
+        cost_linear(s, pk, &m->lm_head, rows, bw, c);
+        lin += linear_bytes(&m->lm_head);
+    }
+    if ((double)m->weight_bytes_read > lin) cost_add(c, (double)m->weight_bytes_read - lin, 0, bw, 0);
+}
+
+/* seconds per decode step from every rank's per-micro-batch costs all[(r * M + mb) * COST_N + k]: naive,
+ * the micro-batches one at a time through the stages one at a time (the sum); pipelined, at least one
+ * micro-batch crossing every stage (its next token needs this one) and at least the busiest stage
+ * serving every micro-batch (as stream_bound_tps) */
+static double chain_step_s(const double *all, int ranks, int M, int k, Schedule sched)
+{
+    double total = 0, crossing = 0, busiest = 0;
+    for (int mb = 0; mb < M; mb++) {
+        double t = 0;
+        for (int r = 0; r < ranks; r++) t += all[((size_t)r * M + mb) * COST_N + k];
+        total += t;
+        crossing = fmax(crossing, t);
+    }
+    for (int r = 0; r < ranks; r++) {
+        double t = 0;
+        for (int mb = 0; mb < M; mb++) t += all[((size_t)r * M + mb) * COST_N + k];
+        busiest = fmax(busiest, t);
+    }
+    return sched == SCHED_NAIVE ? total : fmax(crossing, busiest);
+}
+
+/* the bounds of out's run (bound_tps, bw_tps, comp_tps, the per-rank bytes and ops) from this rank's
+ * bandwidth bw_me and peaks. Collective. */
+static void run_bounds(const Session *s, const BenchArgs *a, const BenchPeaks *pk, const int *bounds, double bw_me,
+                       BenchRun *out)
+{
+    const int M = out->M, ranks = s->size;
+    double *me = calloc((size_t)M * COST_N, sizeof(double)), *all = calloc((size_t)M * COST_N * ranks, sizeof(double));
+    PP8_CHECK(me && all, "out of memory");
+    for (int mb = 0; mb < M; mb++) stage_cost(s, a, pk, bounds[mb + 1] - bounds[mb], bw_me, me + (size_t)mb * COST_N);
+    MPI_Allgather(me, M * COST_N, MPI_DOUBLE, all, M * COST_N, MPI_DOUBLE, MPI_COMM_WORLD);
+    for (int r = 0; r < ranks; r++)
+        for (int mb = 0; mb < M; mb++) {
+            out->step_bytes[r] += all[((size_t)r * M + mb) * COST_N + COST_BYTES];
+            out->step_ops[r] += all[((size_t)r * M + mb) * COST_N + COST_OPS];
+        }
+    out->bound_tps = out->batch / chain_step_s(all, ranks, M, COST_BOTH_S, out->sched);
+    out->bw_tps = out->batch / chain_step_s(all, ranks, M, COST_BW_S, out->sched);
+    out->comp_tps = pk->on ? out->batch / chain_step_s(all, ranks, M, COST_COMP_S, out->sched) : 0;
+    out->compute_bound = pk->on && out->comp_tps < out->bw_tps;
+    out->npaths = run_paths(s, pk, out->batch, M, out->paths);
+    for (int i = 0; i < out->npaths; i++) out->paths[i].gops = pk->on ? path_gops(s, pk, &out->paths[i]) : 0;
+    free(me);
+    free(all);
+}
+
 /* load_peak: VmHWM right after this dtype's load, before any bandwidth probe (whose 256 MiB buffer is
  * the benchmark's, not the model's: the peak is reset after each probe and the larger of the two kept) */
 static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, int batch, int32_t **prompts, int *lens,
-                    const double *wbytes_all, double load_peak, BenchRun *out)
+                    const double *wbytes_all, double load_peak, const BenchPeaks *pk, BenchRun *out)
 {
     Engine en;
     Err e = {{0}};
@@ -305,13 +525,31 @@ static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, in
     double chain = 0;
     for (int r = 0; r < s->size; r++) chain += wbytes_all[r] / (bw_run[r] * 1e9);
     out->roofline_tps = batch / chain;
+    run_bounds(s, a, pk, bounds, bw_me, out);
     out->path_decode = s->be->linear_path(s->be->ctx, dt, (batch + M - 1) / M);
     out->path_prefill = s->be->linear_path(s->be->ctx, dt, ((batch + M - 1) / M) * a->prompt_len);
+    out->path_head = s->be->linear_path(s->be->ctx, pk->head_wdt, (batch + M - 1) / M);
     engine_free(&en);
     /* the peak after the run: the load (session_reload reset it before), the pipeline buffers, this run */
     double rss = fmax(load_peak, (double)proc_peak_rss_bytes()), plan = (double)(s->m.arena_bytes + s->rs.arena_bytes);
     MPI_Allgather(&rss, 1, MPI_DOUBLE, out->rss, 1, MPI_DOUBLE, MPI_COMM_WORLD);
     MPI_Allgather(&plan, 1, MPI_DOUBLE, out->plan, 1, MPI_DOUBLE, MPI_COMM_WORLD);
+}
+
+/* the report's name for path q of l[0..n): the path, with "/dtype" where another dtype's path has the
+ * same name ("scalar" for int8 and for 16-bit weights) */
+static void path_key(const BenchPath *l, int n, int q, char *key, size_t cap)
+{
+    int clash = 0;
+    for (int i = 0; i < n; i++) clash |= i != q && !strcmp(l[i].path, l[q].path);
+    snprintf(key, cap, clash ? "%s/%s" : "%s", l[q].path, dtype_label(l[q].wdt));
+}
+
+/* the instruction that bounds path l, e.g. "tdpbf16ps / 4" */
+static void path_what(const BenchPath *l, char *what, size_t cap)
+{
+    snprintf(what, cap, "%s%s%s", cpu_peak_what(l->probe), l->useful < 1 ? " / 4" : "",
+             l->unknown ? " (fallback: no probe for this path)" : "");
 }
 
 /* one line per dtype after its runs r[0..n): each rank's peak resident memory next to its plan */
@@ -334,10 +572,11 @@ static void print_run(const BenchRun *r, const BenchArgs *a, int ranks)
     double tokens = (double)r->batch * a->gen;
     double bw = 0;
     for (int i = 0; i < ranks; i++) bw += r->bw[i] / ranks;
-    printf("%-5s %-9s %3d %6d %10.1f %10.1f %11.2f %10.1f %10.1f %7.1f %5.0f%%  ", dtype_label(r->dtype),
-           sched_name(r->sched), r->M, r->batch, r->prefill_s, r->batch * (double)a->prompt_len / r->prefill_s,
-           1e3 * r->decode_s / tokens, tokens / r->decode_s, r->roofline_tps, bw,
-           100.0 * (tokens / r->decode_s) / r->roofline_tps);
+    printf("%-5s %-9s %3d %6d %10.1f %10.1f %11.2f %10.1f %10.1f %7.1f %5.0f%% %10.1f %-4s %5.0f%%  ",
+           dtype_label(r->dtype), sched_name(r->sched), r->M, r->batch, r->prefill_s,
+           r->batch * (double)a->prompt_len / r->prefill_s, 1e3 * r->decode_s / tokens, tokens / r->decode_s,
+           r->roofline_tps, bw, 100.0 * (tokens / r->decode_s) / r->roofline_tps, r->bound_tps,
+           r->compute_bound ? "comp" : "bw", 100.0 * (tokens / r->decode_s) / r->bound_tps);
     for (int i = 0; i < ranks; i++) printf("%s%.0f%%", i ? "/" : "", 100 * r->busy[i]);
     if (a->stream_bound) printf("  %10.1f %5.0f%%", r->stream_tps, 100.0 * (tokens / r->decode_s) / r->stream_tps);
     printf("\n");
@@ -403,6 +642,7 @@ static cJSON *json_report(const BenchArgs *a, Session *s, const BenchRun *runs, 
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "dtype", dtype_label(r->dtype));
         cJSON_AddNumberToObject(j, "threshold", r->dtype == DTYPE_I8 ? a->o.threshold : 0);
+        cJSON_AddBoolToObject(j, "int8_head", r->dtype == DTYPE_I8 && a->o.int8_head);
         cJSON_AddStringToObject(j, "schedule", sched_name(r->sched));
         cJSON_AddNumberToObject(j, "micro_batches", r->M);
         cJSON_AddNumberToObject(j, "batch", r->batch);
@@ -414,6 +654,27 @@ static cJSON *json_report(const BenchArgs *a, Session *s, const BenchRun *runs, 
         cJSON_AddNumberToObject(j, "decode_ms_per_token", 1e3 * r->decode_s / tokens);
         cJSON_AddNumberToObject(j, "decode_tokens_per_s", tokens / r->decode_s);
         cJSON_AddNumberToObject(j, "roofline_tokens_per_s", r->roofline_tps);
+        cJSON_AddNumberToObject(j, "bound_tokens_per_s", r->bound_tps);
+        cJSON_AddStringToObject(j, "bound", r->compute_bound ? "compute" : "bandwidth");
+        cJSON_AddNumberToObject(j, "bandwidth_bound_tokens_per_s", r->bw_tps);
+        if (r->comp_tps > 0)
+            cJSON_AddNumberToObject(j, "compute_bound_tokens_per_s", r->comp_tps);
+        else
+            cJSON_AddNullToObject(j, "compute_bound_tokens_per_s");
+        cJSON_AddItemToObject(j, "bound_step_bytes", cJSON_CreateDoubleArray(r->step_bytes, s->size));
+        cJSON_AddItemToObject(j, "bound_step_ops", cJSON_CreateDoubleArray(r->step_ops, s->size));
+        if (r->comp_tps > 0) {
+            cJSON *pg = cJSON_AddObjectToObject(j, "peaks_gops"), *pw = cJSON_AddObjectToObject(j, "peak_probes");
+            for (int q = 0; q < r->npaths; q++) {
+                char key[64], what[96];
+                path_key(r->paths, r->npaths, q, key, sizeof key);
+                path_what(&r->paths[q], what, sizeof what);
+                cJSON_AddNumberToObject(pg, key, r->paths[q].gops);
+                cJSON_AddStringToObject(pw, key, what);
+            }
+        } else {
+            cJSON_AddNullToObject(j, "peaks_gops");
+        }
         if (a->stream_bound) cJSON_AddNumberToObject(j, "stream_bound_tokens_per_s", r->stream_tps);
         cJSON_AddItemToObject(j, "read_bandwidth_gbs", cJSON_CreateDoubleArray(r->bw, s->size));
         cJSON_AddItemToObject(j, "peak_rss_bytes", cJSON_CreateDoubleArray(r->rss, s->size));
@@ -423,6 +684,7 @@ static cJSON *json_report(const BenchArgs *a, Session *s, const BenchRun *runs, 
         cJSON *kp = cJSON_AddObjectToObject(j, "kernel_paths");
         cJSON_AddStringToObject(kp, "linear_decode", r->path_decode);
         cJSON_AddStringToObject(kp, "linear_prefill", r->path_prefill);
+        if (r->path_head) cJSON_AddStringToObject(kp, "lm_head_decode", r->path_head);
         cJSON_AddItemToArray(arr, j);
     }
     return root;
@@ -489,6 +751,9 @@ int cmd_bench(int argc, char **argv, Err *e)
         log_info("read bandwidth per rank (%d thread(s), prefetching stream over 256 MiB): %.1f GB/s (plain loop %.1f)",
                  s.o.threads, bw_pf, bw_plain);
 
+    BenchPeaks pk;
+    memset(&pk, 0, sizeof pk);
+    pk.on = !gpu;
     int nruns = 0, cap = a.ndtypes * a.nbatch * a.nsched;
     BenchRun *runs = calloc((size_t)cap, sizeof *runs);
     int rc = 0;
@@ -513,9 +778,24 @@ int cmd_bench(int argc, char **argv, Err *e)
         MPI_Allgather(&wm, 1, MPI_DOUBLE, wm_all, 1, MPI_DOUBLE, MPI_COMM_WORLD);
         MPI_Allgather(&kv, 1, MPI_DOUBLE, kv_all, 1, MPI_DOUBLE, MPI_COMM_WORLD);
         MPI_Allgather(&ws, 1, MPI_DOUBLE, ws_all, 1, MPI_DOUBLE, MPI_COMM_WORLD);
+        /* the compute peaks this dtype's runs use, before its runs (so that no probe runs between a run's
+         * bandwidth probe and the run) */
+        int32_t hw = s.m.last ? (int32_t)s.m.lm_head.wdt : 0;
+        ctl_bcast_i32(&hw, 1, s.size - 1);
+        pk.head_wdt = (DType)hw;
+        BenchPath used[MAXPATHS];
+        int nused = 0;
+        for (int b = 0; b < a.nbatch; b++)
+            for (int q = 0; q < a.nsched; q++) {
+                BenchPath l[MAXPATHS];
+                int n = run_paths(&s, &pk, a.batch[b], micro_batches_for(&a, &s, a.sched[q], a.batch[b]), l);
+                for (int i = 0; i < n; i++) nused = path_add(used, nused, l[i].wdt, l[i].path);
+            }
+        peaks_ensure(&s, &pk, used, nused);
         if (s.rank == 0) {
-            printf("\n%s stages (memory = weights + KV cache + activations; reads = weight bytes one decode step "
-                   "reads):\n", dtype_label(a.dtypes[d]));
+            printf("\n%s%s stages (memory = weights + KV cache + activations; reads = weight bytes one decode step "
+                   "reads):\n", dtype_label(a.dtypes[d]),
+                   a.dtypes[d] == DTYPE_I8 && a.o.int8_head ? " (int8 LM head)" : "");
             for (int r = 0; r < s.size; r++) {
                 char range[32];
                 snprintf(range, sizeof range, "[%d,%d)", s.layer_begin[r], s.layer_end[r]);
@@ -523,17 +803,30 @@ int cmd_bench(int argc, char **argv, Err *e)
                        (wm_all[r] + kv_all[r] + ws_all[r]) / 1e9, wm_all[r] / 1e9, kv_all[r] / 1e9, ws_all[r] / 1e9,
                        wb_all[r] / 1e9);
             }
+            if (pk.on) {
+                printf("compute peaks per rank (%d thread(s), register/tile-resident probes, each rank alone), GOP/s:",
+                       s.o.threads);
+                for (int i = 0; i < nused; i++) {
+                    char key[64], what[96];
+                    path_key(used, nused, i, key, sizeof key);
+                    path_what(&used[i], what, sizeof what);
+                    printf("%s %s %.0f (%s)", i ? "," : "", key, path_gops(&s, &pk, &used[i]), what);
+                }
+                printf("\n");
+            } else {
+                printf("compute peaks: none on the %s backend; bound_t/s is the bandwidth bound\n", s.be->name);
+            }
             printf("dtype sched       M  batch  prefill_s prefill_t/s  ms/token  decode_t/s roofline_t/s   bw_GB/s  frac  "
-                   "busy/stage%s\n", a.stream_bound ? "  stream_t/s  of_stream" : "");
+                   "bound_t/s by   of_bound  busy/stage%s\n", a.stream_bound ? "  stream_t/s  of_stream" : "");
             fflush(stdout);
         }
         /* one untimed run first: thread start-up, AMX permission and tile setup, first touches */
         BenchRun warm;
-        run_one(&s, &a, a.dtypes[d], a.sched[0], a.batch[0], prompts, lens, wb_all, load_peak, &warm);
+        run_one(&s, &a, a.dtypes[d], a.sched[0], a.batch[0], prompts, lens, wb_all, load_peak, &pk, &warm);
         for (int b = 0; b < a.nbatch; b++)
             for (int q = 0; q < a.nsched; q++) {
                 BenchRun *r = &runs[nruns++];
-                run_one(&s, &a, a.dtypes[d], a.sched[q], a.batch[b], prompts, lens, wb_all, load_peak, r);
+                run_one(&s, &a, a.dtypes[d], a.sched[q], a.batch[b], prompts, lens, wb_all, load_peak, &pk, r);
                 if (a.stream_bound) r->stream_tps = stream_bound_tps(&s, &a, r->sched, r->M, r->batch);
                 if (s.rank == 0) {
                     print_run(r, &a, s.size);

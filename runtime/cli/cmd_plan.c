@@ -22,7 +22,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: pp8 plan (--config C | --model DIR) [--dtype int8|fp16|bf16] [--compare]\n"
+            "usage: pp8 plan (--config C | --model DIR) [--dtype int8|fp16|bf16] [--int8-head] [--compare]\n"
             "                [--gpu a100-40g|a100-80g|h100-80g | --mem-per-rank GiB] [--ranks N|auto]\n"
             "                [--batch B[,B...]] [--prompt-len N] [--gen N] [--json FILE]\n\n"
             "Layer split, memory per rank (weights, KV cache, workspace, reserve) and the minimum rank/GPU count\n"
@@ -30,6 +30,9 @@ static void usage(FILE *f)
             "measurement.\n\n"
             "  --config C          model config.json (configs/bloom-176b.json, ...); --model DIR reads DIR/config.json\n"
             "  --dtype D           int8 (LLM.int8() linears, default), fp16 or bf16\n"
+            "  --int8-head         int8 plans with the LM head in int8 too (V x D int8 + V SCB instead of V x D\n"
+            "                      fp16, its product at the int8 rate); needs --dtype int8 or --compare, where it\n"
+            "                      applies to the int8 plans (default: fp16 head, as transformers keeps it)\n"
             "  --compare           bf16, fp16 and int8 side by side, then each per-rank breakdown\n"
             "  --gpu NAME          accelerator preset from configs/accel/NAME.json (a100-40g, a100-80g, h100-80g)\n"
             "  --mem-per-rank GiB  memory of one (CPU) rank; default without --gpu: this node's MemTotal / ranks on it\n"
@@ -47,6 +50,7 @@ typedef struct {
     bool is_model_dir;
     DType dtype;
     bool compare;
+    bool int8_head;
     const char *gpu;
     double mem_per_rank_gib; /* 0 = not given */
     int ranks;               /* 0 = auto */
@@ -77,6 +81,10 @@ static int parse_args(int argc, char **argv, PlanArgs *a, Err *e)
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) return 1;
         if (!strcmp(f, "--compare")) {
             a->compare = true;
+            continue;
+        }
+        if (!strcmp(f, "--int8-head")) {
+            a->int8_head = true;
             continue;
         }
         if (strncmp(f, "--", 2) != 0 || !strcmp(f, "--"))
@@ -116,6 +124,9 @@ static int parse_args(int argc, char **argv, PlanArgs *a, Err *e)
         }
     }
     if (!a->config_path) return err_set(e, "pp8 plan needs --config C or --model DIR (pp8 plan --help)");
+    if (a->int8_head && a->dtype != DTYPE_I8 && !a->compare)
+        return err_set(e, "--int8-head plans an int8 LM head, which needs --dtype int8 (got --dtype %s): drop "
+                          "--int8-head, use --dtype int8, or --compare", plan_dtype_name(a->dtype));
     if (a->gpu && a->mem_per_rank_gib > 0)
         return err_set(e, "--gpu %s and --mem-per-rank: give one (the preset fixes the memory per GPU)", a->gpu);
     return 0;
@@ -199,7 +210,9 @@ static void print_published(FILE *f, const Config *c, const PlanArgs *a, const D
                                              : "pp8 modelled, minimum GPU count, pipelined (default M)";
             fprintf(f, "  %*s %-57s:", (int)strlen(plan_dtype_name(pb->dtype)), "", label);
             for (int b = 0; b < 3; b++) {
-                PlanRequest r = {pb->dtype, PUBLISHED_BATCH[b], a->prompt_len, a->gen, sched == 2 ? 0 : pb->gpus, 0, *d, 0};
+                /* the published runs kept the LM head fp16, so the comparison does too */
+                PlanRequest r = {pb->dtype, PUBLISHED_BATCH[b], a->prompt_len, a->gen, sched == 2 ? 0 : pb->gpus,
+                                 0, *d, 0, false};
                 Plan p;
                 Err e2 = {{0}};
                 if (plan_compute(c, &r, &p, &e2) != 0) {
@@ -232,6 +245,7 @@ static cJSON *plan_to_json(const Plan *p)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "dtype", plan_dtype_name(p->dtype));
+    cJSON_AddStringToObject(o, "lm_head", p->int8_head ? "int8" : p->dtype == DTYPE_BF16 ? "bf16" : "fp16");
     cJSON_AddNumberToObject(o, "batch", p->batch);
     cJSON_AddNumberToObject(o, "ranks", p->ranks);
     cJSON_AddBoolToObject(o, "fits", p->fits);
@@ -308,7 +322,8 @@ int cmd_plan(int argc, char **argv, Err *e)
     int np = 0, rc = 0;
     for (int di = 0; di < ndt && rc == 0; di++)
         for (int bi = 0; bi < a.nbatches && rc == 0; bi++) {
-            reqs[np] = (PlanRequest){dtypes[di], a.batches[bi], a.prompt_len, a.gen, a.ranks, 0, dev, 0};
+            reqs[np] = (PlanRequest){dtypes[di], a.batches[bi], a.prompt_len, a.gen, a.ranks, 0, dev, 0,
+                                     a.int8_head && dtypes[di] == DTYPE_I8};
             if (plan_compute(&c, &reqs[np], &plans[np], e)) rc = -1;
             else np++;
         }
@@ -331,8 +346,10 @@ int cmd_plan(int argc, char **argv, Err *e)
                     a.mem_per_rank_gib > 0 ? "--mem-per-rank" : "MemTotal / ranks on this node", dev.mem_bw_gbs,
                     dev.int8_tops, dev.bf16_tflops, dev.fp16_tflops);
         fprintf(f, "reserve per rank: %s (%s)\n", dev.reserve_what, dev.notes);
-        fprintf(f, "workload: prompt %d + gen %d tokens per sequence; ranks %s\n\n", a.prompt_len, a.gen,
+        fprintf(f, "workload: prompt %d + gen %d tokens per sequence; ranks %s\n", a.prompt_len, a.gen,
                 a.ranks ? "fixed" : "auto (the minimum that fits)");
+        fprintf(f, "LM head: %s\n\n", a.int8_head ? "int8 in the int8 plans (--int8-head), 16-bit otherwise"
+                                                    : "16-bit (fp16, bf16 in bf16 plans; --int8-head: int8)");
         fprintf(f, "modelled ms per token (roofline model, not measured) = decode step / batch\n");
         fprintf(f, "%-5s %6s %6s %-4s  %14s  %-22s\n", "dtype", "batch", unit, "fits", "naive", "pipelined (M)");
         for (int i = 0; i < np; i++) {

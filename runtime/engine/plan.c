@@ -34,6 +34,8 @@
  *   transformers OPTLearnedPositionalEmbedding).
  * Last rank: final LayerNorm 2D·2 and the LM head V·D·2 (16-bit in every mode). With tied weights the
  *   head is the embedding matrix: first and last rank each hold a copy, one rank owning both holds one.
+ *   --int8-head (int8 mode): the head is V·D int8 + V·4 SCB, a copy of its own even on a rank that also
+ *   holds the 16-bit embedding (BLOOM-176B: 3.60 GB instead of 7.19 GB).
  * KV cache: 2 (k, v) × layers of the rank × B × (T + G) × D × 2 bytes (fp16; bf16 in bf16 mode),
  *   preallocated for the whole generation (DESIGN.md "Data flow"); ≈ 4.0 MB per token for BLOOM-176B.
  * Activation workspace: one arena per rank sized once for the largest step, the prefill of R = B·T rows
@@ -47,7 +49,8 @@
  *              + 256·(R + max(3D,F))·2 (outlier columns of X and the dequantized columns of W for up to
  *              256 outlier features; generous: the LLM.int8() paper (Dettmers et al. 2022, §3) finds
  *              ~150k outliers per sequence in 6.7B but concentrated in only 6 hidden dimensions)
- *     logits   R·V·4        last rank only: fp32 logits of every position (what `pp8 logits` writes)
+ *     logits   R·V·4        last rank only: fp32 logits of every position (what `pp8 logits` writes),
+ *              + R·V·2 with --int8-head: the head's fp16 output before it is widened to fp32
  * Reserve: the device preset's fixed reserve (CUDA context, cuBLASLt workspace, NCCL buffers; the
  *   preset's notes say where each number comes from). Small for a CPU rank.
  * total = weights + kv_cache + workspace + reserve, and a plan fits when every rank's total ≤ its memory.
@@ -56,7 +59,7 @@ static void terms_compute(const Config *c, const PlanRequest *r, PlanTerms *t)
 {
     const double D = c->hidden, F = c->ffn, V = c->vocab, H = c->heads;
     const double B = r->batch, T = r->prompt_len, G = r->gen;
-    const bool int8 = r->dtype == DTYPE_I8;
+    const bool int8 = r->dtype == DTYPE_I8, int8_head = int8 && r->int8_head;
     const double nlin = 4 * D * D + 2 * D * F, out_rows = 3 * D + D + F + D;
     memset(t, 0, sizeof *t);
     t->layer_linear = nlin * (int8 ? 1 : 2);
@@ -67,7 +70,7 @@ static void terms_compute(const Config *c, const PlanRequest *r, PlanTerms *t)
     t->embed_norm = c->arch == ARCH_BLOOM ? 2 * D * 2 : 0;
     t->positions = c->arch == ARCH_OPT ? ((double)c->max_pos + 2) * D * 2 : 0;
     t->final_norm = 2 * D * 2;
-    t->lm_head = V * D * 2;
+    t->lm_head = int8_head ? V * D + 4 * V : V * D * 2;
     t->kv_layer = 2 * B * (T + G) * D * 2;
     /* a server reads prompts in chunks of r->rows rows (decode rows included), each attending to up to
      * T + G keys; otherwise the whole prefill of B x T rows is one step */
@@ -78,16 +81,18 @@ static void terms_compute(const Config *c, const PlanRequest *r, PlanTerms *t)
     t->ws_ffn = R * F * 2;
     t->ws_scores = r->rows > 0 ? R * H * (T + G) * 4 : B * H * fmax(T * T, T + G) * 4;
     t->ws_int8 = int8 ? R * widest_in + R * 4 + R * widest_out * 4 + 256 * (R + widest_out) * 2 : 0;
-    t->ws_logits = R * V * 4;
+    t->ws_logits = R * V * (int8_head ? 4 + 2 : 4);
 }
 
 /* What a rank owning k layers holds; first/last say whether it owns the embedding / the head. */
-static PlanBytes stage_bytes(const Config *c, const PlanTerms *t, const Device *d, int k, bool first,
+static PlanBytes stage_bytes(const Config *c, const PlanRequest *r, const PlanTerms *t, int k, bool first,
                              bool last, double *embed_out, double *head_out)
 {
+    const Device *d = &r->dev;
     double embed = first ? t->embed + t->embed_norm + t->positions : 0;
-    /* tied head on the rank that also holds the embedding: one copy (see the model above) */
-    double head = last ? t->final_norm + ((first && c->tie_word_embeddings) ? 0 : t->lm_head) : 0;
+    /* tied 16-bit head on the rank that also holds the embedding: one copy (see the model above) */
+    const bool shared = first && c->tie_word_embeddings && !(r->int8_head && r->dtype == DTYPE_I8);
+    double head = last ? t->final_norm + (shared ? 0 : t->lm_head) : 0;
     PlanBytes b;
     b.weights = k * t->layer + embed + head;
     b.kv_cache = k * t->kv_layer;
@@ -106,7 +111,9 @@ static PlanBytes stage_bytes(const Config *c, const PlanTerms *t, const Device *
  *     the fp16/bf16 peak, + attention 4·m·q·ctx·D at the fp16 peak (QKᵀ and PV, 2 ops per MAC)
  *   embedding lookup (first rank): m·q·D·2 bytes read, no ops
  *   LM head (last rank): V·D·2 + final LayerNorm bytes, 2·m·V·D ops at the fp16 peak; only each
- *     sequence's last position needs logits in generation, so m rows, also in prefill
+ *     sequence's last position needs logits in generation, so m rows, also in prefill. --int8-head:
+ *     V·D + 4V bytes and the ops at the int8 peak (its outlier columns, re-read from CB, are left out
+ *     as they are for the layers' linears)
  *   stage time = sum over its layers + embedding + head
  *   decode: q = 1, ctx = T + (G+1)/2 (the mean context over the G steps); prefill: q = T, ctx = T
  * Links: a hop costs latency + m·q·D·2 / link bandwidth (net bandwidth at a node boundary); the sampled
@@ -152,8 +159,11 @@ static double stage_time_s(const Model *x, int k, bool first, bool last, double 
         roof_s(d, x->t->layer + 2 * m * ctx * D * 2, 2 * m * q * nlin, peak_lin, 4 * m * q * ctx * D, d->fp16_tflops);
     double s = k * layer;
     if (first) s += roof_s(d, m * q * D * 2, 0, peak_lin, 0, p16);
-    /* the LM head is 16-bit in every mode: fp16 for int8 and fp16, bf16 for bf16 */
-    if (last) s += roof_s(d, V * D * 2 + x->t->final_norm, 0, peak_lin, 2 * m * V * D, p16);
+    /* the LM head is 16-bit (fp16 for int8 and fp16, bf16 for bf16), or int8 with --int8-head */
+    const bool int8_head = x->r->dtype == DTYPE_I8 && x->r->int8_head;
+    if (last)
+        s += roof_s(d, x->t->lm_head + x->t->final_norm, int8_head ? 2 * m * V * D : 0, peak_lin,
+                    int8_head ? 0 : 2 * m * V * D, p16);
     return s;
 }
 
@@ -207,10 +217,11 @@ static double prefill_s(const Model *x, const int *counts, int S, int M, bool pi
 /* ---- the split ---------------------------------------------------------------------------------------- */
 
 /* Most layers a rank in this role can hold within the budget (0 when not even one fits). */
-static int stage_capacity(const Config *c, const PlanTerms *t, const Device *d, bool first, bool last)
+static int stage_capacity(const Config *c, const PlanRequest *r, const PlanTerms *t, bool first, bool last)
 {
+    const Device *d = &r->dev;
     int k = 0;
-    while (k < c->layers && stage_bytes(c, t, d, k + 1, first, last, NULL, NULL).total <= d->mem_bytes) k++;
+    while (k < c->layers && stage_bytes(c, r, t, k + 1, first, last, NULL, NULL).total <= d->mem_bytes) k++;
     return k;
 }
 
@@ -225,9 +236,9 @@ static bool split_feasible(const Config *c, const PlanRequest *r, const PlanTerm
         return false;
     }
     if (S == 1) {
-        int k = stage_capacity(c, t, d, true, true);
+        int k = stage_capacity(c, r, t, true, true);
         if (k >= c->layers) return true;
-        PlanBytes b = stage_bytes(c, t, d, c->layers, true, true, NULL, NULL);
+        PlanBytes b = stage_bytes(c, r, t, c->layers, true, true, NULL, NULL);
         snprintf(why, len,
                  "one rank needs %.2f GiB (weights %.2f + KV cache %.2f + workspace %.2f + reserve %.2f) "
                  "but has %.2f GiB; it holds %d of %d layers",
@@ -235,15 +246,15 @@ static bool split_feasible(const Config *c, const PlanRequest *r, const PlanTerm
                  budget / GIB, k, c->layers);
         return false;
     }
-    int cf = stage_capacity(c, t, d, true, false), cm = stage_capacity(c, t, d, false, false);
-    int cl = stage_capacity(c, t, d, false, true);
+    int cf = stage_capacity(c, r, t, true, false), cm = stage_capacity(c, r, t, false, false);
+    int cl = stage_capacity(c, r, t, false, true);
     const char *role[3] = {"first", "middle", "last"};
     int caps[3] = {cf, cm, cl};
     bool used[3] = {true, S > 2, true};
     int ranks_of[3] = {0, 1, S - 1};
     for (int i = 0; i < 3; i++) {
         if (!used[i] || caps[i] >= 1) continue;
-        PlanBytes b = stage_bytes(c, t, d, 1, i == 0, i == 2, NULL, NULL);
+        PlanBytes b = stage_bytes(c, r, t, 1, i == 0, i == 2, NULL, NULL);
         snprintf(why, len,
                  "rank %d (%s) needs %.2f GiB for %s1 layer (%.2f GiB weights + %.2f GiB KV cache) + "
                  "workspace %.2f GiB + reserve %.2f GiB but has %.2f GiB",
@@ -288,7 +299,7 @@ static int split_balance(const Model *x, int S, bool mem_limit, int *counts)
     }
     for (int role = 0; role < 4; role++) {
         bool first = role & 1, last = role & 2;
-        cap[role] = mem_limit ? stage_capacity(c, x->t, &x->r->dev, first, last) : L;
+        cap[role] = mem_limit ? stage_capacity(c, x->r, x->t, first, last) : L;
         for (int k = 0; k <= L; k++) tk[role * (L + 1) + k] = stage_time_s(x, k, first, last, m, 1, ctx);
     }
 #define ROLE(s) (((s) == 0 ? 1 : 0) | ((s) == S - 1 ? 2 : 0))
@@ -455,6 +466,7 @@ int plan_compute(const Config *c, const PlanRequest *r, Plan *p, Err *e)
     memset(p, 0, sizeof *p);
     if (check_input(c, r, e)) return -1;
     p->dtype = r->dtype;
+    p->int8_head = r->dtype == DTYPE_I8 && r->int8_head;
     p->batch = r->batch;
     p->prompt_len = r->prompt_len;
     p->gen = r->gen;
@@ -507,7 +519,7 @@ int plan_compute(const Config *c, const PlanRequest *r, Plan *p, Err *e)
         st->layer_begin = begin;
         st->layer_end = begin + counts[s];
         begin = st->layer_end;
-        st->bytes = stage_bytes(c, &p->terms, &r->dev, counts[s], first, last, &st->embed_bytes, &st->head_bytes);
+        st->bytes = stage_bytes(c, r, &p->terms, counts[s], first, last, &st->embed_bytes, &st->head_bytes);
         st->modelled_ms = 1e3 * stage_time_s(&x, counts[s], first, last, r->batch, 1,
                                              r->prompt_len + (r->gen + 1) / 2.0);
     }
@@ -543,7 +555,8 @@ void plan_print(FILE *f, const Config *c, const PlanRequest *r, const Plan *p)
 {
     const PlanTerms *t = &p->terms;
     const char *unit = r->dev.kind == DEVICE_GPU ? "GPU" : "rank";
-    fprintf(f, "%s, batch %d, prompt %d + gen %d: ", plan_dtype_name(p->dtype), p->batch, p->prompt_len, p->gen);
+    fprintf(f, "%s%s, batch %d, prompt %d + gen %d: ", plan_dtype_name(p->dtype), p->int8_head ? " (int8 LM head)" : "",
+            p->batch, p->prompt_len, p->gen);
     if (p->fits)
         fprintf(f, "fits on %d %s%s (%.2f GiB each)\n", p->ranks, unit, p->ranks == 1 ? "" : "s",
                 p->budget_bytes / GIB);
@@ -578,9 +591,12 @@ void plan_print(FILE *f, const Config *c, const PlanRequest *r, const Plan *p)
     if (p->nstages > 0) {
         fprintf(f, "; rank 0 + embedding %.4f GiB", p->stages[0].embed_bytes / GIB);
         fprintf(f, "; rank %d + final LayerNorm%s %.4f GiB", p->nstages - 1,
-                p->stages[p->nstages - 1].head_bytes > t->final_norm ? " + LM head" : "",
+                p->stages[p->nstages - 1].head_bytes <= t->final_norm ? ""
+                : p->int8_head                                        ? " + int8 LM head (CB + SCB)"
+                                                                      : " + LM head",
                 p->stages[p->nstages - 1].head_bytes / GIB);
-        if (c->tie_word_embeddings && p->nstages > 1) fprintf(f, " (tied: a second copy of the embedding)");
+        if (p->int8_head && c->tie_word_embeddings) fprintf(f, " (tied: quantized from the embedding)");
+        else if (c->tie_word_embeddings && p->nstages > 1) fprintf(f, " (tied: a second copy of the embedding)");
     }
     fprintf(f, "\n  KV cache: %.4f GiB per layer = 2 x batch %d x %d positions x D %d x 2 B\n", t->kv_layer / GIB,
             p->batch, p->prompt_len + p->gen, c->hidden);

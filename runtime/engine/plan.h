@@ -53,6 +53,7 @@ typedef struct PlanRequest {
     Device dev;
     int rows;          /* rows one pipeline item holds at most (a server's token budget), which sizes the
                           activation workspace; 0 = B x T, the whole prefill in one item */
+    bool int8_head;    /* --int8-head: the LM head int8 too (dtype DTYPE_I8 only; ignored otherwise) */
 } PlanRequest;
 
 typedef struct PlanBytes {
@@ -73,15 +74,17 @@ typedef struct PlanStage {
 typedef struct PlanTerms {
     double layer_linear, layer_scales, layer_16bit, layer; /* one decoder layer */
     double embed, embed_norm, positions;                   /* first rank */
-    double final_norm, lm_head;                            /* last rank (one rank owning both: tied head not again) */
+    double final_norm, lm_head;                            /* last rank (one rank owning both: tied head not again,
+                                                              unless it is int8: --int8-head) */
     double kv_layer;                                       /* KV cache of one layer for (B, T + G) */
     double ws_hidden, ws_qkv, ws_ffn, ws_scores, ws_int8;  /* workspace, every rank */
-    double ws_logits;                                      /* workspace, last rank only */
+    double ws_logits;                                      /* workspace, last rank only (+ fp16 logits: int8 head) */
     double rows;                                           /* B * T: the prefill rows the workspace is sized for */
 } PlanTerms;
 
 typedef struct Plan {
     DType dtype;
+    bool int8_head; /* the LM head is int8 (the request's int8_head with dtype int8) */
     int batch, prompt_len, gen;
     int ranks; /* = nstages */
     bool fits;

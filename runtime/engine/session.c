@@ -36,7 +36,7 @@ const char *dtype_label(DType t) { return t == DTYPE_I8 ? "int8" : t == DTYPE_BF
 
 const char *session_flags_help(SessionHelp which)
 {
-    static char buf[2048];
+    static char buf[3072];
     const char *dtype = "  --dtype D            int8 (LLM.int8(), default) | fp16 | bf16\n";
     const char *sched = "  --schedule S         pipelined (default) | naive (one micro-batch in flight)\n";
     const char *mb =
@@ -44,7 +44,15 @@ const char *session_flags_help(SessionHelp which)
             ? "  --micro-batches M    cut the prompt into M chunks that cross the stages in turn (default 1)\n"
             : "  --micro-batches M    micro-batches per batch (default: pipelined one per 4 sequences, at most\n"
               "                       one per stage; naive 1)\n";
-    snprintf(buf, sizeof buf, "%s%s%s%s%s%s",
+    const char *head =
+        which == SESSION_HELP_BENCH
+            ? "  --int8-head          the LM head in LLM.int8() too, quantized per row at load time, in the int8\n"
+              "                       runs only (fp16/bf16 runs keep their 16-bit head; default: fp16 head, as\n"
+              "                       transformers and bitsandbytes keep it)\n"
+            : "  --int8-head          the LM head in LLM.int8() too, quantized per row at load time (also from an\n"
+              "                       8-bit checkpoint, which keeps it 16-bit), at --threshold; needs --dtype int8\n"
+              "                       (default: fp16 head, as transformers and bitsandbytes keep it)\n";
+    snprintf(buf, sizeof buf, "%s%s%s%s%s%s%s",
              "  --config C           model config.json; without --model the weights are seeded random\n"
              "  --model DIR          Hugging Face checkpoint directory (config.json + *.safetensors)\n",
              which == SESSION_HELP_BENCH ? "" : dtype,
@@ -62,7 +70,7 @@ const char *session_flags_help(SessionHelp which)
              "                       max_position_embeddings; BLOOM (ALiBi) 2048)\n"
              "  --tokenizer DIR      tokenizer.json, or vocab.json + merges.txt (default: the --model directory)\n"
              "  --check-finite       look for inf/NaN after every layer, to name the layer where fp16 overflows\n"
-             "                       (default: once per stage and item, on the CPU backend)\n");
+             "                       (default: once per stage and item, on the CPU backend)\n", head);
     return buf;
 }
 
@@ -128,6 +136,8 @@ int session_flag(SessionOpts *o, int argc, char **argv, int *i, Err *e)
         o->tokenizer = v;
     } else if (!strcmp(f, "--check-finite")) {
         o->check_finite = 1;
+    } else if (!strcmp(f, "--int8-head")) {
+        o->int8_head = 1;
     } else {
         return 0;
     }
@@ -231,6 +241,7 @@ static PlanRequest session_request(const Session *s, int batch, int prompt_len, 
 {
     PlanRequest r = {0};
     r.dtype = s->o.wdt;
+    r.int8_head = s->o.int8_head && s->o.wdt == DTYPE_I8;
     r.batch = batch;
     r.prompt_len = prompt_len;
     r.gen = gen;
@@ -308,7 +319,8 @@ static int split_layers(Session *s, int batch, int max_seq, Err *e)
 static int load_model(Session *s, int max_rows, int slots, int max_seq, int max_out, Err *e)
 {
     ModelOptions mo = {.model_dir = s->o.model, .wdt = s->o.wdt, .threshold = s->o.threshold,
-                       .layer_begin = s->layer_begin[s->rank], .layer_end = s->layer_end[s->rank], .seed = s->o.weights_seed};
+                       .layer_begin = s->layer_begin[s->rank], .layer_end = s->layer_end[s->rank],
+                       .seed = s->o.weights_seed, .int8_head = s->o.int8_head && s->o.wdt == DTYPE_I8};
     int rc = model_load(&s->m, &s->cfg, &mo, s->be, e);
     s->model_loaded = rc == 0;
     if (session_agree(rc, e)) return -1;
@@ -395,6 +407,12 @@ int session_open(Session *s, const SessionOpts *o, int max_rows, int slots, int 
     if (!rc && o->wdt != DTYPE_I8 && o->threshold != 6.0f) {
         /* the threshold only means something for int8; accept it silently otherwise */
     }
+    /* refused rather than ignored: LLM.int8() takes fp16 activations, which bf16 mode does not have, and
+     * an int8 head beside 16-bit layers is no configuration anyone runs (bench's dtype list is the
+     * exception: there the flag means "for the int8 runs") */
+    if (!rc && o->int8_head && o->wdt != DTYPE_I8 && !o->int8_head_int8_only)
+        rc = err_set(e, "--int8-head quantizes the LM head with LLM.int8(), which needs --dtype int8 (got --dtype %s): "
+                        "drop --int8-head or use --dtype int8", dtype_label(o->wdt));
     int limit = 0;
     if (!rc) rc = session_max_seq_len(o, &s->cfg, &limit, e);
     if (!rc && max_seq > limit)

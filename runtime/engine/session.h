@@ -30,7 +30,10 @@ typedef struct SessionOpts {
     int max_seq_len;        /* --max-seq-len (0 = the model's: OPT max_position_embeddings, BLOOM 2048) */
     const char *tokenizer;  /* --tokenizer DIR (NULL = the model directory) */
     int check_finite;       /* --check-finite: look for inf/NaN after every layer, not once per stage */
+    int int8_head;          /* --int8-head: the LM head in LLM.int8() too (int8 weights only; default fp16) */
     /* not flags: set by the command */
+    int int8_head_int8_only; /* bench's dtype list: --int8-head applies to the int8 runs and is not refused
+                              * beside fp16/bf16 ones */
     int plan_rows;          /* rows per item the workspace is planned for (0: slots x max_seq, one prefill) */
     int max_slots;          /* session_open with slots 0: the most KV slots (up to this) that fit */
 } SessionOpts;

@@ -32,6 +32,12 @@ const char *const prof_op_name[PROF_COUNT] = {"embed", "layernorm", "qkv", "atte
 
 static size_t al(size_t b) { return (b + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
 
+/* --int8-head: the head's fp16 logits need a buffer of their own before they are widened to fp32 */
+static size_t logits16_bytes(const Model *m, int max_out)
+{
+    return m->last && m->lm_head.wdt == DTYPE_I8 ? al(2 * (size_t)max_out * (size_t)m->cfg.vocab) : 0;
+}
+
 size_t runstate_bytes(const Model *m, int R, int B, int S, int max_out, size_t *kv_bytes)
 {
     const Config *c = &m->cfg;
@@ -39,7 +45,8 @@ size_t runstate_bytes(const Model *m, int R, int B, int S, int max_out, size_t *
     size_t kv = 2 * L * (size_t)B * (size_t)S * D * 2;
     if (kv_bytes) *kv_bytes = kv;
     return al(2 * R * D) * 4 + al(2 * R * 3 * D) + al(2 * R * (size_t)c->ffn) + al(2 * (size_t)max_out * D) +
-           al(4 * (size_t)max_out * (size_t)c->vocab) + 4 * al(4 * (size_t)R) + 2 * al(kv / 2);
+           al(4 * (size_t)max_out * (size_t)c->vocab) + logits16_bytes(m, max_out) + 4 * al(4 * (size_t)R) +
+           2 * al(kv / 2);
 }
 
 int runstate_alloc(RunState *rs, const Model *m, int R, int B, int S, int max_out, Err *e)
@@ -76,6 +83,7 @@ int runstate_alloc(RunState *rs, const Model *m, int R, int B, int S, int max_ou
     TAKE(rs->ffn, 2 * R * (size_t)c->ffn);
     TAKE(rs->sel, 2 * (size_t)max_out * D);
     TAKE(rs->logits, 4 * (size_t)max_out * (size_t)c->vocab);
+    if (logits16_bytes(m, max_out)) TAKE(rs->logits16, 2 * (size_t)max_out * (size_t)c->vocab);
     TAKE(rs->tokens, 4 * (size_t)R);
     TAKE(rs->pos, 4 * (size_t)R);
     TAKE(rs->slot, 4 * (size_t)R);
@@ -178,8 +186,15 @@ static void stage_ops(void *arg)
 
     if (m->last && nout > 0) {
         PROF(PROF_HEAD, be->gather_rows(ctx, rs->sel, rs->x, rs->out_idx, nout, 2 * (size_t)D);
-             be->layernorm(ctx, rs->sel, rs->sel, m->lnf_g, m->lnf_b, nout, D, c->ln_eps, m->act);
-             be->linear(ctx, &m->lm_head, rs->sel, nout, m->act, rs->logits, DTYPE_F32, 0.0f));
+             be->layernorm(ctx, rs->sel, rs->sel, m->lnf_g, m->lnf_b, nout, D, c->ln_eps, m->act));
+        if (m->lm_head.wdt == DTYPE_I8) {
+            /* --int8-head: LLM.int8() over this micro-batch's logit rows (their own outlier columns), fp16
+             * logits as bitsandbytes gives them, then widened exactly for the sampler */
+            PROF(PROF_HEAD, linear(m, &m->lm_head, rs->sel, nout, rs->logits16);
+                 be->widen(ctx, rs->logits, rs->logits16, (size_t)nout * c->vocab, m->act));
+        } else {
+            PROF(PROF_HEAD, be->linear(ctx, &m->lm_head, rs->sel, nout, m->act, rs->logits, DTYPE_F32, 0.0f));
+        }
     }
 }
 

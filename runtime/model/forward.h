@@ -30,6 +30,8 @@ typedef struct RunState {
     uint16_t *tmp;    /* (R, D) projection outputs before the residual add */
     uint16_t *sel;    /* (max_out, D) rows that need logits */
     float *logits;    /* (max_out, V) last rank */
+    uint16_t *logits16; /* (max_out, V) last rank with an int8 LM head: its fp16 output before widening;
+                         * NULL otherwise */
     int32_t *tokens, *pos, *slot, *out_idx; /* (R) backend copies of the row descriptors */
     uint16_t *k_cache, *v_cache;            /* per layer B * S * H * E values, laid out by the backend */
     void *arena;

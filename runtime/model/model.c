@@ -32,6 +32,7 @@ typedef struct Loader {
     void *host;           /* staging buffer for one tensor, host memory */
     size_t host_bytes;
     float *host_scb;
+    bool int8_head;       /* --int8-head: the LM head is carved and loaded as an int8 linear */
     Err *e;
 } Loader;
 
@@ -86,7 +87,7 @@ static void carve_all(Loader *ld)
     if (m->last) {
         m->lnf_g = carve(ld, 2 * D);
         m->lnf_b = carve(ld, 2 * D);
-        carve_linear(ld, &m->lm_head, m->act, c->vocab, c->hidden, false);
+        carve_linear(ld, &m->lm_head, ld->int8_head ? DTYPE_I8 : m->act, c->vocab, c->hidden, false);
     }
     if (c->arch == ARCH_BLOOM) m->alibi = carve(ld, sizeof(float) * (size_t)c->heads);
 }
@@ -243,6 +244,7 @@ typedef struct PartRows {
     bool eight;  /* the checkpoint holds CB + SCB: taken as they are */
     bool quant;  /* 16-bit weights quantized per row here (LLM.int8()) */
     DType stage; /* the 16-bit dtype the weights are read as */
+    Fill fill;   /* random weights: FILL_WEIGHT, or FILL_EMBED for an int8 LM head (the embedding's values) */
     uint16_t *w16; /* quant: the 16-bit rows of a chunk, before quantization */
 } PartRows;
 
@@ -276,7 +278,7 @@ static int part_rows(Loader *ld, void *ctx, void *buf, int64_t r0, int64_t nr)
         } else {
             snprintf(name, sizeof name, "%s.weight", pr->bases[p]);
             uint16_t *dst = pr->quant ? pr->w16 + at : (uint16_t *)buf + at;
-            if (fetch16(ld, dst, pr->stage, name, pr->pn, pr->k, FILL_WEIGHT, in, take)) return -1;
+            if (fetch16(ld, dst, pr->stage, name, pr->pn, pr->k, pr->fill, in, take)) return -1;
         }
         r += take;
     }
@@ -289,7 +291,7 @@ static int part_rows(Loader *ld, void *ctx, void *buf, int64_t r0, int64_t nr)
     return 0;
 }
 
-static int load_linear_parts(Loader *ld, Linear *w, const char *const *bases, int nparts)
+static int load_linear_fill(Loader *ld, Linear *w, const char *const *bases, int nparts, Fill fill)
 {
     char name[256];
     const int pn = w->n / nparts;
@@ -318,7 +320,8 @@ static int load_linear_parts(Loader *ld, Linear *w, const char *const *bases, in
         return err_set(ld->e, "%s: tensor '%s.SCB' is int8 (an 8-bit checkpoint); run it with --dtype int8",
                        ckpt_dir(ld->ck), bases[0]);
     PartRows pr = {.bases = bases, .pn = pn, .k = w->k, .eight = n8 > 0, .quant = !n8 && w->wdt == DTYPE_I8,
-                   .stage = w->wdt == DTYPE_BF16 ? DTYPE_BF16 : DTYPE_F16}; /* LLM.int8() quantizes fp16 */
+                   .stage = w->wdt == DTYPE_BF16 ? DTYPE_BF16 : DTYPE_F16, /* LLM.int8() quantizes fp16 */
+                   .fill = fill};
     int rc;
     if (pr.quant) {
         /* the 16-bit rows of a chunk beside it: the same rows as the int8 chunk, twice the bytes */
@@ -339,6 +342,11 @@ static int load_linear_parts(Loader *ld, Linear *w, const char *const *bases, in
             if (load16(ld, w->bias + (size_t)p * pn, name, pn, 0, FILL_BIAS)) return -1;
         }
     return 0;
+}
+
+static int load_linear_parts(Loader *ld, Linear *w, const char *const *bases, int nparts)
+{
+    return load_linear_fill(ld, w, bases, nparts, FILL_WEIGHT);
 }
 
 static int load_linear(Loader *ld, Linear *w, const char *base) { return load_linear_parts(ld, w, &base, 1); }
@@ -419,13 +427,27 @@ static int load_ends(Loader *ld)
         if (load16(ld, m->lnf_g, g, c->hidden, 0, FILL_ONE) || load16(ld, m->lnf_b, b, c->hidden, 0, FILL_BIAS))
             return -1;
         /* the LM head: lm_head.weight when saved (transformers saves it even when tied), else the
-         * tied embedding; it stays 16-bit in every mode (as transformers does for int8 models) */
+         * tied embedding; 16-bit by default (as transformers and bitsandbytes keep it: lm_head is in
+         * llm_int8_skip_modules), int8 with --int8-head */
         const char *head = emb;
-        if (ld->ck && ckpt_find(ld->ck, "lm_head.weight")) head = "lm_head.weight";
+        const StTensor *ht = ld->ck ? ckpt_find(ld->ck, "lm_head.weight") : NULL;
+        if (ht) head = "lm_head.weight";
         else if (ld->ck && !c->tie_word_embeddings)
             return err_set(ld->e, "%s: no tensor 'lm_head.weight' and tie_word_embeddings is false in config.json",
                            ckpt_dir(ld->ck));
-        if (pack_by_rows(ld, &m->lm_head, 2, head_rows, (void *)head)) return -1;
+        if (m->lm_head.wdt == DTYPE_I8) {
+            /* --int8-head: quantized per row here like every other linear (SCB = row absmax of the fp16
+             * rows, bitsandbytes' Int8Params), a chunk of rows at a time, since BLOOM-176B's head is
+             * 250880 x 14336; from a 16-bit head, which is also what pp8 quantize and transformers'
+             * 8-bit saves keep, or taken as it is when the checkpoint holds lm_head.SCB */
+            const char *base = ht ? "lm_head" : bloom ? "transformer.word_embeddings" : "model.decoder.embed_tokens";
+            if (load_linear_fill(ld, &m->lm_head, &base, 1, FILL_EMBED)) return -1;
+        } else {
+            if (ht && ht->dtype == DTYPE_I8)
+                return err_set(ld->e, "%s: tensor 'lm_head.weight' is int8 (an 8-bit LM head): run it with --dtype "
+                                      "int8 --int8-head", ckpt_dir(ld->ck));
+            if (pack_by_rows(ld, &m->lm_head, 2, head_rows, (void *)head)) return -1;
+        }
     }
     if (bloom) {
         float slopes[4096];
@@ -481,7 +503,8 @@ static int model_load_slice(Model *m, const Config *cfg, const ModelOptions *o, 
         return err_set(e, "%s is an 8-bit checkpoint (config.json quantization_config.load_in_8bit); run it with "
                           "--dtype int8", o->model_dir);
     }
-    Loader ld = {.m = m, .ck = ck, .seed = o->seed, .sizing = true, .e = e};
+    Loader ld = {.m = m, .ck = ck, .seed = o->seed, .sizing = true, .int8_head = o->int8_head && o->wdt == DTYPE_I8,
+                 .e = e};
     carve_all(&ld);
     m->arena_bytes = ld.need;
     m->arena = be->alloc(be->ctx, ld.need);

@@ -37,7 +37,7 @@ typedef struct Model {
     uint16_t *emb_ln_g, *emb_ln_b; /* (D) BLOOM word_embeddings_layernorm, first rank */
     LayerWeights *layers;       /* (L) */
     uint16_t *lnf_g, *lnf_b;    /* (D) last rank */
-    Linear lm_head;             /* (V, D) 16-bit, last rank */
+    Linear lm_head;             /* (V, D) last rank: 16-bit (act), or int8 CB + SCB with --int8-head */
     float *alibi;               /* (H) BLOOM slopes, backend memory */
 
     void *arena;                /* every tensor above points into this one allocation */
@@ -51,6 +51,8 @@ typedef struct ModelOptions {
     float threshold;
     int layer_begin, layer_end;
     uint64_t seed;
+    bool int8_head; /* --int8-head (wdt DTYPE_I8 only): the LM head quantized per row at load time, as the
+                     * other linears are, and multiplied with LLM.int8() at `threshold` */
 } ModelOptions;
 
 /* cfg must already be loaded (config_load). Fails with the file/tensor named. */
