@@ -1,7 +1,8 @@
 /* The CPU backend's row primitives (kernels/cpu/vec.h): the AVX-512 versions give bitwise the scalar
- * versions' results, and the batched attention ops (dots, axpys) give bitwise what the one-key ops give
- * key by key, for fp16 and bf16, head sizes with and without a register-resident kernel, and key
- * counts around the 16-key groups. Without AVX-512 on this CPU only the scalar half runs (said on
+ * versions' results, and the attention chunk (attn_chunk) gives bitwise what its definition in vec.h
+ * gives with the one-key ops (dot, scale_axpy, vec_exp_ref), for fp16 and bf16, with and without
+ * ALiBi, head sizes with and without a register-resident kernel, 1..16 keys, and running maxima that
+ * do and do not rescale. Without AVX-512 on this CPU only the scalar half runs (said on
  * stdout; the scalar checks still have to pass). */
 #include <math.h>
 #include <string.h>
@@ -16,11 +17,82 @@ static float frand(void) { return test_frand(&g_rng); }
 
 static int same(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
 
+/* vec.h's chunk written out with the one-key ops: the specification attn_chunk must match bitwise */
+static void chunk_spec(const VecOps *v, const VecAttnChunk *c)
+{
+    for (int h = 0; h < c->nh; h++) {
+        const uint16_t *k = c->k + (size_t)h * c->hs, *vv = c->v + (size_t)h * c->hs;
+        float s[VEC_ATTN_CHUNK], bm = -INFINITY, lane[16] = {0};
+        for (int j = 0; j < c->nb; j++) {
+            s[j] = c->scale * v->dot(c->q + (size_t)h * c->E, k + (size_t)j * c->E, c->E, c->t);
+            if (c->slope) s[j] += c->slope[h] * (float)(c->j0 + j);
+            bm = s[j] > bm ? s[j] : bm;
+        }
+        float corr = 1.0f;
+        if (bm > c->m[h]) corr = vec_exp_ref(c->m[h] - bm), c->m[h] = bm;
+        for (int j = 0; j < c->nb; j++) lane[j] = s[j] = vec_exp_ref(s[j] - c->m[h]);
+        for (int w = 8; w >= 1; w /= 2)
+            for (int i = 0; i < w; i++) lane[i] = lane[i] + lane[i + w];
+        c->l[h] = c->l[h] * corr + lane[0];
+        for (int j = 0; j < c->nb; j++)
+            v->scale_axpy(c->acc + (size_t)h * c->E, j == 0 ? corr : 1.0f, s[j], vv + (size_t)j * c->E, c->E, c->t);
+    }
+}
+
+/* attn_chunk of `v` against the spec (with `v`'s and the scalar one-key ops) and against the scalar
+ * attn_chunk, with and without prefetch, from a fresh state (m = -inf) and from one whose running max
+ * is above, near and below the chunk's scores (corr = 1 and corr < 1); returns the checks made */
+static long check_chunk(const VecOps *v, const VecOps *ref, DType t, int E, int nb, int alibi)
+{
+    enum { NH = 3 };
+    const size_t hs = (size_t)VEC_ATTN_CHUNK * E + 8; /* heads apart by more than a chunk's keys */
+    float *q = test_xmalloc(sizeof(float) * NH * E), slope[NH] = {0.5f, 0.25f, 0.125f};
+    uint16_t *k = test_xmalloc(2 * NH * hs), *vv = test_xmalloc(2 * NH * hs);
+    for (int i = 0; i < NH * E; i++) q[i] = 4 * frand() / sqrtf((float)E);
+    for (size_t i = 0; i < NH * hs; i++) {
+        k[i] = t == DTYPE_BF16 ? pp8_f2bf(3 * frand()) : pp8_f2h(3 * frand());
+        vv[i] = t == DTYPE_BF16 ? pp8_f2bf(frand()) : pp8_f2h(frand());
+    }
+    long checks = 0;
+    for (int start = 0; start < 4; start++) {
+        /* 0: fresh; 1..3: running max 30 (above every score), 0 (among them), -30 (below) */
+        float m[4][NH], l[4][NH], *acc[4];
+        for (int x = 0; x < 4; x++) {
+            acc[x] = test_xmalloc(sizeof(float) * NH * E);
+            for (int h = 0; h < NH; h++) m[x][h] = start ? 60.0f - 30.0f * start : -INFINITY, l[x][h] = start ? 2.5f : 0;
+        }
+        for (int i = 0; i < NH * E; i++) acc[0][i] = start ? frand() : 0.0f;
+        for (int x = 1; x < 4; x++) memcpy(acc[x], acc[0], sizeof(float) * NH * E);
+        VecAttnChunk c[4];
+        for (int x = 0; x < 4; x++)
+            c[x] = (VecAttnChunk){.q = q, .k = k, .v = vv, .hs = hs, .nh = NH, .nb = nb, .E = E, .j0 = 37,
+                                  .scale = 1.0f / sqrtf((float)E), .slope = alibi ? slope : NULL, .m = m[x],
+                                  .l = l[x], .acc = acc[x], .pf = 0, .t = t};
+        c[1].pf = 2048; /* prefetching must change nothing */
+        v->attn_chunk(&c[0]);
+        v->attn_chunk(&c[1]);
+        ref->attn_chunk(&c[2]);
+        chunk_spec(v, &c[3]);
+        static const char *what[4] = {"itself", "itself with prefetch", "scalar attn_chunk", "the one-key spec"};
+        for (int x = 1; x < 4; x++) {
+            int bad = 0;
+            for (int h = 0; h < NH; h++) bad += !same(m[0][h], m[x][h]) + !same(l[0][h], l[x][h]);
+            for (int i = 0; i < NH * E; i++) bad += !same(acc[0][i], acc[x][i]);
+            CHECK(!bad, "%s attn_chunk %s E=%d nb=%d alibi=%d start %d: %d values differ from %s (l %.9g vs %.9g)",
+                  vec_ops_name(v), dtype_name(t), E, nb, alibi, start, bad, what[x], l[0][0], l[x][0]);
+            checks++;
+        }
+        for (int x = 0; x < 4; x++) free(acc[x]);
+    }
+    free(q), free(k), free(vv);
+    return checks;
+}
+
 /* every op of `v` against the scalar ops and against itself key by key; returns the checks made */
 static long check_ops(const VecOps *v, const VecOps *ref)
 {
     static const int heads[] = {8, 16, 24, 32, 64, 80, 100, 128};
-    static const int counts[] = {1, 2, 15, 16, 17, 31, 32, 33, 48, 49, 64};
+    static const int counts[] = {1, 2, 7, 9, 15, 16, 17, 31, 32, 33, 48, 49, 64};
     static const DType types[] = {DTYPE_F16, DTYPE_BF16};
     long checks = 0;
     for (int ti = 0; ti < 2; ti++)
@@ -39,41 +111,25 @@ static long check_ops(const VecOps *v, const VecOps *ref)
                     vv[i] = t == DTYPE_BF16 ? pp8_f2bf(frand()) : pp8_f2h(frand());
                 }
                 for (int j = 0; j < n; j++) p[j] = fabsf(frand());
-                v->dots(q, k, n, E, s, t, vv); /* prefetching the values must change nothing */
                 for (int j = 0; j < n; j++) {
                     float one = v->dot(q, k + (size_t)j * E, E, t), r = ref->dot(q, k + (size_t)j * E, E, t);
-                    CHECK(same(s[j], one), "%s dots E=%d n=%d key %d: %.9g vs dot %.9g", vec_ops_name(v), E, n, j,
-                          s[j], one);
                     CHECK(same(one, r), "%s dot E=%d key %d: %.9g vs scalar %.9g", vec_ops_name(v), E, j, one, r);
-                    checks += 2;
+                    s[j] = one;
+                    checks++;
                 }
                 for (int i = 0; i < E; i++) acc[i] = acc1[i] = accr[i] = frand();
-                float c = 0.75f;
-                v->axpys(acc, c, p, vv, n, E, t, k);
-                ref->axpys(accr, c, p, vv, n, E, t, NULL);
-                for (int j = 0; j < n; j++) v->scale_axpy(acc1, j == 0 ? c : 1.0f, p[j], vv + (size_t)j * E, E, t);
-                for (int i = 0; i < E; i++) {
-                    CHECK(same(acc[i], acc1[i]), "%s axpys E=%d n=%d lane %d: %.9g vs scale_axpy %.9g", vec_ops_name(v),
-                          E, n, i, acc[i], acc1[i]);
-                    CHECK(same(acc[i], accr[i]), "%s axpys E=%d n=%d lane %d: %.9g vs scalar %.9g", vec_ops_name(v), E,
-                          n, i, acc[i], accr[i]);
-                    checks += 2;
-                }
-                /* exp_sum: softmax numerators of the scores, both versions, bitwise; near exp */
-                float *e1 = test_xmalloc(sizeof(float) * n), *e2 = test_xmalloc(sizeof(float) * n), mx = -INFINITY;
-                for (int j = 0; j < n; j++) mx = s[j] > mx ? s[j] : mx;
-                memcpy(e1, s, sizeof(float) * n);
-                memcpy(e2, s, sizeof(float) * n);
-                float sum1 = v->exp_sum(e1, n, mx), sum2 = ref->exp_sum(e2, n, mx);
-                CHECK(same(sum1, sum2), "%s exp_sum n=%d: %.9g vs scalar %.9g", vec_ops_name(v), n, sum1, sum2);
+                /* scale_axpy: n keys' values, c = 0.75 for the first, both versions, bitwise */
                 for (int j = 0; j < n; j++) {
-                    CHECK(same(e1[j], e2[j]), "%s exp_sum n=%d [%d]: %.9g vs scalar %.9g", vec_ops_name(v), n, j, e1[j],
-                          e2[j]);
-                    double want = exp((double)(s[j] - mx)); /* the float argument both versions see */
-                    CHECK(fabs(e1[j] - want) <= 3e-7 * want + 1e-37, "exp(%.9g) = %.9g, want %.9g", s[j] - mx, e1[j], want);
-                    checks += 3;
+                    v->scale_axpy(acc1, j == 0 ? 0.75f : 1.0f, p[j], vv + (size_t)j * E, E, t);
+                    ref->scale_axpy(accr, j == 0 ? 0.75f : 1.0f, p[j], vv + (size_t)j * E, E, t);
                 }
-                free(e1), free(e2);
+                for (int i = 0; i < E; i++) {
+                    CHECK(same(acc1[i], accr[i]), "%s scale_axpy E=%d n=%d lane %d: %.9g vs scalar %.9g",
+                          vec_ops_name(v), E, n, i, acc1[i], accr[i]);
+                    checks++;
+                }
+                if (n <= VEC_ATTN_CHUNK)
+                    for (int al = 0; al < 2; al++) checks += check_chunk(v, ref, t, E, n, al);
                 free(q), free(s), free(p), free(acc), free(acc1), free(accr), free(k), free(vv);
             }
     /* gelu: both versions, bitwise, over lengths around the 16 lanes, activations up to +-12 and the
@@ -146,11 +202,19 @@ int main(void)
     const VecOps *scalar = vec_ops_scalar(), *best = vec_ops_best();
     long n = check_ops(scalar, scalar);
     printf("scalar: %ld checks\n", n);
-    if (best != scalar) {
+    /* every variant this CPU runs: AVX-512 (when present) and the AVX2 + FMA build of the scalar ops */
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        long m = check_ops(vec_ops_avx2(), scalar);
+        printf("avx2: %ld checks against scalar\n", m);
+    } else {
+        printf("no AVX2 + FMA on this CPU: the avx2 ops were not checked\n");
+    }
+    if (best != scalar && best != vec_ops_avx2()) {
         long m = check_ops(best, scalar);
         printf("%s: %ld checks against scalar\n", vec_ops_name(best), m);
     } else {
-        printf("no AVX-512 on this CPU: only the scalar ops were checked\n");
+        printf("no AVX-512 on this CPU: its ops were not checked\n");
     }
     printf("ok\n");
     return 0;

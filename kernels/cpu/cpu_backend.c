@@ -168,13 +168,19 @@ static void cpu_layernorm(void *ctx, uint16_t *y, const uint16_t *x, const uint1
  * 50 MiB read between layers as a rank's weights are: 1.50 -> 1.34 us per (row, head) with S = 64,
  * 1.61 -> 1.30 with S = 200; pp8 bench --profile at batch 32, side by side, 3 runs each: attention
  * per decode step 21.7-22.6 -> 18.6-19.4 ms on rank 0, 15.3-15.8 -> 13.4-14.1 on rank 1. */
-#define ATTN_CHUNK 16 /* positions per chunk, and keys scored together before one softmax rescale */
-/* Software prefetch distance ahead of the K and V reads, in values (4 KiB). The loop above: none 1.49
- * us, 2-16 KiB 1.26-1.39 (within noise). Past the cache's end it touches at most this much beyond the
- * last slot; a prefetch never faults. The rows stream at ~9.5 GB/s against ~16 for a plain sum over
- * the same bytes in the same order: the scoring and the value sums, ~0.5 us per (row, head) from
- * L2, do not overlap the misses fully. */
-#define ATTN_PF_AHEAD 2048
+#define ATTN_CHUNK VEC_ATTN_CHUNK /* positions per chunk, and keys scored together before one softmax rescale */
+/* Software prefetch distance ahead of the K and V reads, in values (2 KiB: one head's chunk of E = 64).
+ * The time per byte is the compute's plus the misses it does not overlap, so the work per chunk was cut
+ * first: one vec.h attn_chunk call per chunk for all of a row's heads, with the scores, their softmax
+ * and the accumulator in registers, FMA products, and no stack spills in the 16-key reduction. From
+ * L2 (one row of OPT-1.3B's shape, H 32, E 64, at position 136): 44 -> 29 us, the old per-head
+ * dots / exp_sum / axpys calls 40% softmax and call overhead. From memory (16 rows at position 136,
+ * 12 layers, a 50 MiB read between layers as a rank's weights are, 1 thread, /tmp benchmark, runs
+ * alternated): 10.2-10.6 GB/s before, 12.9-13.7 now, against 14.6-15.0 for a plain sum over the
+ * same byte count. Distances of 512-1536 values 13.1-13.6, 2048 12.1-13.2, none 11.2-11.5; T0 and
+ * T1 within noise. Past the cache's end a prefetch touches at most this much beyond the last slot;
+ * it never faults. */
+#define ATTN_PF_AHEAD 1024
 
 static inline size_t attn_at(const AttnArgs *a, int slot, int h, int p)
 {
@@ -186,7 +192,7 @@ static inline size_t attn_at(const AttnArgs *a, int slot, int h, int p)
 static void cpu_attention(void *ctx, const AttnArgs *a)
 {
     CpuCtx *c = ctx;
-    const int H = a->heads, E = a->head_dim;
+    const int H = a->heads, E = a->head_dim, S = a->max_seq;
     /* 1. this micro-batch's keys and values into the cache, so rows see each other causally */
     for (int r = 0; r < a->rows; r++)
         for (int h = 0; h < H; h++) {
@@ -196,12 +202,10 @@ static void cpu_attention(void *ctx, const AttnArgs *a)
             memcpy(a->v_cache + dst, a->v + src, sizeof(uint16_t) * E);
         }
     /* 2. per (row, head): fp32 scores over positions 0..pos a chunk at a time, online softmax across
-     *    chunks (the accumulator is rescaled once per chunk whose max exceeds the running max), output
-     *    rounded once. A work item is a row's heads [h0, h1): chunk by chunk, head by head, so its keys
-     *    and values are read in cache order. Rows are split into head groups only when there are fewer
-     *    rows than threads; each head's result is the same whichever item computes it, so nothing
-     *    depends on the thread count. Keys are scored 16 at a time and values summed with the
-     *    accumulator in registers (vec.h dots / axpys, bitwise the per-key loop). */
+     *    chunks, output rounded once (vec.h attn_chunk). A work item is a row's heads [h0, h1), one
+     *    attn_chunk call per chunk for all of them, so its keys and values are read in cache order.
+     *    Rows are split into head groups only when there are fewer rows than threads; each head's
+     *    result is the same whichever item computes it, so nothing depends on the thread count. */
     const int per_row = (c->threads + a->rows - 1) / a->rows;
     const int groups = a->rows >= c->threads ? 1 : per_row < H ? per_row : H;
 #pragma omp parallel for num_threads(c->threads) schedule(static)
@@ -209,7 +213,7 @@ static void cpu_attention(void *ctx, const AttnArgs *a)
         const int r = it / groups, g = it % groups, h0 = g * H / groups, h1 = (g + 1) * H / groups, nh = h1 - h0;
         const int P = a->pos[r];
         float *q = thread_scratch(c, 2 * (size_t)nh * (E + 1)), *acc = q + (size_t)nh * E, *m = acc + (size_t)nh * E;
-        float *l = m + nh, sc[ATTN_CHUNK];
+        float *l = m + nh;
         for (int h = h0; h < h1; h++) {
             c->v->load(q + (size_t)(h - h0) * E, a->q + (size_t)r * a->row_stride + (size_t)h * a->head_stride, E,
                        a->act);
@@ -218,27 +222,26 @@ static void cpu_attention(void *ctx, const AttnArgs *a)
         }
         memset(acc, 0, sizeof(float) * (size_t)nh * E);
         for (int j0 = 0; j0 <= P; j0 += ATTN_CHUNK) {
-            const int nb = P + 1 - j0 < ATTN_CHUNK ? P + 1 - j0 : ATTN_CHUNK;
-            for (int h = h0; h < h1; h++) {
-                const size_t at = attn_at(a, a->slot[r], h, j0);
-                const uint16_t *kc = a->k_cache + at, *vc = a->v_cache + at;
-                float *qh = q + (size_t)(h - h0) * E, *ah = acc + (size_t)(h - h0) * E, bm = -INFINITY;
-                const float slope = a->alibi ? a->alibi[h] : 0.0f;
-                c->v->dots(qh, kc, nb, E, sc, a->act, kc + ATTN_PF_AHEAD);
-                for (int jj = 0; jj < nb; jj++) {
-                    float s = a->score_scale * sc[jj];
-                    if (a->alibi) s += slope * (float)(j0 + jj);
-                    sc[jj] = s;
-                    bm = s > bm ? s : bm;
-                }
-                float corr = 1.0f, *mh = &m[h - h0];
-                if (bm > *mh) {
-                    corr = expf(*mh - bm);
-                    *mh = bm;
-                }
-                l[h - h0] = l[h - h0] * corr + c->v->exp_sum(sc, nb, *mh);
-                c->v->axpys(ah, corr, sc, vc, nb, E, a->act, vc + ATTN_PF_AHEAD);
-            }
+            const size_t at = attn_at(a, a->slot[r], h0, j0);
+            const int cl = S - j0 < ATTN_CHUNK ? S - j0 : ATTN_CHUNK; /* the chunk's length in the layout */
+            VecAttnChunk ch = {
+                .q = q,
+                .k = a->k_cache + at,
+                .v = a->v_cache + at,
+                .hs = (size_t)cl * E,
+                .nh = nh,
+                .nb = P + 1 - j0 < ATTN_CHUNK ? P + 1 - j0 : ATTN_CHUNK,
+                .E = E,
+                .j0 = j0,
+                .scale = a->score_scale,
+                .slope = a->alibi ? a->alibi + h0 : NULL,
+                .m = m,
+                .l = l,
+                .acc = acc,
+                .pf = ATTN_PF_AHEAD,
+                .t = a->act,
+            };
+            c->v->attn_chunk(&ch);
         }
         for (int h = h0; h < h1; h++) {
             float *ah = acc + (size_t)(h - h0) * E, inv = 1.0f / l[h - h0];

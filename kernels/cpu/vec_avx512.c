@@ -5,6 +5,7 @@
 #include "../numerics.h"
 #include "vec.h"
 
+
 static inline __m512 ld16(const uint16_t *p, DType t)
 {
     __m256i h = _mm256_loadu_si256((const __m256i *)p);
@@ -50,10 +51,10 @@ static float v_dot(const float *q, const uint16_t *k, int n, DType t)
 {
     __m512 acc = _mm512_setzero_ps();
     int i = 0;
-    for (; i + 16 <= n; i += 16) acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_loadu_ps(q + i), ld16(k + i, t)));
+    for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), ld16(k + i, t), acc);
     if (i < n) {
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
-        acc = _mm512_mask_add_ps(acc, m, acc, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, q + i), ldmask(k + i, n - i, t)));
+        acc = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), ldmask(k + i, n - i, t), acc, m);
     }
     return lanes_total(acc);
 }
@@ -63,121 +64,12 @@ static void v_scale_axpy(float *acc, float c, float p, const uint16_t *v, int n,
     __m512 vc = _mm512_set1_ps(c), vp = _mm512_set1_ps(p);
     int i = 0;
     for (; i + 16 <= n; i += 16)
-        _mm512_storeu_ps(acc + i, _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(acc + i), vc),
-                                                _mm512_mul_ps(vp, ld16(v + i, t))));
+        _mm512_storeu_ps(acc + i, _mm512_fmadd_ps(vp, ld16(v + i, t), _mm512_mul_ps(_mm512_loadu_ps(acc + i), vc)));
     if (i < n) {
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
         __m512 a = _mm512_maskz_loadu_ps(m, acc + i);
-        _mm512_mask_storeu_ps(acc + i, m, _mm512_add_ps(_mm512_mul_ps(a, vc), _mm512_mul_ps(vp, ldmask(v + i, n - i, t))));
+        _mm512_mask_storeu_ps(acc + i, m, _mm512_fmadd_ps(vp, ldmask(v + i, n - i, t), _mm512_mul_ps(a, vc)));
     }
-}
-
-/* out[kk] = lanes_total(a[kk]) for 16 vectors at once: the same pairwise tree (l + l+8, + l+4, + l+2,
- * + l+1), done across vectors with shuffles, then a 4x4 lane transpose into key order */
-static inline void lanes_total16(const __m512 a[16], float *out)
-{
-    __m512 t[8], u[4], v[2];
-    for (int i = 0; i < 8; i++) /* key 2i in lanes 0..7, key 2i+1 in 8..15: l + l+8 */
-        t[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    for (int i = 0; i < 4; i++) /* 128-bit block m: key 4i+m, + l+4 */
-        u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm512_shuffle_f32x4(t[2 * i], t[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-    for (int i = 0; i < 2; i++) /* block m: keys 8i+m (lanes 0,1) and 8i+4+m (lanes 2,3), + l+2 */
-        v[i] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-    /* + l+1: lane 4m + e holds key m + 4e */
-    __m512 w = _mm512_add_ps(_mm512_shuffle_ps(v[0], v[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm512_shuffle_ps(v[0], v[1], _MM_SHUFFLE(3, 1, 3, 1)));
-    const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-    _mm512_storeu_ps(out, _mm512_permutexvar_ps(idx, w));
-}
-
-/* Prefetch of the K and V cache rows the caller reads next (pf: the next (row, head)'s, at the same
- * offsets), spread over this call's work: one (row, head) reads only (pos + 1) * E values of each, a
- * short stream the hardware prefetcher (which restarts at every 4 KiB) picks up late, and with a
- * max_seq of gap between heads the streams never join. Into L2 (T1): T1 11.9 GB/s, T0 11.1, T2 10.5,
- * none 8.9 for the scores alone in a stand-alone loop over the OPT-1.3B cache shape (batch 32, 49
- * positions). In pp8 bench --profile (2 ranks, batch 8) attention went from 10.1 to 8.6 ms per step. */
-/* always_inline: gcc 12 may delete calls to a non-inlined function that only prefetches (linear_amx.c) */
-static inline __attribute__((always_inline)) void pf_range(const uint16_t *p, size_t bytes)
-{
-    for (size_t b = 0; b < bytes; b += 64) _mm_prefetch((const char *)p + b, _MM_HINT_T1);
-}
-
-/* 16 keys per pass with q in registers and one transposed reduction instead of 16 horizontal ones
- * (E = NV * 16); NV is a constant in each instantiation so q and the sums stay in registers */
-static inline __attribute__((always_inline)) int dots16(const float *q, const uint16_t *k, int n, int E, float *s,
-                                                        DType t, const uint16_t *pf, const int NV)
-{
-    __m512 qv[8];
-#pragma GCC unroll 8
-    for (int i = 0; i < NV; i++) qv[i] = _mm512_loadu_ps(q + 16 * i);
-    int j = 0;
-    for (; j + 16 <= n; j += 16) {
-        __m512 a[16];
-        if (pf) pf_range(pf + (size_t)j * E, (size_t)16 * E * 2);
-#pragma GCC unroll 16
-        for (int kk = 0; kk < 16; kk++) {
-            const uint16_t *kp = k + (size_t)(j + kk) * E;
-            __m512 acc = _mm512_setzero_ps();
-#pragma GCC unroll 8
-            for (int i = 0; i < NV; i++) acc = _mm512_add_ps(acc, _mm512_mul_ps(qv[i], ld16(kp + 16 * i, t)));
-            a[kk] = acc;
-        }
-        lanes_total16(a, s + j);
-    }
-    return j;
-}
-
-static void v_dots(const float *q, const uint16_t *k, int n, int E, float *s, DType t, const uint16_t *pf)
-{
-    int j = 0;
-    switch (E) {
-    case 16: j = dots16(q, k, n, E, s, t, pf, 1); break;
-    case 32: j = dots16(q, k, n, E, s, t, pf, 2); break;
-    case 64: j = dots16(q, k, n, E, s, t, pf, 4); break;
-    case 80: j = dots16(q, k, n, E, s, t, pf, 5); break;
-    case 128: j = dots16(q, k, n, E, s, t, pf, 8); break;
-    default: break;
-    }
-    if (pf && j < n) pf_range(pf + (size_t)j * E, (size_t)(n - j) * E * 2);
-    for (; j < n; j++) s[j] = v_dot(q, k + (size_t)j * E, E, t);
-}
-
-/* the accumulator stays in registers over all n values (E = NV * 16) */
-static inline __attribute__((always_inline)) void axpys_nv(float *acc, float c, const float *p, const uint16_t *v,
-                                                           int n, int E, DType t, const uint16_t *pf, const int NV)
-{
-    __m512 a[8];
-    __m512 vc = _mm512_set1_ps(c);
-    /* acc * c, then the same add of each p[j] * v[j] (scale_axpy's acc * c + p * v, in that order) */
-#pragma GCC unroll 8
-    for (int i = 0; i < NV; i++) a[i] = _mm512_mul_ps(_mm512_loadu_ps(acc + 16 * i), vc);
-    for (int j = 0; j < n; j++) {
-        __m512 vp = _mm512_set1_ps(p[j]);
-        const uint16_t *vj = v + (size_t)j * E;
-        if (pf) pf_range(pf + (size_t)j * E, (size_t)E * 2);
-#pragma GCC unroll 8
-        for (int i = 0; i < NV; i++) a[i] = _mm512_add_ps(a[i], _mm512_mul_ps(vp, ld16(vj + 16 * i, t)));
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < NV; i++) _mm512_storeu_ps(acc + 16 * i, a[i]);
-}
-
-static void v_axpys(float *acc, float c, const float *p, const uint16_t *v, int n, int E, DType t, const uint16_t *pf)
-{
-    if (n <= 0) return; /* as scale_axpy n times: nothing */
-    switch (E) {
-    case 16: axpys_nv(acc, c, p, v, n, E, t, pf, 1); return;
-    case 32: axpys_nv(acc, c, p, v, n, E, t, pf, 2); return;
-    case 64: axpys_nv(acc, c, p, v, n, E, t, pf, 4); return;
-    case 80: axpys_nv(acc, c, p, v, n, E, t, pf, 5); return;
-    case 128: axpys_nv(acc, c, p, v, n, E, t, pf, 8); return;
-    default: break;
-    }
-    if (pf) pf_range(pf, (size_t)n * E * 2);
-    for (int j = 0; j < n; j++) v_scale_axpy(acc, j == 0 ? c : 1.0f, p[j], v + (size_t)j * E, E, t);
 }
 
 /* vec.c's vec_exp_ref on 16 lanes, the same operations (x < -87 -> 0; NaN stays NaN) */
@@ -199,22 +91,129 @@ static inline __m512 exp16(__m512 x)
     return _mm512_maskz_mul_ps((__mmask16)~under, p, _mm512_castsi512_ps(e));
 }
 
-static float v_exp_sum(float *s, int n, float m)
+/* K and V ahead of the reads, one or two lines per key (VecAttnChunk.pf; the hardware prefetcher alone
+ * streams the cache at 11.2-11.5 GB/s where this reaches 13.1-13.6, cpu_backend.c). always_inline: gcc
+ * 12 may delete calls to a non-inlined function that only prefetches (linear_amx.c) */
+static inline __attribute__((always_inline)) void pf_range(const uint16_t *p, size_t bytes)
 {
-    __m512 acc = _mm512_setzero_ps(), vm = _mm512_set1_ps(m);
-    int j = 0;
-    for (; j + 16 <= n; j += 16) {
-        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(s + j), vm));
-        _mm512_storeu_ps(s + j, e);
-        acc = _mm512_add_ps(acc, e);
+    for (size_t b = 0; b < bytes; b += 64) _mm_prefetch((const char *)p + b, _MM_HINT_T1);
+}
+
+/* one key's products summed per lane (E = NV * 16): lane l holds elements l, l+16, ... as dot() adds them */
+static inline __attribute__((always_inline)) __m512 key_acc(const __m512 *qv, const uint16_t *kp, DType t, const int NV)
+{
+    __m512 acc = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; i++) acc = _mm512_fmadd_ps(qv[i], ld16(kp + 16 * i, t), acc);
+    return acc;
+}
+
+/* The softmax and the values of one head's chunk, from its 16 raw scores in one vector (lane j = key j,
+ * lanes >= nb ignored): vec.h's order, with the scores, their exp and the accumulator in registers. */
+static inline __attribute__((always_inline)) void chunk_tail(const VecAttnChunk *c, int h, __m512 s, const int NV)
+{
+    const int nb = c->nb, E = c->E;
+    const __mmask16 km = (__mmask16)((1u << nb) - 1u);
+    const uint16_t *v = c->v + (size_t)h * c->hs;
+    s = _mm512_mul_ps(_mm512_set1_ps(c->scale), s);
+    if (c->slope) {
+        __m512 pos = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_set1_epi32(c->j0),
+                                                         _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)));
+        s = _mm512_add_ps(s, _mm512_mul_ps(_mm512_set1_ps(c->slope[h]), pos));
     }
-    if (j < n) {
-        __mmask16 k = (__mmask16)((1u << (n - j)) - 1u);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), vm));
-        _mm512_mask_storeu_ps(s + j, k, e);
-        acc = _mm512_mask_add_ps(acc, k, acc, e);
+    const float bm = _mm512_mask_reduce_max_ps(km, s);
+    float corr = 1.0f;
+    if (bm > c->m[h]) {
+        corr = _mm_cvtss_f32(_mm512_castps512_ps128(exp16(_mm512_set1_ps(c->m[h] - bm))));
+        c->m[h] = bm;
     }
-    return lanes_total(acc);
+    __m512 e = _mm512_maskz_mov_ps(km, exp16(_mm512_sub_ps(s, _mm512_set1_ps(c->m[h]))));
+    c->l[h] = c->l[h] * corr + lanes_total(e);
+    float p[16];
+    _mm512_storeu_ps(p, e);
+    float *acc = c->acc + (size_t)h * E;
+    if (NV == 0) { /* any E: scale_axpy key by key */
+        for (int j = 0; j < nb; j++) {
+            if (c->pf) pf_range(v + c->pf + (size_t)j * E, (size_t)E * 2);
+            v_scale_axpy(acc, j == 0 ? corr : 1.0f, p[j], v + (size_t)j * E, E, c->t);
+        }
+        return;
+    }
+    __m512 a[8], vc = _mm512_set1_ps(corr);
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; i++) a[i] = _mm512_mul_ps(_mm512_loadu_ps(acc + 16 * i), vc);
+    for (int j = 0; j < nb; j++) {
+        const __m512 vp = _mm512_set1_ps(p[j]);
+        const uint16_t *vj = v + (size_t)j * E;
+        if (c->pf) pf_range(vj + c->pf, (size_t)E * 2);
+#pragma GCC unroll 8
+        for (int i = 0; i < NV; i++) a[i] = _mm512_fmadd_ps(vp, ld16(vj + 16 * i, c->t), a[i]);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; i++) _mm512_storeu_ps(acc + 16 * i, a[i]);
+}
+
+/* One head's chunk with E = NV * 16: q in registers, and one transposed reduction for the 16 keys
+ * instead of 16 horizontal ones. The pairwise tree of lanes_total (l + l+8, + l+4, + l+2, + l+1) runs
+ * across keys with shuffles, its first level as soon as a pair of keys is summed, so only 8 partial
+ * vectors stay live (with all 16 keys' sums live, gcc 12 spilled the key loads to the stack: 42 -> 36
+ * us for one OPT-1.3B row at position 136 from L2), then a 4x4 lane transpose into key order. Keys past nb are zero vectors
+ * whose lanes the tail ignores. */
+static inline __attribute__((always_inline)) void chunk_nv(const VecAttnChunk *c, int h, const int NV)
+{
+    const int nb = c->nb, E = c->E;
+    const uint16_t *k = c->k + (size_t)h * c->hs;
+    __m512 qv[8], tt[8], u[4], w[2];
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; i++) qv[i] = _mm512_loadu_ps(c->q + (size_t)h * E + 16 * i);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) { /* key 2i in lanes 0..7, key 2i+1 in 8..15: l + l+8 */
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        if (2 * i < nb) {
+            if (c->pf) pf_range(k + c->pf + (size_t)(2 * i) * E, (size_t)E * 2 * (2 * i + 1 < nb ? 2 : 1));
+            a0 = key_acc(qv, k + (size_t)(2 * i) * E, c->t, NV);
+        }
+        if (2 * i + 1 < nb) a1 = key_acc(qv, k + (size_t)(2 * i + 1) * E, c->t, NV);
+        tt[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_f32x4(a0, a1, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) /* 128-bit block m: key 4i+m, + l+4 */
+        u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(tt[2 * i], tt[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(tt[2 * i], tt[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++) /* block m: keys 8i+m (lanes 0,1) and 8i+4+m (lanes 2,3), + l+2 */
+        w[i] = _mm512_add_ps(_mm512_shuffle_ps(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(u[2 * i], u[2 * i + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    /* + l+1: lane 4m + e holds key m + 4e */
+    __m512 s = _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(w[0], w[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    chunk_tail(c, h, _mm512_permutexvar_ps(idx, s), NV);
+}
+
+/* any other E: dot() key by key */
+static void chunk_any(const VecAttnChunk *c, int h)
+{
+    const uint16_t *k = c->k + (size_t)h * c->hs;
+    float s[16] = {0};
+    for (int j = 0; j < c->nb; j++) {
+        if (c->pf) pf_range(k + c->pf + (size_t)j * c->E, (size_t)c->E * 2);
+        s[j] = v_dot(c->q + (size_t)h * c->E, k + (size_t)j * c->E, c->E, c->t);
+    }
+    chunk_tail(c, h, _mm512_loadu_ps(s), 0);
+}
+
+static void v_attn_chunk(const VecAttnChunk *c)
+{
+    for (int h = 0; h < c->nh; h++) switch (c->E) {
+        case 16: chunk_nv(c, h, 1); break;
+        case 32: chunk_nv(c, h, 2); break;
+        case 64: chunk_nv(c, h, 4); break;
+        case 80: chunk_nv(c, h, 5); break;
+        case 128: chunk_nv(c, h, 8); break;
+        default: chunk_any(c, h); break;
+        }
 }
 
 static float v_sum(const float *x, int n)
@@ -272,6 +271,6 @@ static void v_gelu(float *x, int n)
     }
 }
 
-static const VecOps AVX512 = {v_load, v_store, v_dot, v_scale_axpy, v_dots, v_axpys, v_exp_sum, v_sum, v_sqdev, v_gelu};
+static const VecOps AVX512 = {v_load, v_store, v_dot, v_scale_axpy, v_attn_chunk, v_sum, v_sqdev, v_gelu};
 
 const VecOps *vec_ops_avx512(void) { return &AVX512; }
