@@ -162,7 +162,7 @@ static inline __attribute__((always_inline)) void lin_vnni_rn(const int8_t *wb, 
 
 /* Prefetch of Q weight streams bs apart at 64-byte step g of kg: LIN_PF_BYTES ahead on each; over the
  * last LIN_PF_BYTES of a block, into the same offset of the next group's stream (Q bs further), so all
- * Q streams are warm when the next group starts (lin_vnni_rq, lin_f16_rq). */
+ * Q streams are warm when the next group starts (lin_vnni_rq, lin_16f_rq). */
 static inline __attribute__((always_inline)) void lin_pf_streams(const char *wb, size_t bs, int Q, int kg, int g)
 {
     int gs = kg - LIN_PF_BYTES / 64 > 0 ? kg - LIN_PF_BYTES / 64 : 0;
@@ -536,7 +536,7 @@ static inline void lin_f16_r1x4(const uint16_t *wb, size_t bs, const float *x, i
 }
 
 /* R rows (2..16) per pass over a block: one vcvtph2ps (2 uops on the FMA ports) feeds R FMAs, so 16
- * rows keep ~89% of the FMA slots for FMAs (8 rows: 80%). Since lin_f16_rq: the tail blocks of a range
+ * rows keep ~89% of the FMA slots for FMAs (8 rows: 80%). Since lin_16f_rq: the tail blocks of a range
  * and M > 16 only. */
 static inline __attribute__((always_inline)) void lin_f16_rn(const uint16_t *wb, const float *x, int kp, int ld,
                                                              int R, float *out)
@@ -564,48 +564,12 @@ static inline __attribute__((always_inline)) void lin_f16_rn(const uint16_t *wb,
  * out: (Q, R, 16). Prefetch as lin_vnni_rq: LIN_PF_BYTES ahead on each stream, running on into the
  * next group's streams over the last LIN_PF_BYTES of a block (bench-linear K=2048 N=50272 1T, M=4/8/12: 4-8
  * KiB, a second level 512 B ahead, or prefetching x's rows measured within the VM's noise or slower). */
-static inline __attribute__((always_inline)) void lin_f16_rq(const uint16_t *wb, size_t bs, const float *x, int kp,
-                                                             int ld, int R, int Q, float *out)
-{
-    __m512 s[4][12];
-    const char *p[4];
-#pragma GCC unroll 4
-    for (int q = 0; q < Q; q++) {
-        p[q] = (const char *)wb + q * bs;
-#pragma GCC unroll 12
-        for (int r = 0; r < R; r++) s[q][r] = _mm512_setzero_ps();
-    }
-    int kg = kp / 2; /* 64-byte groups of two k per stream */
-    for (int g = 0; g < kg; g++) {
-        size_t o = (size_t)g * 64;
-        lin_pf_streams((const char *)wb, bs, Q, kg, g);
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            __m512 wv[4];
-#pragma GCC unroll 4
-            for (int q = 0; q < Q; q++) wv[q] = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(p[q] + o + 32 * h)));
-#pragma GCC unroll 12
-            for (int r = 0; r < R; r++) {
-                __m512 xv = _mm512_set1_ps(x[(size_t)r * ld + 2 * g + h]);
-#pragma GCC unroll 4
-                for (int q = 0; q < Q; q++) s[q][r] = _mm512_fmadd_ps(xv, wv[q], s[q][r]);
-            }
-        }
-    }
-#pragma GCC unroll 4
-    for (int q = 0; q < Q; q++)
-#pragma GCC unroll 12
-        for (int r = 0; r < R; r++) _mm512_store_ps(out + (q * R + r) * 16, s[q][r]);
-}
-
-/* bf16 weights, R rows (2..12) by Q blocks, fp32 FMA: lin_f16_rq with the bf16 pair layout [KP/2][16][2],
- * one 64-byte load per stream giving k even (<< 16) and k odd (& 0xffff0000) as fp32, exactly. For 5..15
- * rows without AMX, where vdpbf16ps (half the FMA ports' rate here) held lin_bf16_rn to 0.37-0.67 of
- * the read bandwidth at M=8..14 (bench-linear 1T K=1024 N=4096; this kernel: M=8 14.1 GB/s against 12.3,
- * M=12 140 GFLOP/s against 88). x: fp32 rows ld apart. One accumulator
- * per output in ascending k: ref_linear16's bits. out: (Q, R, 16). */
-static inline __attribute__((always_inline)) void lin_bf16f_rq(const uint16_t *wb, size_t bs, const float *x, int kp,
-                                                               int ld, int R, int Q, float *out)
+/* BF = 1: bf16 weights in the pair layout [KP/2][16][2], one 64-byte load per stream giving k even (<< 16)
+ * and k odd (& 0xffff0000) as fp32, exactly, for 5..16 rows without AMX, where vdpbf16ps (half the FMA
+ * ports' rate here) held lin_bf16_rn to 0.37-0.67 of the read bandwidth at M=8..14 (bench-linear 1T K=1024
+ * N=4096; this form: M=8 14.1 GB/s against 12.3, M=12 140 GFLOP/s against 88). */
+static inline __attribute__((always_inline)) void lin_16f_rq(const uint16_t *wb, size_t bs, const float *x, int kp,
+                                                             int ld, int R, int Q, int BF, float *out)
 {
     __m512 s[4][12];
     const char *p[4];
@@ -616,19 +580,20 @@ static inline __attribute__((always_inline)) void lin_bf16f_rq(const uint16_t *w
 #pragma GCC unroll 12
         for (int r = 0; r < R; r++) s[q][r] = _mm512_setzero_ps();
     }
-    int kg = kp / 2; /* 64-byte groups of one k pair per stream */
+    int kg = kp / 2; /* 64-byte groups of two k per stream */
     for (int g = 0; g < kg; g++) {
         size_t o = (size_t)g * 64;
         lin_pf_streams((const char *)wb, bs, Q, kg, g);
-        __m512i v[4];
+        __m512i v[4]; /* bf16: the 64 bytes of one k pair per stream */
 #pragma GCC unroll 4
-        for (int q = 0; q < Q; q++) v[q] = _mm512_load_si512(p[q] + o);
+        for (int q = 0; q < Q; q++) v[q] = BF ? _mm512_load_si512(p[q] + o) : _mm512_setzero_si512();
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             __m512 wv[4];
 #pragma GCC unroll 4
             for (int q = 0; q < Q; q++)
-                wv[q] = _mm512_castsi512_ps(h ? _mm512_and_si512(v[q], hi) : _mm512_slli_epi32(v[q], 16));
+                wv[q] = BF ? _mm512_castsi512_ps(h ? _mm512_and_si512(v[q], hi) : _mm512_slli_epi32(v[q], 16))
+                           : _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(p[q] + o + 32 * h)));
 #pragma GCC unroll 12
             for (int r = 0; r < R; r++) {
                 __m512 xv = _mm512_set1_ps(x[(size_t)r * ld + 2 * g + h]);
@@ -643,10 +608,10 @@ static inline __attribute__((always_inline)) void lin_bf16f_rq(const uint16_t *w
         for (int r = 0; r < R; r++) _mm512_store_ps(out + (q * R + r) * 16, s[q][r]);
 }
 
-/* blocks per pass of lin_f16_rq for R rows: R*Q accumulators + Q converted weights + 1 broadcast <= 32 */
+/* blocks per pass of lin_16f_rq for R rows: R*Q accumulators + Q converted weights + 1 broadcast <= 32 */
 static inline int lin_f16_q(int R) { return R <= 4 ? 4 : R <= 8 ? 3 : 2; }
 
-/* bf16 at 5..16 rows without AMX (linear.c stages x as fp32): lin_bf16f_rq over groups of Q blocks (Q from
+/* bf16 at 5..16 rows without AMX (linear.c stages x as fp32): lin_16f_rq (bf16) over groups of Q blocks (Q from
  * the rows per pass, lin_f16_q), 13..16 rows in two passes of 6..8, as lin_f16_avx512; a last group narrower
  * than Q block by block */
 void lin_bf16_fma_avx512(const LinJob *j, int b0, int b1, void *ts)
@@ -666,9 +631,9 @@ void lin_bf16_fma_avx512(const LinJob *j, int b0, int b1, void *ts)
 #define LIN_BF16F_CASE(n, qq)                                                                                   \
     case n:                                                                                                     \
         if (one)                                                                                                \
-            lin_bf16f_rq(wb, bs, x, kp, j->xs_ld, n, 1, acc);                                                   \
+            lin_16f_rq(wb, bs, x, kp, j->xs_ld, n, 1, 1, acc);                                                   \
         else                                                                                                    \
-            lin_bf16f_rq(wb, bs, x, kp, j->xs_ld, n, qq, acc);                                                  \
+            lin_16f_rq(wb, bs, x, kp, j->xs_ld, n, qq, 1, acc);                                                  \
         break;
             switch (R) {
                 LIN_BF16F_CASE(1, 4) LIN_BF16F_CASE(2, 4) LIN_BF16F_CASE(3, 4) LIN_BF16F_CASE(4, 4) LIN_BF16F_CASE(5, 3)
@@ -706,17 +671,17 @@ void lin_f16_avx512(const LinJob *j, int b0, int b1, void *ts)
                 int R = j->m - r0 < P ? j->m - r0 : P;
                 const float *x = xs + (size_t)r0 * j->xs_ld;
                 switch (R) {
-                case 2: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 2, 4, acc); break;
-                case 3: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 3, 4, acc); break;
-                case 4: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 4, 4, acc); break;
-                case 5: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 5, 3, acc); break;
-                case 6: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 6, 3, acc); break;
-                case 7: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 7, 3, acc); break;
-                case 8: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 8, 3, acc); break;
-                case 9: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 9, 2, acc); break;
-                case 10: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 10, 2, acc); break;
-                case 11: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 11, 2, acc); break;
-                default: lin_f16_rq(wb, bs, x, kp, j->xs_ld, 12, 2, acc); break;
+                case 2: lin_16f_rq(wb, bs, x, kp, j->xs_ld, 2, 4, 0, acc); break;
+                case 3: lin_16f_rq(wb, bs, x, kp, j->xs_ld, 3, 4, 0, acc); break;
+                case 4: lin_16f_rq(wb, bs, x, kp, j->xs_ld, 4, 4, 0, acc); break;
+                case 5: lin_16f_rq(wb, bs, x, kp, j->xs_ld, 5, 3, 0, acc); break;
+                case 6: lin_16f_rq(wb, bs, x, kp, j->xs_ld, 6, 3, 0, acc); break;
+                case 7: lin_16f_rq(wb, bs, x, kp, j->xs_ld, 7, 3, 0, acc); break;
+                case 8: lin_16f_rq(wb, bs, x, kp, j->xs_ld, 8, 3, 0, acc); break;
+                case 9: lin_16f_rq(wb, bs, x, kp, j->xs_ld, 9, 2, 0, acc); break;
+                case 10: lin_16f_rq(wb, bs, x, kp, j->xs_ld, 10, 2, 0, acc); break;
+                case 11: lin_16f_rq(wb, bs, x, kp, j->xs_ld, 11, 2, 0, acc); break;
+                default: lin_16f_rq(wb, bs, x, kp, j->xs_ld, 12, 2, 0, acc); break;
                 }
                 for (int q = 0; q < Q; q++) lin_16_epilogue_avx512(j, b + q, r0, R, acc + q * R * 16, 16);
             }
