@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """pp8 serve end to end (run by tests/test_serve.sh, which provides a venv with the official `openai` package).
 
-Three servers, each `pp8 serve --dtype fp16 --port 0 --max-seq-len 256` over 2 ranks:
+Five servers, each `pp8 serve --dtype fp16 --port 0` over 2 ranks (--max-seq-len 256 unless said):
   A  gen-bloom under mpirun: the openai client (streaming and not, logprobs), raw SSE with curl, served
      alone = `pp8 generate` (greedy and seeded sampling), echo+logprobs = `pp8 logits`, 64 concurrent
      streaming clients against their solo runs, 40 clients of which half hang up, launch/loadgen.py,
-     1,000 hostile requests, then SIGTERM to rank 0 mid-load (drain, exit 0);
-  B  gen-opt under mpirun: the same solo checks for OPT (BOS in prompt_tokens, the empty prompt), then
-     SIGKILL of rank 1 mid-load (every rank gone within 10 s, clients get errors, not hangs);
+     1,000 hostile requests;
+  D  gen-bloom under mpirun, --max-seq-len 1024: SIGTERM to rank 0 while 24 streams of 700 tokens run
+     (drain, exit 0);
+  B  gen-opt under mpirun: the same solo checks for OPT (BOS in prompt_tokens, the empty prompt);
+  K  gen-bloom under mpirun, --max-seq-len 2048: SIGKILL of rank 1 while 16 requests of 1500 tokens run
+     (every rank gone within 10 s, clients get errors, not hangs);
   C  gen-bloom under launch/pp8run with --api-key, --served-model-name and a tiny --max-seqs/--max-queue:
      401s, 429 with Retry-After under a burst, then SIGTERM to pp8run (drain, exit 0).
 Every check prints what it compared; the last line is "N passed, N failed". Exit 1 on any failure.
@@ -1267,13 +1270,16 @@ def opt_checks(B):
 
 
 def sigkill_checks(B):
-    log("B: SIGKILL of rank 1 mid-load")
-    prompts = [g["prompt"] for g in GO if g["prompt"]]
+    log("K: SIGKILL of rank 1 mid-load")
+    # BLOOM (ALiBi, no position limit) with max_tokens 1500: a machine fast enough to finish 200 tokens
+    # before all 16 requests had started (AMX, 2026-12-02: every request completed, some just after the
+    # kill) still has every request mid-generation when the kill comes
+    prompts = [g["prompt"] for g in GB if g["prompt"]]
     n = 16
     started = [threading.Event() for _ in range(n)]
     fns = []
     for i in range(n):
-        body = {"model": B.model, "prompt": prompts[i % len(prompts)], "max_tokens": 200, "temperature": 0,
+        body = {"model": B.model, "prompt": prompts[i % len(prompts)], "max_tokens": 1500, "temperature": 0,
                 "ignore_eos": True, "logprobs": 0}
         if i < 12:
             cnt = [0]
@@ -1479,9 +1485,21 @@ def main():
         phase("the loadgen check", loadgen_check, A)
         before = ref.get(GB[0]["prompt"], {}).get("text")
         phase("the hostile-request check", hostile_checks, A, before)
-        if A.ranks.get(0):
-            phase("the drain check", drain_checks, A, A.ranks[0], "SIGTERM to rank 0 (pid %d)" % A.ranks[0], 24, 200)
         A.kill()
+    # D: BLOOM with room for long streams (24 of 200 tokens within 256 positions: on AMX, 2026-12-02, one had
+    # ended before the last had its first chunk), then SIGTERM to rank 0 mid-load
+    try:
+        D = Server("drain", BLOOM, ["--drain-timeout", "60", "--max-seqs", "24"], max_seq_len=1024)
+        servers.append(D)
+    except Exception as ex:
+        check(False, "start pp8 serve (BLOOM, 2 ranks, --max-seq-len 1024): %s" % ex)
+        D = None
+    if D:
+        if D.ranks.get(0):
+            phase("the drain check", drain_checks, D, D.ranks[0], "SIGTERM to rank 0 (pid %d)" % D.ranks[0], 24, 700)
+        else:
+            check(False, "no rank 0 found to signal: %s" % D.ranks)
+        D.kill()
 
     # B: OPT under mpirun, then SIGKILL of rank 1
     try:
@@ -1492,11 +1510,20 @@ def main():
         B = None
     if B:
         phase("the OPT checks", opt_checks, B)
-        if B.ranks.get(1):
-            phase("the SIGKILL check", sigkill_checks, B)
-        else:
-            check(False, "no rank 1 found to kill: %s" % B.ranks)
         B.kill()
+    # K: BLOOM with room for long requests, then SIGKILL of rank 1
+    try:
+        K = Server("kill", BLOOM, ["--max-seqs", "16"], max_seq_len=2048)
+        servers.append(K)
+    except Exception as ex:
+        check(False, "start pp8 serve (BLOOM, 2 ranks, --max-seq-len 2048): %s" % ex)
+        K = None
+    if K:
+        if K.ranks.get(1):
+            phase("the SIGKILL check", sigkill_checks, K)
+        else:
+            check(False, "no rank 1 found to kill: %s" % K.ranks)
+        K.kill()
 
     # C: launch/pp8run, an API key, a tiny queue; SIGTERM to pp8run
     key = "sk-pp8-test-%d" % os.getpid()
