@@ -11,7 +11,7 @@ Five servers, each `pp8 serve --dtype fp16 --port 0` over 2 ranks (--max-seq-len
   B  gen-opt under mpirun: the same solo checks for OPT (BOS in prompt_tokens, the empty prompt);
   K  gen-bloom under mpirun, --max-seq-len 2048: SIGKILL of rank 1 while 16 requests of 1500 tokens run
      (every rank gone within 10 s, clients get errors, not hangs);
-  C  gen-bloom under launch/pp8run with --api-key, --served-model-name and a tiny --max-seqs/--max-queue:
+  C  gen-bloom under launch/pp8run, --max-seq-len 3072, with --api-key, --served-model-name and a tiny --max-seqs/--max-queue:
      401s, 429 with Retry-After under a burst, then SIGTERM to pp8run (drain, exit 0).
 Every check prints what it compared; the last line is "N passed, N failed". Exit 1 on any failure.
 Every process this test starts runs in a session of its own (start_new_session); on exit, however it
@@ -1386,11 +1386,13 @@ def key_queue_checks(C, key):
     except openai.NotFoundError:
         check(True, "model 'gen-bloom' with --served-model-name tiny-bloom: 404")
 
-    # hang-ups while queued: 4 long runs fill the 4 slots, 4 more requests wait, then hang up
+    # hang-ups while queued: 4 long runs fill the 4 slots, 4 more requests wait, then hang up. 2400 tokens:
+    # 900 had ended before the hang-ups were seen on AMX (2026-12-02)
+    long_tokens = 2400
     m0 = metrics(C)
     lh = {}
     lt = threading.Thread(target=lambda: lh.setdefault("r", threads_run(
-        [lambda i=i: complete(C, {"model": "tiny-bloom", "prompt": GB[i]["prompt"], "max_tokens": 900, "temperature": 0,
+        [lambda i=i: complete(C, {"model": "tiny-bloom", "prompt": GB[i]["prompt"], "max_tokens": long_tokens, "temperature": 0,
                                   "ignore_eos": True}, good, timeout=120) for i in range(4)], 120)), daemon=True)
     lt.start()
     deadline = time.time() + 10
@@ -1418,12 +1420,12 @@ def key_queue_checks(C, key):
     results, _ = lh.get("r", ([None] * 4, []))
     mz = wait_idle(C)
     dgen = mz["pp8_generation_tokens_total"] - m0["pp8_generation_tokens_total"]
-    full = all(isinstance(r, tuple) and r[0] == 200 and r[1]["usage"]["completion_tokens"] == 900 for r in results)
+    full = all(isinstance(r, tuple) and r[0] == 200 and r[1]["usage"]["completion_tokens"] == long_tokens for r in results)
     check(mq.get("pp8_queue_length") == 4 and mq.get("pp8_running_sequences") == 4 and ma.get("pp8_queue_length") == 0
-          and ma.get("pp8_running_sequences") == 4 and full and dgen == 4 * 900 and mz["pp8_kv_slots_used"] == 0,
-          "4 requests queued behind 4 running hang up: queue %s -> %s while %s run; the 4 finish (900 tokens each: %s); "
-          "%d tokens generated (= 4 x 900: the queued ones never ran); then kv_slots_used %g" % (
-              mq.get("pp8_queue_length"), ma.get("pp8_queue_length"), ma.get("pp8_running_sequences"), full, dgen,
+          and ma.get("pp8_running_sequences") == 4 and full and dgen == 4 * long_tokens and mz["pp8_kv_slots_used"] == 0,
+          "4 requests queued behind 4 running hang up: queue %s -> %s while %s run; the 4 finish (%d tokens each: %s); "
+          "%d tokens generated (= 4 x %d: the queued ones never ran); then kv_slots_used %g" % (
+              mq.get("pp8_queue_length"), ma.get("pp8_queue_length"), ma.get("pp8_running_sequences"), long_tokens, full, dgen, long_tokens,
               mz["pp8_kv_slots_used"]))
 
     # a burst of 32 at --max-seqs 4 --max-queue 4
@@ -1531,14 +1533,14 @@ def main():
         C = Server("keyed", BLOOM, ["--api-key", key, "--served-model-name", "tiny-bloom", "--max-seqs", "4",
                                     "--max-queue", "4", "--drain-timeout", "60"],
                    launcher=["bash", os.path.join(SRC, "launch", "pp8run"), "-np", "2", "--oversubscribe", "--"],
-                   max_seq_len=1024)  # BLOOM (ALiBi) has no limit: long runs keep 4 slots busy long enough
+                   max_seq_len=3072)  # BLOOM (ALiBi) has no limit: long runs keep 4 slots busy long enough
         servers.append(C)
     except Exception as ex:
         check(False, "start pp8 serve under launch/pp8run: %s" % ex)
         C = None
     if C:
         phase("the key/queue checks", key_queue_checks, C, key)
-        phase("the pp8run drain check", drain_checks, C, C.p.pid, "SIGTERM to launch/pp8run (pid %d)" % C.p.pid, 4, 800,
+        phase("the pp8run drain check", drain_checks, C, C.p.pid, "SIGTERM to launch/pp8run (pid %d)" % C.p.pid, 4, 2000,
               key, True)
         C.kill()
 
