@@ -42,9 +42,6 @@ int cpu_linear_force_path(CpuLinear *c, DType wdt, const char *path);
 /* int8 only: when non-NULL, every later call also writes its exact int32 accumulators acc (rows, N)
  * (CA . CB^T) here; for tests that compare paths before the epilogue. */
 void cpu_linear_debug_acc(CpuLinear *c, int32_t *acc);
-/* Tile-resident AMX int8 rate (tdpbssd, no memory traffic) with `threads` threads, in GOP/s; 0 when
- * AMX is not usable. The compute roof the benchmark compares against. */
-double cpu_linear_amx_peak_gops(int threads);
 
 /* ---- scalar references (row-major weights), DESIGN.md's four steps ---- */
 /* per-row weight quantization: CB (N,K), SCB (N) from fp16 W */
@@ -150,7 +147,7 @@ void lin_16_epilogue_avx512(const LinJob *j, int blk, int r0, int nr, const floa
 void lin_i8_flags_avx512(const uint16_t *x, int m, int k, float t, int c0, int c1, uint8_t *flags);
 float lin_i8_quant_row_avx512(int8_t *ca, const uint16_t *x, int k, int kp, float t, const uint8_t *flags,
                               int nout, uint8_t xor_mask);
-/* AMX tile-resident tdpbssd rate, GOP/s (cpu_linear_amx_peak_gops checks AMX first) */
-double lin_amx_peak_run(int threads);
+/* palette 1, tiles 0-7 of 16 rows x 64 bytes, for the calling thread (linear_amx.c; peak_amx.c's probes) */
+void lin_amx_config(void);
 
 #endif

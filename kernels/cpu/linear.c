@@ -693,10 +693,3 @@ void cpu_linear(CpuLinear *c, const Linear *w, const uint16_t *x, int rows, DTyp
     }
 }
 
-/* ---- AMX compute roof for the benchmark ---- */
-
-double cpu_linear_amx_peak_gops(int threads)
-{
-    if (!isa_get()->amx_int8) return 0.0;
-    return lin_amx_peak_run(threads);
-}

@@ -1,11 +1,9 @@
 /* AMX kernels of the CPU linear layers: int8 (tdpbssd, exact int32, then the shared AVX-512 LLM.int8()
  * epilogue) and bf16 (tdpbf16ps, fp32 accumulate, then the 16-bit epilogue) for M >= 2; fp16 weights as
- * exact bf16 hi/lo pairs on tdpbf16ps for large M; plus the tile-resident tdpbssd rate the benchmark
- * reports as the compute roof.
+ * exact bf16 hi/lo pairs on tdpbf16ps for large M. (The tile-resident peak probes are peak_amx.c's.)
  * Runs only after linear.c's CPUID/XCR0 checks and the arch_prctl tile-data permission. Tiles are
  * configured once per thread per call, not around tile ops (re-configuring costs ~30%, ANCHORS.md). */
 #include <immintrin.h>
-#include <omp.h>
 
 #include "cpu_linear.h"
 
@@ -38,7 +36,7 @@ static const LinTileCfg g_lin_tile_cfg = {
     .rows = {16, 16, 16, 16, 16, 16, 16, 16},
 };
 
-static void lin_amx_config(void) { _tile_loadconfig(&g_lin_tile_cfg); }
+void lin_amx_config(void) { _tile_loadconfig(&g_lin_tile_cfg); }
 
 /* always_inline and unrolled: gcc 12's IPA pure/const pass sees no side effect in a function that only
  * prefetches and, when it does not inline it, deletes the calls (the first AMX kernels had no prefetch
@@ -376,48 +374,4 @@ void lin_f16_amx_split(const LinJob *j, int b0, int b1, void *ts)
         }
     }
     _tile_release();
-}
-
-/* tdpbssd with every tile resident: 4 independent C tiles, nothing loaded in the loop; best of 3 runs
- * (the first also pays the kernel's first-use tile-state allocation) */
-double lin_amx_peak_run(int threads)
-{
-    const long iters = 50000;
-    double best = 0.0;
-    for (int run = 0; run < 3; run++) {
-        double t0 = 0.0, t1 = 0.0;
-        int got = 0;
-#pragma omp parallel num_threads(threads)
-        {
-            static const int8_t zeros[1024] __attribute__((aligned(64)));
-            lin_amx_config();
-            _tile_loadd(4, zeros, 64);
-            _tile_loadd(5, zeros, 64);
-            _tile_loadd(6, zeros, 64);
-            _tile_loadd(7, zeros, 64);
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
-#pragma omp barrier
-#pragma omp master
-            {
-                got = omp_get_num_threads();
-                t0 = omp_get_wtime();
-            }
-            for (long i = 0; i < iters; i++) {
-                _tile_dpbssd(0, 4, 6);
-                _tile_dpbssd(1, 4, 7);
-                _tile_dpbssd(2, 5, 6);
-                _tile_dpbssd(3, 5, 7);
-            }
-#pragma omp barrier
-#pragma omp master
-            t1 = omp_get_wtime();
-            _tile_release();
-        }
-        double gops = t1 > t0 ? (double)got * iters * 4 * 16 * 16 * 64 * 2 / (t1 - t0) * 1e-9 : 0.0;
-        if (gops > best) best = gops;
-    }
-    return best;
 }

@@ -2,7 +2,7 @@
  * cpu_linear_path gives), the rate of the instruction its inner loop is built on, measured with the
  * operands in registers or tiles (no memory traffic) and the caller's thread count. These are ceilings,
  * not the kernels' achieved rates (pp8 bench-linear measures those), and they say nothing about memory.
- * Ops are counted 2 per multiply-add (int8: 2 per MAC), as the AMX probe in linear_amx.c does. */
+ * Ops are counted 2 per multiply-add (int8: 2 per MAC). */
 #ifndef PP8_PEAK_H
 #define PP8_PEAK_H
 

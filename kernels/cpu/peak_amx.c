@@ -1,26 +1,13 @@
 /* AMX peak probes (peak.h): tdpbssd and tdpbf16ps with every tile resident, four independent C tiles
  * (2 A x 2 B, the same 2x2 shape as linear_amx.c's hot loop), nothing loaded in the loop. Tiles are
- * configured once per call. Runs only after peak.c's cpu_peak_available, which goes through the linear
- * dispatch's CPUID/XCR0 checks and its arch_prctl tile-data request. linear_amx.c's lin_amx_peak_run
- * (tdpbssd only, best of 3 short runs) stays what bench-linear reports; this one follows peak.c's timing. */
+ * configured once per call, with linear_amx.c's configuration. Runs only after peak.c's
+ * cpu_peak_available, which goes through the linear dispatch's CPUID/XCR0 checks and its arch_prctl
+ * tile-data request. The AMX roof of `pp8 bench-linear` is this probe too. */
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "cpu_linear.h"
 #include "peak.h"
-
-/* palette 1, tiles 0-7 of 16 rows x 64 bytes. A static const object, as in linear_amx.c: gcc 12 dropped
- * the stores into a local config as dead (it does not see that ldtilecfg reads its operand). */
-typedef struct __attribute__((aligned(64))) PeakTileCfg {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} PeakTileCfg;
-
-static const PeakTileCfg g_peak_tile_cfg = {
-    .palette = 1,
-    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
-    .rows = {16, 16, 16, 16, 16, 16, 16, 16},
-};
 
 /* A and B operands: small int8 values; as bf16 pairs 0x3c01 ~ 0.0079, so the fp32 sums stay finite */
 static const uint8_t g_peak_ops[1024] __attribute__((aligned(64))) = {[0 ... 1023] = 1};
@@ -37,7 +24,7 @@ static double peak_amx_sum(void)
 
 double peak_loop_amx_int8(long iters)
 {
-    _tile_loadconfig(&g_peak_tile_cfg);
+    lin_amx_config();
     _tile_loadd(4, g_peak_ops, 64);
     _tile_loadd(5, g_peak_ops, 64);
     _tile_loadd(6, g_peak_ops, 64);
@@ -59,7 +46,7 @@ double peak_loop_amx_int8(long iters)
 
 double peak_loop_amx_bf16(long iters)
 {
-    _tile_loadconfig(&g_peak_tile_cfg);
+    lin_amx_config();
     _tile_loadd(4, g_peak_ops16, 64);
     _tile_loadd(5, g_peak_ops16, 64);
     _tile_loadd(6, g_peak_ops16, 64);

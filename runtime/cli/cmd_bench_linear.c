@@ -13,6 +13,7 @@
 
 #include "../../kernels/cpu/cpu_linear.h"
 #include "../../kernels/cpu/membw.h"
+#include "../../kernels/cpu/peak.h"
 #include "../../kernels/numerics.h"
 #include "commands.h"
 #include "../util/log.h"
@@ -328,7 +329,7 @@ int cmd_bench_linear(int argc, char **argv, Err *e)
     for (int i = 0; i < a.nth; i++) {
         bw_samples[i][0] = membw_read_gbs(a.th[i], 1, BL_MEMBW_BYTES);
         bw_plain[i] = membw_read_gbs(a.th[i], 0, BL_MEMBW_BYTES);
-        amx[i] = cpu_linear_amx_peak_gops(a.th[i]);
+        amx[i] = cpu_peak_gops(PEAK_AMX_INT8, a.th[i]); /* 0 without AMX */
     }
     nsamples = 1;
 
