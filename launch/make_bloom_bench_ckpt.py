@@ -16,7 +16,7 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from make_checkpoint import random_16bit, tensors  # noqa: E402
+from make_checkpoint import random_16bit, tensors, write_safetensors  # noqa: E402
 
 
 def write_tokenizer(out, vocab, seed):
@@ -64,39 +64,24 @@ def main():
     rng = random.Random(a.seed)
     dims = sorted(rng.sample(range(D), a.outliers))
     ts = tensors(c)
-    hdr, off = {}, 0
-    for name, shape in ts:
-        n = 1
-        for d in shape:
-            n *= d
-        hdr[name] = {"dtype": "F16", "shape": shape, "data_offsets": [off, off + 2 * n]}
-        off += 2 * n
-    hdr["__metadata__"] = {"format": "pt"}
-    h = json.dumps(hdr).encode()
-    h += b" " * (-len(h) % 8)
+
+    def data(name, n):
+        outlier_ln = "input_layernorm" in name or "post_attention_layernorm" in name
+        if name.endswith("layernorm.weight") or name.endswith("ln_f.weight"):
+            w = [1.0] * n
+            if outlier_ln:
+                for j in dims:
+                    w[j] = 4.0
+            return struct.pack(f"<{n}e", *w)
+        if outlier_ln and name.endswith(".bias"):
+            b = bytearray(random_16bit(n, "F16", rng))
+            for k, j in enumerate(dims):
+                b[2 * j:2 * j + 2] = struct.pack("<e", 12.0 if k % 2 == 0 else -12.0)
+            return b
+        return random_16bit(n, "F16", rng)
+
     os.makedirs(a.out, exist_ok=True)
-    tmp = os.path.join(a.out, "model.safetensors.tmp")
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h)
-        for name, shape in ts:
-            n = 1
-            for d in shape:
-                n *= d
-            outlier_ln = "input_layernorm" in name or "post_attention_layernorm" in name
-            if name.endswith("layernorm.weight") or name.endswith("ln_f.weight"):
-                w = [1.0] * n
-                if outlier_ln:
-                    for j in dims:
-                        w[j] = 4.0
-                f.write(struct.pack(f"<{n}e", *w))
-            elif outlier_ln and name.endswith(".bias"):
-                b = bytearray(random_16bit(n, "F16", rng))
-                for k, j in enumerate(dims):
-                    b[2 * j:2 * j + 2] = struct.pack("<e", 12.0 if k % 2 == 0 else -12.0)
-                f.write(b)
-            else:
-                f.write(random_16bit(n, "F16", rng))
-    os.replace(tmp, os.path.join(a.out, "model.safetensors"))
+    off = write_safetensors(os.path.join(a.out, "model.safetensors"), ts, "F16", data)
     c["torch_dtype"] = "float16"
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(c, f, indent=2)

@@ -60,6 +60,33 @@ def random_16bit(n, dtype, rng):
     return data
 
 
+def numel(shape):
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def write_safetensors(path, ts, dtype, data):
+    """path <- the (name, shape) tensors ts of a 16-bit dtype, tensor by tensor in order, each's bytes from
+    data(name, n); written to path.tmp then renamed. Returns the data bytes written."""
+    hdr, off = {}, 0
+    for name, shape in ts:
+        n = numel(shape)
+        hdr[name] = {"dtype": dtype, "shape": shape, "data_offsets": [off, off + 2 * n]}
+        off += 2 * n
+    hdr["__metadata__"] = {"format": "pt"}
+    h = json.dumps(hdr).encode()
+    h += b" " * (-len(h) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h)
+        for name, shape in ts:
+            f.write(data(name, numel(shape)))
+    os.replace(tmp, path)
+    return off
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("config")
@@ -73,27 +100,14 @@ def main():
         c["num_hidden_layers" if "num_hidden_layers" in c or c.get("model_type") == "opt" else "n_layer"] = a.layers
     rng = random.Random(a.seed)
     ts = tensors(c)
-    hdr, off = {}, 0
-    for name, shape in ts:
-        n = 1
-        for d in shape:
-            n *= d
-        hdr[name] = {"dtype": a.dtype, "shape": shape, "data_offsets": [off, off + 2 * n]}
-        off += 2 * n
-    hdr["__metadata__"] = {"format": "pt"}
-    h = json.dumps(hdr).encode()
-    h += b" " * (-len(h) % 8)
+
+    def data(name, n):
+        if name.endswith("layernorm.weight") or name.endswith("layer_norm.weight") or name.endswith("ln_f.weight"):
+            return (b"\x00\x3c" if a.dtype == "F16" else b"\x80\x3f") * n  # 1.0
+        return random_16bit(n, a.dtype, rng)
+
     os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "model.safetensors"), "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h)
-        for name, shape in ts:
-            n = 1
-            for d in shape:
-                n *= d
-            if name.endswith("layernorm.weight") or name.endswith("layer_norm.weight") or name.endswith("ln_f.weight"):
-                f.write((b"\x00\x3c" if a.dtype == "F16" else b"\x80\x3f") * n)  # 1.0
-            else:
-                f.write(random_16bit(n, a.dtype, rng))
+    off = write_safetensors(os.path.join(a.out, "model.safetensors"), ts, a.dtype, data)
     c["torch_dtype"] = "float16" if a.dtype == "F16" else "bfloat16"
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(c, f, indent=2)
