@@ -1471,13 +1471,18 @@ def main():
             check(False, "%s raised:\n%s%s" % (name, traceback.format_exc(), tails))
             return None
 
+    def start(what, *args, **kw):
+        """a Server(*args, **kw), kept in servers for the cleanup; None (a failed check) if it does not start"""
+        try:
+            srv = Server(*args, **kw)
+            servers.append(srv)
+            return srv
+        except Exception as ex:
+            check(False, "start pp8 serve %s: %s" % (what, ex))
+            return None
+
     # A: BLOOM under mpirun
-    try:
-        A = Server("bloom", BLOOM, ["--drain-timeout", "60"])
-        servers.append(A)
-    except Exception as ex:
-        check(False, "start pp8 serve (BLOOM, 2 ranks): %s" % ex)
-        A = None
+    A = start("(BLOOM, 2 ranks)", "bloom", BLOOM, ["--drain-timeout", "60"])
     if A:
         check(len(A.ranks) == 2, "2 ranks serve: pids %s" % A.ranks)
         ref = phase("the solo checks", solo_bloom_checks, A) or {}
@@ -1490,12 +1495,8 @@ def main():
         A.kill()
     # D: BLOOM with room for long streams (24 of 200 tokens within 256 positions: on AMX, 2026-12-02, one had
     # ended before the last had its first chunk), then SIGTERM to rank 0 mid-load
-    try:
-        D = Server("drain", BLOOM, ["--drain-timeout", "60", "--max-seqs", "24"], max_seq_len=1024)
-        servers.append(D)
-    except Exception as ex:
-        check(False, "start pp8 serve (BLOOM, 2 ranks, --max-seq-len 1024): %s" % ex)
-        D = None
+    D = start("(BLOOM, 2 ranks, --max-seq-len 1024)", "drain", BLOOM, ["--drain-timeout", "60", "--max-seqs", "24"],
+              max_seq_len=1024)
     if D:
         if D.ranks.get(0):
             phase("the drain check", drain_checks, D, D.ranks[0], "SIGTERM to rank 0 (pid %d)" % D.ranks[0], 24, 700)
@@ -1504,22 +1505,12 @@ def main():
         D.kill()
 
     # B: OPT under mpirun, then SIGKILL of rank 1
-    try:
-        B = Server("opt", OPT)
-        servers.append(B)
-    except Exception as ex:
-        check(False, "start pp8 serve (OPT, 2 ranks): %s" % ex)
-        B = None
+    B = start("(OPT, 2 ranks)", "opt", OPT)
     if B:
         phase("the OPT checks", opt_checks, B)
         B.kill()
     # K: BLOOM with room for long requests, then SIGKILL of rank 1
-    try:
-        K = Server("kill", BLOOM, ["--max-seqs", "16"], max_seq_len=2048)
-        servers.append(K)
-    except Exception as ex:
-        check(False, "start pp8 serve (BLOOM, 2 ranks, --max-seq-len 2048): %s" % ex)
-        K = None
+    K = start("(BLOOM, 2 ranks, --max-seq-len 2048)", "kill", BLOOM, ["--max-seqs", "16"], max_seq_len=2048)
     if K:
         if K.ranks.get(1):
             phase("the SIGKILL check", sigkill_checks, K)
@@ -1529,15 +1520,10 @@ def main():
 
     # C: launch/pp8run, an API key, a tiny queue; SIGTERM to pp8run
     key = "sk-pp8-test-%d" % os.getpid()
-    try:
-        C = Server("keyed", BLOOM, ["--api-key", key, "--served-model-name", "tiny-bloom", "--max-seqs", "4",
-                                    "--max-queue", "4", "--drain-timeout", "60"],
-                   launcher=["bash", os.path.join(SRC, "launch", "pp8run"), "-np", "2", "--oversubscribe", "--"],
-                   max_seq_len=3072)  # BLOOM (ALiBi) has no limit: long runs keep 4 slots busy long enough
-        servers.append(C)
-    except Exception as ex:
-        check(False, "start pp8 serve under launch/pp8run: %s" % ex)
-        C = None
+    C = start("under launch/pp8run", "keyed", BLOOM, ["--api-key", key, "--served-model-name", "tiny-bloom", "--max-seqs",
+                                                      "4", "--max-queue", "4", "--drain-timeout", "60"],
+              launcher=["bash", os.path.join(SRC, "launch", "pp8run"), "-np", "2", "--oversubscribe", "--"],
+              max_seq_len=3072)  # BLOOM (ALiBi) has no limit: long runs keep 4 slots busy long enough
     if C:
         phase("the key/queue checks", key_queue_checks, C, key)
         phase("the pp8run drain check", drain_checks, C, C.p.pid, "SIGTERM to launch/pp8run (pid %d)" % C.p.pid, 4, 2000,
