@@ -124,6 +124,16 @@ void lin_16_avx2(const LinJob *j, int b0, int b1, void *ts);
 /* row groups of at most rmax rows, balanced (M=32, 14: 11 11 10) so none has too few accumulators to
  * cover the FMA latency; group g is rows [m g / ng, m (g + 1) / ng) */
 static inline int lin_panel_groups(int m, int rmax) { return (m + rmax - 1) / rmax; }
+/* the group holding row r: returns its first row, *R its row count */
+static inline int lin_panel_group_of(int m, int rmax, int r, int *R)
+{
+    int ng = lin_panel_groups(m, rmax), g = (int)((long)r * ng / m);
+    while ((int)((long)m * g / ng) > r) g--;
+    while ((int)((long)m * (g + 1) / ng) <= r) g++;
+    int r0 = (int)((long)m * g / ng);
+    *R = (int)((long)m * (g + 1) / ng) - r0;
+    return r0;
+}
 /* groups per row block: the kernels take the weights of their blocks once per row block, whose packed x
  * (rows x KP fp32) stays within ~512 KiB of L2 (at M=512, K=1024 a single block of all rows, 2 MiB, ran at
  * 0.72 of the FMA probe against 0.79 at M=128); at least two groups, so converting a weight panel is

@@ -567,10 +567,7 @@ static void lin_run_int8(CpuLinear *c, LinJob *j, int tier, float t)
             } else if (simd) {
                 c->sca[r] = lin_i8_quant_row_avx512(car, j->x + (size_t)r * k, k, kp, t, c->flags, j->nout, xor_mask);
                 if (panel) { /* and its dwords into its row group's [KP/4][R] (LinJob.cap) */
-                    int ng = lin_panel_groups(m, 14), g = (int)((long)r * ng / m);
-                    while ((int)((long)m * g / ng) > r) g--;
-                    while ((int)((long)m * (g + 1) / ng) <= r) g++;
-                    int r0 = (int)((long)m * g / ng), R = (int)((long)m * (g + 1) / ng) - r0;
+                    int R, r0 = lin_panel_group_of(m, 14, r, &R);
                     int32_t *d = (int32_t *)(c->ca_panel + (size_t)r0 * kp) + (r - r0);
                     const int32_t *src = (const int32_t *)car;
                     for (int q = 0; q < kp / 4; q++) d[(size_t)q * R] = src[q];
@@ -632,11 +629,7 @@ static void lin_run_16(CpuLinear *c, LinJob *j, int tier)
                         d[i / 32 * 64 + 32 + i % 32] = lo;
                     }
                 } else if (panel) { /* packed per row group: [KP][R] at xs + r0 KP */
-                    int rmax = tier == TIER_AVX2 ? 6 : 14, ng = lin_panel_groups(m, rmax);
-                    int g = (int)((long)r * ng / m);
-                    while ((int)((long)m * g / ng) > r) g--;
-                    while ((int)((long)m * (g + 1) / ng) <= r) g++;
-                    int r0 = (int)((long)m * g / ng), R = (int)((long)m * (g + 1) / ng) - r0;
+                    int R, r0 = lin_panel_group_of(m, tier == TIER_AVX2 ? 6 : 14, r, &R);
                     float *d = (float *)c->xs + (size_t)r0 * kp + (r - r0);
                     (tier == TIER_AVX2 ? lin_16_stage_avx2 : lin_16_stage_avx512)(d, (size_t)R, xr, k, kp, dt == DT_BF16);
                 } else if (stage32 && r < m) {
