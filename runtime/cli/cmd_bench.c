@@ -304,13 +304,6 @@ typedef struct BenchPeaks {
     double all[64][PEAK_COUNT];
 } BenchPeaks;
 
-/* bytes one call reads from a linear's weights, as Model.weight_bytes_read counts them */
-static double linear_bytes(const Linear *w)
-{
-    if (!w->w) return 0;
-    return (double)w->n * w->k * dtype_size(w->wdt) + (w->scb ? 4.0 * w->n : 0) + (w->bias ? 2.0 * w->n : 0);
-}
-
 /* adds (wdt, path) to the list l[0..n) unless there; returns the new count */
 static int path_add(BenchPath *l, int n, DType wdt, const char *path)
 {
@@ -388,7 +381,7 @@ static void cost_linear(const Session *s, const BenchPeaks *pk, const Linear *w,
         peak = pk->me[p] * useful * 1e9;
         PP8_CHECK(peak > 0, "no compute peak measured for a kernel path this run uses");
     }
-    cost_add(c, linear_bytes(w), ops, bw, peak);
+    cost_add(c, (double)linear_read_bytes(w), ops, bw, peak);
 }
 
 /* This rank's cost of one micro-batch of `rows` decode rows at bw_gbs: each linear bounded by
@@ -410,13 +403,13 @@ static void stage_cost(const Session *s, const BenchArgs *a, const BenchPeaks *p
         const Linear *ls[4] = {&w->qkv, &w->out, &w->fc1, &w->fc2};
         for (int i = 0; i < 4; i++) {
             cost_linear(s, pk, ls[i], rows, bw, c);
-            lin += linear_bytes(ls[i]);
+            lin += (double)linear_read_bytes(ls[i]);
         }
         cost_add(c, rows * keys * s->cfg.hidden * 2.0 * 2.0, 0, bw, 0);
     }
     if (m->last) {
         cost_linear(s, pk, &m->lm_head, rows, bw, c);
-        lin += linear_bytes(&m->lm_head);
+        lin += (double)linear_read_bytes(&m->lm_head);
     }
     if ((double)m->weight_bytes_read > lin) cost_add(c, (double)m->weight_bytes_read - lin, 0, bw, 0);
 }

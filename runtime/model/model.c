@@ -473,7 +473,7 @@ void model_alibi_slopes(float *slopes, int heads)
     }
 }
 
-static size_t linear_read_bytes(const Linear *w)
+size_t linear_read_bytes(const Linear *w)
 {
     if (!w->w) return 0;
     return (size_t)w->n * (size_t)w->k * dtype_size(w->wdt) + (w->scb ? 4 * (size_t)w->n : 0) +

@@ -60,5 +60,7 @@ int model_load(Model *m, const Config *cfg, const ModelOptions *o, Backend *be, 
 void model_free(Model *m);
 /* ALiBi slopes as transformers' build_alibi_tensor computes them, including non-power-of-two H */
 void model_alibi_slopes(float *slopes, int heads);
+/* bytes one call reads from a linear layer's weights (weights, SCB, bias), as weight_bytes_read counts them */
+size_t linear_read_bytes(const Linear *w);
 
 #endif
