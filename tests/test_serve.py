@@ -11,7 +11,7 @@ Five servers, each `pp8 serve --dtype fp16 --port 0` over 2 ranks (--max-seq-len
   B  gen-opt under mpirun: the same solo checks for OPT (BOS in prompt_tokens, the empty prompt);
   K  gen-bloom under mpirun, --max-seq-len 2048: SIGKILL of rank 1 while 16 requests of 1500 tokens run
      (every rank gone within 10 s, clients get errors, not hangs);
-  C  gen-bloom under launch/pp8run, --max-seq-len 3072, with --api-key, --served-model-name and a tiny --max-seqs/--max-queue:
+  C  gen-bloom under launch/pp8run, --max-seq-len 16384, with --api-key, --served-model-name and a tiny --max-seqs/--max-queue:
      401s, 429 with Retry-After under a burst, then SIGTERM to pp8run (drain, exit 0).
 Every check prints what it compared; the last line is "N passed, N failed". Exit 1 on any failure.
 Every process this test starts runs in a session of its own (start_new_session); on exit, however it
@@ -1386,14 +1386,21 @@ def key_queue_checks(C, key):
     except openai.NotFoundError:
         check(True, "model 'gen-bloom' with --served-model-name tiny-bloom: 404")
 
-    # hang-ups while queued: 4 long runs fill the 4 slots, 4 more requests wait, then hang up. 2400 tokens:
-    # 900 had ended before the hang-ups were seen on AMX (2026-12-02)
-    long_tokens = 2400
+    # 4 long runs hold the 4 slots while 4 queued requests hang up and while a burst meets the full queue. A fixed
+    # length was too short on fast machines (900 tokens, then 2400 = 0.5 s on AMX, 2026-12-02): the length is
+    # calibrated so that the holders run ~3 s here (the step time grows with the context: ~t^1.7)
+    t_cal = time.time()
+    cal = threads_run([lambda i=i: complete(C, {"model": "tiny-bloom", "prompt": GB[i]["prompt"], "max_tokens": 1000,
+                                                "temperature": 0, "ignore_eos": True}, good, timeout=120) for i in range(4)], 120)[0]
+    t_cal = time.time() - t_cal
+    check(all(isinstance(r, tuple) and r[0] == 200 for r in cal), "calibration: 4 x 1000 tokens in %.2f s" % t_cal)
+    long_tokens = int(min(12000, max(2400, 1000 * (3.0 / max(t_cal, 1e-3)) ** (1 / 1.7))))
     m0 = metrics(C)
     lh = {}
     lt = threading.Thread(target=lambda: lh.setdefault("r", threads_run(
         [lambda i=i: complete(C, {"model": "tiny-bloom", "prompt": GB[i]["prompt"], "max_tokens": long_tokens, "temperature": 0,
-                                  "ignore_eos": True}, good, timeout=120) for i in range(4)], 120)), daemon=True)
+                                  "ignore_eos": True}, good, timeout=240) for i in range(4)], 240)), daemon=True)
+    t_hold = time.time()
     lt.start()
     deadline = time.time() + 10
     while metrics(C).get("pp8_running_sequences") != 4 and time.time() < deadline:
@@ -1416,26 +1423,19 @@ def key_queue_checks(C, key):
     while metrics(C).get("pp8_queue_length") != 0 and time.time() < deadline:
         time.sleep(0.02)
     ma = metrics(C)
-    lt.join(60)
+
+    # a burst of 32 while the 4 holders run: 4 wait in the queue (and run once the holders end), the rest get 429
+    mb0 = metrics(C)
+    fns = [lambda i=i: complete(C, {"model": "tiny-bloom", "prompt": GB[i % 12]["prompt"], "max_tokens": 100,
+                                    "temperature": 0, "ignore_eos": True}, good, timeout=240) for i in range(32)]
+    burst, hung = threads_run(fns, 240)
+    lt.join(240)
+    t_hold = time.time() - t_hold
     results, _ = lh.get("r", ([None] * 4, []))
     mz = wait_idle(C)
-    dgen = mz["pp8_generation_tokens_total"] - m0["pp8_generation_tokens_total"]
-    full = all(isinstance(r, tuple) and r[0] == 200 and r[1]["usage"]["completion_tokens"] == long_tokens for r in results)
-    check(mq.get("pp8_queue_length") == 4 and mq.get("pp8_running_sequences") == 4 and ma.get("pp8_queue_length") == 0
-          and ma.get("pp8_running_sequences") == 4 and full and dgen == 4 * long_tokens and mz["pp8_kv_slots_used"] == 0,
-          "4 requests queued behind 4 running hang up: queue %s -> %s while %s run; the 4 finish (%d tokens each: %s); "
-          "%d tokens generated (= 4 x %d: the queued ones never ran); then kv_slots_used %g" % (
-              mq.get("pp8_queue_length"), ma.get("pp8_queue_length"), ma.get("pp8_running_sequences"), long_tokens, full, dgen, long_tokens,
-              mz["pp8_kv_slots_used"]))
-
-    # a burst of 32 at --max-seqs 4 --max-queue 4
-    m0 = metrics(C)
-    fns = [lambda i=i: complete(C, {"model": "tiny-bloom", "prompt": GB[i % 12]["prompt"], "max_tokens": 100,
-                                    "temperature": 0, "ignore_eos": True}, good, timeout=120) for i in range(32)]
-    results, hung = threads_run(fns, 180)
     n200 = n429 = 0
     bad = []
-    for r in results:
+    for r in burst:
         if isinstance(r, dict):
             bad.append(r.get("exception"))
             continue
@@ -1449,11 +1449,18 @@ def key_queue_checks(C, key):
                 bad.append("429 with Retry-After %r, %s" % (ra, short(obj)))
         else:
             bad.append("HTTP %d %s" % (st, short(obj)))
-    m1 = metrics(C)
-    d429 = status_count(m1, lambda s: s == 429) - status_count(m0, lambda s: s == 429)
+    d429 = status_count(mz, lambda s: s == 429) - status_count(mb0, lambda s: s == 429)
+    dgen = mz["pp8_generation_tokens_total"] - m0["pp8_generation_tokens_total"]
+    full = all(isinstance(r, tuple) and r[0] == 200 and r[1]["usage"]["completion_tokens"] == long_tokens for r in results)
+    check(mq.get("pp8_queue_length") == 4 and mq.get("pp8_running_sequences") == 4 and ma.get("pp8_queue_length") == 0
+          and ma.get("pp8_running_sequences") == 4 and full and dgen == 4 * long_tokens + 100 * n200 and mz["pp8_kv_slots_used"] == 0,
+          "4 requests queued behind 4 running hang up: queue %s -> %s while %s run; the 4 finish (%d tokens each, %.1f s: %s); "
+          "%d tokens generated (= 4 x %d + the burst's %d x 100: the queued ones never ran); then kv_slots_used %g" % (
+              mq.get("pp8_queue_length"), ma.get("pp8_queue_length"), ma.get("pp8_running_sequences"), long_tokens, t_hold, full,
+              dgen, long_tokens, n200, mz["pp8_kv_slots_used"]))
     check(not hung and not bad and n429 >= 1 and n200 >= 4 and n200 + n429 == 32 and d429 == n429,
-          "a burst of 32 with --max-seqs 4 --max-queue 4: %d x 200 (100 tokens each), %d x 429 with Retry-After "
-          "and a rate_limit_error body; /metrics 429 +%d%s" % (n200, n429, d429, "" if not bad else ": " + "; ".join(map(str, bad[:4]))))
+          "a burst of 32 with --max-seqs 4 --max-queue 4 (the 4 slots held): %d x 200 (100 tokens each), %d x 429 with "
+          "Retry-After and a rate_limit_error body; /metrics 429 +%d%s" % (n200, n429, d429, "" if not bad else ": " + "; ".join(map(str, bad[:4]))))
 
 
 # ---------------------------------------------------------------- main
@@ -1523,7 +1530,7 @@ def main():
     C = start("under launch/pp8run", "keyed", BLOOM, ["--api-key", key, "--served-model-name", "tiny-bloom", "--max-seqs",
                                                       "4", "--max-queue", "4", "--drain-timeout", "60"],
               launcher=["bash", os.path.join(SRC, "launch", "pp8run"), "-np", "2", "--oversubscribe", "--"],
-              max_seq_len=3072)  # BLOOM (ALiBi) has no limit: long runs keep 4 slots busy long enough
+              max_seq_len=16384)  # BLOOM (ALiBi) has no limit: long runs keep 4 slots busy long enough
     if C:
         phase("the key/queue checks", key_queue_checks, C, key)
         phase("the pp8run drain check", drain_checks, C, C.p.pid, "SIGTERM to launch/pp8run (pid %d)" % C.p.pid, 4, 2000,
@@ -1547,7 +1554,7 @@ if __name__ == "__main__":
         check(False, "the test itself failed:\n" + traceback.format_exc())
     finally:
         kill_all()
-    check(passed + failed >= 65, "%d checks ran (68 when every phase runs)" % (passed + failed))
+    check(passed + failed >= 65, "%d checks ran (69 when every phase runs)" % (passed + failed))
     print("test_serve: %.1f s" % (time.time() - T_START))
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)
