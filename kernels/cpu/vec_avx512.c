@@ -108,13 +108,11 @@ static inline __attribute__((always_inline)) __m512 key_acc(const __m512 *qv, co
     return acc;
 }
 
-/* The softmax and the values of one head's chunk, from its 16 raw scores in one vector (lane j = key j,
- * lanes >= nb ignored): vec.h's order, with the scores, their exp and the accumulator in registers. */
-static inline __attribute__((always_inline)) void chunk_tail(const VecAttnChunk *c, int h, __m512 s, const int NV)
+/* The softmax of one head's chunk, from its 16 raw scores in one vector (lane j = key j, lanes >= nb
+ * ignored): vec.h's order, with the scores and their exp in registers. p[j] = the numerators; returns corr. */
+static inline __attribute__((always_inline)) float chunk_softmax(const VecAttnChunk *c, int h, __m512 s, float *p)
 {
-    const int nb = c->nb, E = c->E;
-    const __mmask16 km = (__mmask16)((1u << nb) - 1u);
-    const uint16_t *v = c->v + (size_t)h * c->hs;
+    const __mmask16 km = (__mmask16)((1u << c->nb) - 1u);
     s = _mm512_mul_ps(_mm512_set1_ps(c->scale), s);
     if (c->slope) {
         __m512 pos = _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_set1_epi32(c->j0),
@@ -129,8 +127,17 @@ static inline __attribute__((always_inline)) void chunk_tail(const VecAttnChunk 
     }
     __m512 e = _mm512_maskz_mov_ps(km, exp16(_mm512_sub_ps(s, _mm512_set1_ps(c->m[h]))));
     c->l[h] = c->l[h] * corr + lanes_total(e);
-    float p[16];
     _mm512_storeu_ps(p, e);
+    return corr;
+}
+
+/* The values of one head's chunk (E = NV * 16, or any E with NV = 0): acc = fmaf(p[0], v_0, acc * corr),
+ * then fmaf(p[j], v_j, acc) in order, the accumulator in registers. */
+static inline __attribute__((always_inline)) void chunk_values(const VecAttnChunk *c, int h, float corr, const float *p,
+                                                               const int NV)
+{
+    const int nb = c->nb, E = c->E;
+    const uint16_t *v = c->v + (size_t)h * c->hs;
     float *acc = c->acc + (size_t)h * E;
     if (NV == 0) { /* any E: scale_axpy key by key */
         for (int j = 0; j < nb; j++) {
@@ -153,13 +160,51 @@ static inline __attribute__((always_inline)) void chunk_tail(const VecAttnChunk 
     for (int i = 0; i < NV; i++) _mm512_storeu_ps(acc + 16 * i, a[i]);
 }
 
-/* One head's chunk with E = NV * 16: q in registers, and one transposed reduction for the 16 keys
+/* chunk_values for heads h and h + 1 at once (E = NV * 16 <= 64): each head's operations and their order
+ * are chunk_values', so the bits are too; the two heads' fmadd chains interleave. Alone, a head's NV
+ * chains of nb dependent fmadds (4 cycles each) left the FMA ports idle: from L3 (pp8's attention on
+ * 16 rows of OPT-1.3B's shape at position 160, cache resident) one head at a time ran at ~25 GB/s, so
+ * from memory the compute and the stream added up to 13.5 GB/s of a plain read's 17.5. */
+static inline __attribute__((always_inline)) void chunk_values2(const VecAttnChunk *c, int h, float corr0,
+                                                                const float *p0, float corr1, const float *p1,
+                                                                const int NV)
+{
+    const int nb = c->nb, E = c->E;
+    const uint16_t *v0 = c->v + (size_t)h * c->hs, *v1 = v0 + c->hs;
+    float *acc0 = c->acc + (size_t)h * E, *acc1 = acc0 + E;
+    __m512 a[4], b[4], vc0 = _mm512_set1_ps(corr0), vc1 = _mm512_set1_ps(corr1);
+#pragma GCC unroll 4
+    for (int i = 0; i < NV; i++) {
+        a[i] = _mm512_mul_ps(_mm512_loadu_ps(acc0 + 16 * i), vc0);
+        b[i] = _mm512_mul_ps(_mm512_loadu_ps(acc1 + 16 * i), vc1);
+    }
+    for (int j = 0; j < nb; j++) {
+        const __m512 vp0 = _mm512_set1_ps(p0[j]), vp1 = _mm512_set1_ps(p1[j]);
+        const uint16_t *vj0 = v0 + (size_t)j * E, *vj1 = v1 + (size_t)j * E;
+        if (c->pf) {
+            pf_range(vj0 + c->pf, (size_t)E * 2);
+            pf_range(vj1 + c->pf, (size_t)E * 2);
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < NV; i++) {
+            a[i] = _mm512_fmadd_ps(vp0, ld16(vj0 + 16 * i, c->t), a[i]);
+            b[i] = _mm512_fmadd_ps(vp1, ld16(vj1 + 16 * i, c->t), b[i]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NV; i++) {
+        _mm512_storeu_ps(acc0 + 16 * i, a[i]);
+        _mm512_storeu_ps(acc1 + 16 * i, b[i]);
+    }
+}
+
+/* One head's 16 raw scores with E = NV * 16: q in registers, and one transposed reduction for the 16 keys
  * instead of 16 horizontal ones. The pairwise tree of lanes_total (l + l+8, + l+4, + l+2, + l+1) runs
  * across keys with shuffles, its first level as soon as a pair of keys is summed, so only 8 partial
  * vectors stay live (with all 16 keys' sums live, gcc 12 spilled the key loads to the stack: 42 -> 36
  * us for one OPT-1.3B row at position 136 from L2), then a 4x4 lane transpose into key order. Keys past nb are zero vectors
  * whose lanes the tail ignores. */
-static inline __attribute__((always_inline)) void chunk_nv(const VecAttnChunk *c, int h, const int NV)
+static inline __attribute__((always_inline)) __m512 chunk_scores(const VecAttnChunk *c, int h, const int NV)
 {
     const int nb = c->nb, E = c->E;
     const uint16_t *k = c->k + (size_t)h * c->hs;
@@ -189,7 +234,23 @@ static inline __attribute__((always_inline)) void chunk_nv(const VecAttnChunk *c
     __m512 s = _mm512_add_ps(_mm512_shuffle_ps(w[0], w[1], _MM_SHUFFLE(2, 0, 2, 0)),
                              _mm512_shuffle_ps(w[0], w[1], _MM_SHUFFLE(3, 1, 3, 1)));
     const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-    chunk_tail(c, h, _mm512_permutexvar_ps(idx, s), NV);
+    return _mm512_permutexvar_ps(idx, s);
+}
+
+static inline __attribute__((always_inline)) void chunk_nv(const VecAttnChunk *c, int h, const int NV)
+{
+    float p[16];
+    float corr = chunk_softmax(c, h, chunk_scores(c, h, NV), p);
+    chunk_values(c, h, corr, p, NV);
+}
+
+/* heads h and h + 1 (E = NV * 16 <= 64) */
+static inline __attribute__((always_inline)) void chunk_nv2(const VecAttnChunk *c, int h, const int NV)
+{
+    float p0[16], p1[16];
+    float corr0 = chunk_softmax(c, h, chunk_scores(c, h, NV), p0);
+    float corr1 = chunk_softmax(c, h + 1, chunk_scores(c, h + 1, NV), p1);
+    chunk_values2(c, h, corr0, p0, corr1, p1, NV);
 }
 
 /* any other E: dot() key by key */
@@ -201,12 +262,20 @@ static void chunk_any(const VecAttnChunk *c, int h)
         if (c->pf) pf_range(k + c->pf + (size_t)j * c->E, (size_t)c->E * 2);
         s[j] = v_dot(c->q + (size_t)h * c->E, k + (size_t)j * c->E, c->E, c->t);
     }
-    chunk_tail(c, h, _mm512_loadu_ps(s), 0);
+    float p[16];
+    chunk_values(c, h, chunk_softmax(c, h, _mm512_loadu_ps(s), p), p, 0);
 }
 
 static void v_attn_chunk(const VecAttnChunk *c)
 {
-    for (int h = 0; h < c->nh; h++) switch (c->E) {
+    int h = 0;
+    switch (c->E) { /* head pairs where both heads' accumulators fit the registers */
+    case 16: for (; h + 1 < c->nh; h += 2) chunk_nv2(c, h, 1); break;
+    case 32: for (; h + 1 < c->nh; h += 2) chunk_nv2(c, h, 2); break;
+    case 64: for (; h + 1 < c->nh; h += 2) chunk_nv2(c, h, 4); break;
+    default: break;
+    }
+    for (; h < c->nh; h++) switch (c->E) {
         case 16: chunk_nv(c, h, 1); break;
         case 32: chunk_nv(c, h, 2); break;
         case 64: chunk_nv(c, h, 4); break;
