@@ -60,7 +60,7 @@ static Device preset(const char *name)
 
 static PlanRequest req(DType dt, int batch, int T, int G, int ranks, Device d)
 {
-    PlanRequest r = {dt, batch, T, G, ranks, 0, d, 0, false};
+    PlanRequest r = {dt, batch, T, G, ranks, 0, d, 0, false, 0};
     return r;
 }
 

@@ -212,7 +212,7 @@ static void print_published(FILE *f, const Config *c, const PlanArgs *a, const D
             for (int b = 0; b < 3; b++) {
                 /* the published runs kept the LM head fp16, so the comparison does too */
                 PlanRequest r = {pb->dtype, PUBLISHED_BATCH[b], a->prompt_len, a->gen, sched == 2 ? 0 : pb->gpus,
-                                 0, *d, 0, false};
+                                 0, *d, 0, false, 0};
                 Plan p;
                 Err e2 = {{0}};
                 if (plan_compute(c, &r, &p, &e2) != 0) {
@@ -323,7 +323,7 @@ int cmd_plan(int argc, char **argv, Err *e)
     for (int di = 0; di < ndt && rc == 0; di++)
         for (int bi = 0; bi < a.nbatches && rc == 0; bi++) {
             reqs[np] = (PlanRequest){dtypes[di], a.batches[bi], a.prompt_len, a.gen, a.ranks, 0, dev, 0,
-                                     a.int8_head && dtypes[di] == DTYPE_I8};
+                                     a.int8_head && dtypes[di] == DTYPE_I8, 0};
             if (plan_compute(&c, &reqs[np], &plans[np], e)) rc = -1;
             else np++;
         }

@@ -105,7 +105,8 @@ static PlanBytes stage_bytes(const Config *c, const PlanRequest *r, const PlanTe
 }
 
 /* ==== The time model (per stage; roofline, not a measurement) ==========================================
- * A piece of work costs max(bytes read / mem_bw, ops / peak): it is bound by whichever is slower.
+ * A piece of work costs max(bytes read / mem_bw, ops / peak): it is bound by whichever is slower; on a
+ *   CPU rank the sum (roof_s).
  *   decoder layer, m sequences × q new tokens each, attending over ctx positions:
  *     bytes = layer weights + KV read 2·m·ctx·D·2;   ops = 2·(m·q)·Nlin at the int8 peak (int8 mode) or
  *     the fp16/bf16 peak, + attention 4·m·q·ctx·D at the fp16 peak (QKᵀ and PV, 2 ops per MAC)
@@ -135,10 +136,18 @@ typedef struct {
     const PlanTerms *t;
 } Model;
 
+/* A GPU overlaps its weight stream with its compute: the slower of the two. A CPU rank's thread issues
+ * both, and pp8's kernels overlap them only in part (amx-f16split's weight split, quantization and
+ * epilogues take the core's ports while the stream waits), so there the two add up. Measured per 16-row
+ * item, OPT-1.3B int8, 2 ranks x 1 thread, AMX (pp8 bench --profile, batch 32, 2026-12-02): the fp16 LM
+ * head costs 4.29 decoder layers at 48 positions of context and 3.48 at 160; the sum predicts 4.33 and
+ * 3.60, the max 3.64 and 2.90, which gave the first rank 16 ms of every 141 ms step idle at 160 (split
+ * 13+11 where 14+10 balances). */
 static double roof_s(const Device *d, double bytes, double ops_lin, double peak_lin, double ops_fp, double peak_fp)
 {
     double mem = bytes / (d->mem_bw_gbs * 1e9);
     double comp = ops_lin / (peak_lin * 1e12) + ops_fp / (peak_fp * 1e12);
+    if (d->kind == DEVICE_CPU) return mem + comp;
     return mem > comp ? mem : comp;
 }
 
@@ -283,12 +292,19 @@ static bool split_feasible(const Config *c, const PlanRequest *r, const PlanTerm
 /* Contiguous split into S stages minimising the slowest stage's decode time, then (among those) the
  * sum of squared stage times, so the slack spreads evenly. Layers are identical, so a stage is its
  * layer count and role. DP over (stage, layers covered); k ascending with strict '<' keeps it
- * deterministic. mem_limit false: ignore memory (to show a plan that does not fit). */
+ * deterministic. mem_limit false: ignore memory (to show a plan that does not fit). A stage's time is
+ * that of one pipelined item, ceil(B / M) sequences, at the context balance_ctx (or the decode's mean):
+ * with B sequences at the full context the KV reads outweighed the fp16 LM head, and the split 13+11
+ * of OPT-1.3B int8 (batch 32, 2 ranks, --max-seq-len 288 or 512) left the first rank 12% of each step
+ * idle where 14+10 balances (pp8 bench --profile, AMX, 2026-12-02). */
 static int split_balance(const Model *x, int S, bool mem_limit, int *counts)
 {
     const Config *c = x->c;
     const int L = c->layers;
-    const double m = x->r->batch, ctx = x->r->prompt_len + (x->r->gen + 1) / 2.0;
+    const int B = x->r->batch,
+              M = x->r->micro_batches > 0 ? x->r->micro_batches : plan_default_micro_batches(c, x->r, &(Plan){.nstages = S});
+    const double m = ceil((double)B / M),
+                 ctx = x->r->balance_ctx > 0 ? x->r->balance_ctx : x->r->prompt_len + (x->r->gen + 1) / 2.0;
     double *f = malloc(sizeof(double) * (size_t)S * (L + 1));
     int *arg = malloc(sizeof(int) * (size_t)S * (L + 1));
     double *tk = malloc(sizeof(double) * 4 * (L + 1)); /* stage time by role (first, last) and k */

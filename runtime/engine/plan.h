@@ -54,6 +54,9 @@ typedef struct PlanRequest {
     int rows;          /* rows one pipeline item holds at most (a server's token budget), which sizes the
                           activation workspace; 0 = B x T, the whole prefill in one item */
     bool int8_head;    /* --int8-head: the LM head int8 too (dtype DTYPE_I8 only; ignored otherwise) */
+    int balance_ctx;   /* > 0: the decode context the split balances on (a session sizes its cache for T =
+                          --max-seq-len positions, which its sequences fill half of on average); 0: the mean
+                          context of the request's decode, T + (G+1)/2 */
 } PlanRequest;
 
 typedef struct PlanBytes {

@@ -297,6 +297,7 @@ static int split_layers(Session *s, int batch, int max_seq, Err *e)
 {
     PlanRequest r = session_request(s, batch, max_seq, 0);
     r.rows = s->o.plan_rows;
+    r.balance_ctx = (max_seq + 1) / 2;
     Plan p = {0};
     if (plan_compute(&s->cfg, &r, &p, e)) return -1;
     if (!p.fits) {
