@@ -782,5 +782,6 @@ void device_cpu(Device *d, double mem_bytes, double read_gbs, int threads)
     snprintf(d->reserve_what, sizeof d->reserve_what, "host runtime 256 MiB");
     snprintf(d->notes, sizeof d->notes,
              "CPU rank: 256 MiB assumed for the binary, MPI shared-memory segments and thread stacks; compute "
-             "rates int8 1.0 TOP/s, bf16 0.6 and fp16 0.3 TFLOP/s per thread (pp8 bench-linear, derated for a whole layer)");
+             "rates int8 1.0 TOP/s, bf16 0.6 and fp16 0.3 TFLOP/s per thread (pp8 bench-linear, derated for a whole layer); "
+             "a piece of work costs its read time plus its compute time (one thread issues both)");
 }
