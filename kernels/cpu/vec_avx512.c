@@ -131,70 +131,54 @@ static inline __attribute__((always_inline)) float chunk_softmax(const VecAttnCh
     return corr;
 }
 
-/* The values of one head's chunk (E = NV * 16, or any E with NV = 0): acc = fmaf(p[0], v_0, acc * corr),
- * then fmaf(p[j], v_j, acc) in order, the accumulator in registers. */
-static inline __attribute__((always_inline)) void chunk_values(const VecAttnChunk *c, int h, float corr, const float *p,
-                                                               const int NV)
+/* The values of NH heads' chunks from head h on (E = NV * 16; NH = 2 only for NV <= 4): per head
+ * acc = fmaf(p[0], v_0, acc * corr), then fmaf(p[j], v_j, acc) in order, the accumulators in registers.
+ * Two heads at once keep each head's operations and their order, so the bits, and interleave their
+ * fmadd chains: alone, a head's NV chains of nb dependent fmadds (4 cycles each) left the FMA ports idle.
+ * From L3 (pp8's attention on 16 rows of OPT-1.3B's shape at position 160, cache resident) one head at a
+ * time ran at ~25 GB/s, two at 27.4, so from memory the compute and the stream added up to 13.5 GB/s of
+ * a plain read's 17.5 (14.5-15.3 with two). */
+static inline __attribute__((always_inline)) void chunk_values_nh(const VecAttnChunk *c, int h, const float *corr,
+                                                                  const float (*p)[16], const int NH, const int NV)
 {
     const int nb = c->nb, E = c->E;
     const uint16_t *v = c->v + (size_t)h * c->hs;
     float *acc = c->acc + (size_t)h * E;
-    if (NV == 0) { /* any E: scale_axpy key by key */
-        for (int j = 0; j < nb; j++) {
-            if (c->pf) pf_range(v + c->pf + (size_t)j * E, (size_t)E * 2);
-            v_scale_axpy(acc, j == 0 ? corr : 1.0f, p[j], v + (size_t)j * E, E, c->t);
-        }
-        return;
-    }
-    __m512 a[8], vc = _mm512_set1_ps(corr);
+    __m512 a[2][8];
+#pragma GCC unroll 2
+    for (int x = 0; x < NH; x++) {
+        const __m512 vc = _mm512_set1_ps(corr[x]);
 #pragma GCC unroll 8
-    for (int i = 0; i < NV; i++) a[i] = _mm512_mul_ps(_mm512_loadu_ps(acc + 16 * i), vc);
+        for (int i = 0; i < NV; i++) a[x][i] = _mm512_mul_ps(_mm512_loadu_ps(acc + (size_t)x * E + 16 * i), vc);
+    }
     for (int j = 0; j < nb; j++) {
-        const __m512 vp = _mm512_set1_ps(p[j]);
-        const uint16_t *vj = v + (size_t)j * E;
-        if (c->pf) pf_range(vj + c->pf, (size_t)E * 2);
+        __m512 vp[2];
+#pragma GCC unroll 2
+        for (int x = 0; x < NH; x++) {
+            vp[x] = _mm512_set1_ps(p[x][j]);
+            if (c->pf) pf_range(v + x * c->hs + c->pf + (size_t)j * E, (size_t)E * 2);
+        }
 #pragma GCC unroll 8
-        for (int i = 0; i < NV; i++) a[i] = _mm512_fmadd_ps(vp, ld16(vj + 16 * i, c->t), a[i]);
+        for (int i = 0; i < NV; i++)
+#pragma GCC unroll 2
+            for (int x = 0; x < NH; x++)
+                a[x][i] = _mm512_fmadd_ps(vp[x], ld16(v + x * c->hs + (size_t)j * E + 16 * i, c->t), a[x][i]);
     }
+#pragma GCC unroll 2
+    for (int x = 0; x < NH; x++)
 #pragma GCC unroll 8
-    for (int i = 0; i < NV; i++) _mm512_storeu_ps(acc + 16 * i, a[i]);
+        for (int i = 0; i < NV; i++) _mm512_storeu_ps(acc + (size_t)x * E + 16 * i, a[x][i]);
 }
 
-/* chunk_values for heads h and h + 1 at once (E = NV * 16 <= 64): each head's operations and their order
- * are chunk_values', so the bits are too; the two heads' fmadd chains interleave. Alone, a head's NV
- * chains of nb dependent fmadds (4 cycles each) left the FMA ports idle: from L3 (pp8's attention on
- * 16 rows of OPT-1.3B's shape at position 160, cache resident) one head at a time ran at ~25 GB/s, so
- * from memory the compute and the stream added up to 13.5 GB/s of a plain read's 17.5. */
-static inline __attribute__((always_inline)) void chunk_values2(const VecAttnChunk *c, int h, float corr0,
-                                                                const float *p0, float corr1, const float *p1,
-                                                                const int NV)
+/* any E: scale_axpy key by key (corr first, then 1) */
+static inline __attribute__((always_inline)) void chunk_values_any(const VecAttnChunk *c, int h, float corr, const float *p)
 {
-    const int nb = c->nb, E = c->E;
-    const uint16_t *v0 = c->v + (size_t)h * c->hs, *v1 = v0 + c->hs;
-    float *acc0 = c->acc + (size_t)h * E, *acc1 = acc0 + E;
-    __m512 a[4], b[4], vc0 = _mm512_set1_ps(corr0), vc1 = _mm512_set1_ps(corr1);
-#pragma GCC unroll 4
-    for (int i = 0; i < NV; i++) {
-        a[i] = _mm512_mul_ps(_mm512_loadu_ps(acc0 + 16 * i), vc0);
-        b[i] = _mm512_mul_ps(_mm512_loadu_ps(acc1 + 16 * i), vc1);
-    }
-    for (int j = 0; j < nb; j++) {
-        const __m512 vp0 = _mm512_set1_ps(p0[j]), vp1 = _mm512_set1_ps(p1[j]);
-        const uint16_t *vj0 = v0 + (size_t)j * E, *vj1 = v1 + (size_t)j * E;
-        if (c->pf) {
-            pf_range(vj0 + c->pf, (size_t)E * 2);
-            pf_range(vj1 + c->pf, (size_t)E * 2);
-        }
-#pragma GCC unroll 4
-        for (int i = 0; i < NV; i++) {
-            a[i] = _mm512_fmadd_ps(vp0, ld16(vj0 + 16 * i, c->t), a[i]);
-            b[i] = _mm512_fmadd_ps(vp1, ld16(vj1 + 16 * i, c->t), b[i]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < NV; i++) {
-        _mm512_storeu_ps(acc0 + 16 * i, a[i]);
-        _mm512_storeu_ps(acc1 + 16 * i, b[i]);
+    const int E = c->E;
+    const uint16_t *v = c->v + (size_t)h * c->hs;
+    float *acc = c->acc + (size_t)h * E;
+    for (int j = 0; j < c->nb; j++) {
+        if (c->pf) pf_range(v + c->pf + (size_t)j * E, (size_t)E * 2);
+        v_scale_axpy(acc, j == 0 ? corr : 1.0f, p[j], v + (size_t)j * E, E, c->t);
     }
 }
 
@@ -237,20 +221,13 @@ static inline __attribute__((always_inline)) __m512 chunk_scores(const VecAttnCh
     return _mm512_permutexvar_ps(idx, s);
 }
 
-static inline __attribute__((always_inline)) void chunk_nv(const VecAttnChunk *c, int h, const int NV)
+/* heads h .. h + NH - 1 (NH = 2 only for E = NV * 16 <= 64) */
+static inline __attribute__((always_inline)) void chunk_nv(const VecAttnChunk *c, int h, const int NH, const int NV)
 {
-    float p[16];
-    float corr = chunk_softmax(c, h, chunk_scores(c, h, NV), p);
-    chunk_values(c, h, corr, p, NV);
-}
-
-/* heads h and h + 1 (E = NV * 16 <= 64) */
-static inline __attribute__((always_inline)) void chunk_nv2(const VecAttnChunk *c, int h, const int NV)
-{
-    float p0[16], p1[16];
-    float corr0 = chunk_softmax(c, h, chunk_scores(c, h, NV), p0);
-    float corr1 = chunk_softmax(c, h + 1, chunk_scores(c, h + 1, NV), p1);
-    chunk_values2(c, h, corr0, p0, corr1, p1, NV);
+    float p[2][16], corr[2];
+#pragma GCC unroll 2
+    for (int x = 0; x < NH; x++) corr[x] = chunk_softmax(c, h + x, chunk_scores(c, h + x, NV), p[x]);
+    chunk_values_nh(c, h, corr, (const float (*)[16])p, NH, NV);
 }
 
 /* any other E: dot() key by key */
@@ -263,24 +240,24 @@ static void chunk_any(const VecAttnChunk *c, int h)
         s[j] = v_dot(c->q + (size_t)h * c->E, k + (size_t)j * c->E, c->E, c->t);
     }
     float p[16];
-    chunk_values(c, h, chunk_softmax(c, h, _mm512_loadu_ps(s), p), p, 0);
+    chunk_values_any(c, h, chunk_softmax(c, h, _mm512_loadu_ps(s), p), p);
 }
 
 static void v_attn_chunk(const VecAttnChunk *c)
 {
     int h = 0;
     switch (c->E) { /* head pairs where both heads' accumulators fit the registers */
-    case 16: for (; h + 1 < c->nh; h += 2) chunk_nv2(c, h, 1); break;
-    case 32: for (; h + 1 < c->nh; h += 2) chunk_nv2(c, h, 2); break;
-    case 64: for (; h + 1 < c->nh; h += 2) chunk_nv2(c, h, 4); break;
+    case 16: for (; h + 1 < c->nh; h += 2) chunk_nv(c, h, 2, 1); break;
+    case 32: for (; h + 1 < c->nh; h += 2) chunk_nv(c, h, 2, 2); break;
+    case 64: for (; h + 1 < c->nh; h += 2) chunk_nv(c, h, 2, 4); break;
     default: break;
     }
     for (; h < c->nh; h++) switch (c->E) {
-        case 16: chunk_nv(c, h, 1); break;
-        case 32: chunk_nv(c, h, 2); break;
-        case 64: chunk_nv(c, h, 4); break;
-        case 80: chunk_nv(c, h, 5); break;
-        case 128: chunk_nv(c, h, 8); break;
+        case 16: chunk_nv(c, h, 1, 1); break;
+        case 32: chunk_nv(c, h, 1, 2); break;
+        case 64: chunk_nv(c, h, 1, 4); break;
+        case 80: chunk_nv(c, h, 1, 5); break;
+        case 128: chunk_nv(c, h, 1, 8); break;
         default: chunk_any(c, h); break;
         }
 }
