@@ -1389,17 +1389,17 @@ def key_queue_checks(C, key):
     # 4 long runs hold the 4 slots while 4 queued requests hang up and while a burst meets the full queue. A fixed
     # length was too short on fast machines (900 tokens, then 2400 = 0.5 s on AMX, 2026-12-02): the length is
     # calibrated so that the holders run ~3 s here (the step time grows with the context: ~t^1.7)
+    def four_runs(n):
+        return [lambda i=i: complete(C, {"model": "tiny-bloom", "prompt": GB[i]["prompt"], "max_tokens": n, "temperature": 0,
+                                         "ignore_eos": True}, good, timeout=240) for i in range(4)]
     t_cal = time.time()
-    cal = threads_run([lambda i=i: complete(C, {"model": "tiny-bloom", "prompt": GB[i]["prompt"], "max_tokens": 1000,
-                                                "temperature": 0, "ignore_eos": True}, good, timeout=120) for i in range(4)], 120)[0]
+    cal = threads_run(four_runs(1000), 240)[0]
     t_cal = time.time() - t_cal
     check(all(isinstance(r, tuple) and r[0] == 200 for r in cal), "calibration: 4 x 1000 tokens in %.2f s" % t_cal)
     long_tokens = int(min(12000, max(2400, 1000 * (3.0 / max(t_cal, 1e-3)) ** (1 / 1.7))))
     m0 = metrics(C)
     lh = {}
-    lt = threading.Thread(target=lambda: lh.setdefault("r", threads_run(
-        [lambda i=i: complete(C, {"model": "tiny-bloom", "prompt": GB[i]["prompt"], "max_tokens": long_tokens, "temperature": 0,
-                                  "ignore_eos": True}, good, timeout=240) for i in range(4)], 240)), daemon=True)
+    lt = threading.Thread(target=lambda: lh.setdefault("r", threads_run(four_runs(long_tokens), 240)), daemon=True)
     t_hold = time.time()
     lt.start()
     deadline = time.time() + 10
