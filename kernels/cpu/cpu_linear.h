@@ -116,7 +116,9 @@ void lin_16_avx2(const LinJob *j, int b0, int b1, void *ts);
  * so one pointer and constant offsets reach every row's broadcast (one pointer per row ran out of
  * registers at 14 rows). ts: LIN_TSCRATCH (the fp32 weight panel of one K chunk, LIN_PANEL_KC * 128
  * bytes) then LIN_PANEL_ACC_BYTES(MP) of per-row sums. Bit-identical to lin_16_scalar. */
-#define LIN_PANEL_KC 256
+/* K chunk: 128 (a 16 KiB fp32 panel and a 14-row x chunk of 7 KiB) rather than 256, whose 32 KiB panel
+ * with the next panel's prefetched lines overflowed the 48 KiB L1: 1.05x at M=32 K=1024 N=4096 */
+#define LIN_PANEL_KC 128
 #define LIN_PANEL_MC_GROUPS 36 /* avx512-fma row blocks: up to 36 groups of 14 rows (lin_16_panel_avx512) */
 #define LIN_PANEL_NC_BLOCKS 16 /* avx512-fma output super-blocks: 16 blocks of 16 */
 /* the panels' per-row sums: avx512-fma rows of a row block x 256 outputs; AVX2 all rows x 16 */

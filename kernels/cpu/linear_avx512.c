@@ -794,7 +794,7 @@ static void lin_panel_convert(const uint16_t *wb, int bf16, int k0, int kc, floa
 }
 
 /* Loop order (Goto's): row blocks of up to LIN_PANEL_MC_GROUPS groups, whose x chunk (rows x KC fp32,
- * <= 504 KiB) stays in L2; within one, output super-blocks of LIN_PANEL_NC_BLOCKS blocks, whose sums
+ * <= 252 KiB) stays in L2; within one, output super-blocks of LIN_PANEL_NC_BLOCKS blocks, whose sums
  * (rows x 256 fp32) stay in L2 too; then K chunk by chunk, each pair's weight panel converted once and
  * run by every row group. The weights are so read from memory once per row block, whatever K (a row
  * block sized by all of K's x, 28 rows at K=4096, re-read them 18 times at M=512: 0.42-0.61 of the FMA
