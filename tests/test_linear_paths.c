@@ -13,7 +13,7 @@
 #include "test_util.h"
 #include "../kernels/numerics.h"
 
-static const int KS[] = {1, 3, 37, 64, 250, 300, 1000}; /* 300: the panels' K chunks of 256 + a partial one */
+static const int KS[] = {1, 3, 37, 64, 250, 300, 1000}; /* 300: the panels' K chunks of 128 + a partial one */
 static const int NS[] = {1, 5, 17, 48, 100};
 static const int MS[] = {1, 2, 4, 7, 8, 9, 16, 33, 100}; /* 16: where the fp32-FMA panels start */
 #define NK (int)(sizeof KS / sizeof KS[0])
@@ -22,6 +22,7 @@ static const int MS[] = {1, 2, 4, 7, 8, 9, 16, 33, 100}; /* 16: where the fp32-F
 #define MAXM 530
 #define MAXK 1000
 #define MAXN 300
+#define STREAM_N 131072 /* 8 rows x 131072 F32 = 4 MiB = LIN_STREAM_Y_BYTES */
 
 /* 16-bit tolerance: |y - ref| <= REL * max|ref| (+ one ulp of ref's 16-bit type for 16-bit outputs).
  * The fast paths sum in another order (and vdpbf16ps rounds after each pair); fp32 rounding of sums of
@@ -135,9 +136,13 @@ static float ulp16(float v, DType dt)
 
 static void test_16(CpuLinear *lin, DType dt, int m, int k, int n, const char **paths, int npaths)
 {
-    static uint16_t x[MAXM * MAXK], w16[MAXN * MAXK], bias[MAXN];
-    static float yref[MAXM * MAXN], y[MAXM * MAXN], yfirst[MAXM * MAXN];
-    static uint16_t yref16[MAXM * MAXN], y16[MAXM * MAXN], yfirst16[MAXM * MAXN];
+    const size_t mn = (size_t)m * n;
+    uint16_t *x = test_xmalloc(sizeof(uint16_t) * (size_t)m * k), *w16 = test_xmalloc(sizeof(uint16_t) * (size_t)n * k);
+    uint16_t *bias = test_xmalloc(sizeof(uint16_t) * (size_t)n);
+    float *yref = test_xmalloc(sizeof(float) * mn), *y = test_xmalloc(sizeof(float) * mn);
+    float *yfirst = test_xmalloc(sizeof(float) * mn), *abssum = test_xmalloc(sizeof(float) * mn);
+    uint16_t *yref16 = test_xmalloc(sizeof(uint16_t) * mn), *y16 = test_xmalloc(sizeof(uint16_t) * mn);
+    uint16_t *yfirst16 = test_xmalloc(sizeof(uint16_t) * mn);
     for (int i = 0; i < m * k; i++) x[i] = dt == DTYPE_BF16 ? pp8_f2bf(rndf(-3.0f, 3.0f)) : pp8_f2h(rndf(-3.0f, 3.0f));
     if (m >= 2) memset(x, 0, sizeof(uint16_t) * k);
     for (int i = 0; i < n * k; i++) w16[i] = dt == DTYPE_BF16 ? pp8_f2bf(rndf(-1.0f, 1.0f)) : pp8_f2h(rndf(-1.0f, 1.0f));
@@ -153,7 +158,6 @@ static void test_16(CpuLinear *lin, DType dt, int m, int k, int n, const char **
     /* plus the summation bound of each output: a reordered fp32 sum of K terms errs by up to ~K eps
      * sum|x w| (1e-6 here, about sqrt(K) eps for K <= 1000), which exceeds REL * max|ref| when one output
      * cancels to far below the others (N=1, K=1000: 0.27 from terms summing to ~750 in magnitude) */
-    static float abssum[MAXM * MAXN];
     for (int r = 0; r < m; r++)
         for (int o = 0; o < n; o++) {
             double a = 0;
@@ -202,6 +206,7 @@ static void test_16(CpuLinear *lin, DType dt, int m, int k, int n, const char **
     }
     cpu_linear_force_path(lin, dt, NULL);
     free(w.w);
+    free(x), free(w16), free(bias), free(yref), free(y), free(yfirst), free(abssum), free(yref16), free(y16), free(yfirst16);
 }
 
 /* fp16 special values (amx-f16split splits every value into bf16 hi + lo): x and w spread over fp16's
@@ -264,7 +269,7 @@ static void test_f16_special(CpuLinear *lin, const char **paths, int npaths)
 int main(void)
 {
     CpuLinear *lin = cpu_linear_create(2);
-    cpu_linear_reserve(lin, MAXM, MAXK, MAXN);
+    cpu_linear_reserve(lin, MAXM, MAXK, STREAM_N);
     const char *p8[8], *pb[8], *ph[8];
     int n8 = cpu_linear_path_list(DTYPE_I8, p8, 8), nb = cpu_linear_path_list(DTYPE_BF16, pb, 8),
         nh = cpu_linear_path_list(DTYPE_F16, ph, 8);
@@ -282,6 +287,10 @@ int main(void)
     test_16(lin, DTYPE_F16, 530, 300, 290, ph, nh);
     test_16(lin, DTYPE_BF16, 530, 300, 290, pb, nb);
     test_f16_special(lin, ph, nh);
+    /* F32 outputs of LIN_STREAM_Y_BYTES and more (the LM head's logits) take streaming stores */
+    test_16(lin, DTYPE_F16, 8, 40, STREAM_N, ph, nh);
+    test_16(lin, DTYPE_F16, 33, 70, 32000, ph, nh);
+    test_16(lin, DTYPE_BF16, 33, 70, 32000, pb, nb);
     cpu_linear_destroy(lin);
     printf("paths: int8");
     for (int i = 0; i < n8; i++) printf(" %s", p8[i]);

@@ -88,7 +88,15 @@ typedef struct LinJob {
     /* 16-bit */
     const void *xs;   /* (MP, KP) rows xs_ld apart, staged activations: bf16 for BF16, float for F16; for
                        * amx-f16split bf16 with per 32 k the 32 hi then the 32 lo values (row 2 KP + 32) */
+    int y_stream;     /* 16-bit epilogues: full 64-byte lines of an F32 y go out as streaming stores
+                       * (LIN_STREAM_Y_BYTES); the caller fences after the kernels */
 } LinJob;
+
+/* F32 outputs from this size (the LM head's logits: 8 rows x 250,880 = 8 MB) skip the read for ownership
+ * of every line they write, whose traffic competed with the weight stream: K=1024 N=250880 fp16 1T M=32,
+ * PP8_ISA=avx512, 103.3 -> 99.6 ms; pp8 bench BLOOM-560M int8 batch 8, 1T, 141-142 -> 152-155 tokens/s
+ * (AMX), 143-145 -> 156-157 (avx512), 2T 253-255 -> 278-291 (AMX) */
+#define LIN_STREAM_Y_BYTES ((size_t)4 << 20)
 
 /* per-thread scratch bytes every kernel may use (tile stores, outlier sums, GEMV accumulators) */
 #define LIN_TSCRATCH (64 * 1024)

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <xmmintrin.h>
 
 #include "../check.h"
 #include "../numerics.h"
@@ -646,6 +647,7 @@ static void lin_run_16(CpuLinear *c, LinJob *j, int tier)
         int b0, b1;
         lin_split(j->nb, nt, tid, &b0, &b1);
         if (b1 > b0) k16(j, b0, b1, c->ts + (size_t)tid * c->ts_bytes);
+        if (j->y_stream) _mm_sfence(); /* streaming stores are weakly ordered: visible before the barrier */
     }
 }
 
@@ -682,6 +684,8 @@ void cpu_linear(CpuLinear *c, const Linear *w, const uint16_t *x, int rows, DTyp
     } else {
         PP8_CHECK(act == w->wdt, "16-bit linear: activation dtype must equal the weight dtype");
         PP8_CHECK(ydt == act || ydt == DTYPE_F32, "16-bit linear: output is the activation dtype or F32");
+        j.y_stream = tier >= TIER_AVX512 && ydt == DTYPE_F32 && (size_t)rows * (size_t)w->n * 4 >= LIN_STREAM_Y_BYTES &&
+                     w->n % 16 == 0 && (uintptr_t)y % 64 == 0;
         lin_run_16(c, &j, tier);
     }
 }

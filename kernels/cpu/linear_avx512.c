@@ -396,7 +396,9 @@ void lin_16_epilogue_avx512(const LinJob *j, int blk, int r0, int nr, const floa
         __m512 v = _mm512_loadu_ps(acc + (size_t)r * stride);
         if (w->bias) v = _mm512_add_ps(v, bias);
         size_t at = (size_t)(r0 + r) * j->n + o0;
-        if (j->ydt == DTYPE_F32)
+        if (j->ydt == DTYPE_F32 && j->y_stream && mk == 0xffff)
+            _mm512_stream_ps((float *)j->y + at, v);
+        else if (j->ydt == DTYPE_F32)
             _mm512_mask_storeu_ps((float *)j->y + at, mk, v);
         else if (j->ydt == DTYPE_BF16)
             _mm256_mask_storeu_epi16((uint16_t *)j->y + at, mk, lin_ps_to_bf16x16(v));
