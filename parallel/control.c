@@ -139,3 +139,13 @@ void ctl_node_info(int *local_rank, int *local_size)
     MPI_Comm_size(node, local_size);
     MPI_Comm_free(&node);
 }
+
+int ctl_node_id(void)
+{
+    MPI_Comm node;
+    int me = ctl_rank(), id = me;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, me, MPI_INFO_NULL, &node);
+    MPI_Allreduce(&me, &id, 1, MPI_INT, MPI_MIN, node);
+    MPI_Comm_free(&node);
+    return id;
+}

@@ -41,6 +41,8 @@ int ctl_rank(void);
 int ctl_size(void);
 /* ranks on this node and this rank's index among them (MPI_COMM_TYPE_SHARED) */
 void ctl_node_info(int *local_rank, int *local_size);
+/* the lowest world rank on this node: equal for the ranks that share its memory */
+int ctl_node_id(void);
 
 #define CTL_TAG_TOKENS 7001
 #define CTL_TAG_ROWS 7002   /* a pipeline item's row descriptors, rank r to r + 1 */

@@ -85,6 +85,13 @@ for r in runs:
     if r["dtype"] == runs[-1]["dtype"]:  # "plan" holds the last dtype's bytes: the step reads them and the KV cache
         assert all(b > st["weight_bytes_read_per_step"] for b, st in zip(r["bound_step_bytes"], j["plan"])), r
     assert len(r["bound_step_ops"]) == 2 and all(o > 0 for o in r["bound_step_ops"]), r["bound_step_ops"]
+    # both ranks share this node's memory: the step reads both ranks' bytes at their bandwidth together,
+    # which bounds the bandwidth bound
+    tog = r["read_bandwidth_together_gbs"]
+    assert len(tog) == 2 and all(x > 0 for x in tog), tog
+    node = r["batch"] / (sum(r["bound_step_bytes"]) / (sum(tog) * 1e9))
+    assert math.isclose(r["node_bandwidth_bound_tokens_per_s"], node, rel_tol=1e-9), (r["node_bandwidth_bound_tokens_per_s"], node)
+    assert bw <= node * (1 + 1e-9), (bw, node)
     if want_stream:
         assert r["stream_bound_tokens_per_s"] > 0, r
     else:

@@ -66,6 +66,9 @@ typedef struct BenchRun {
     double stream_tps; /* --stream-bound: tokens/s if every stage only streamed its step's bytes; 0: not measured */
     double busy[64]; /* per rank, decode phase */
     double bw[64];   /* per rank, GB/s: read bandwidth measured alone just before this run (the roofline's) */
+    double bw_node[64]; /* per rank, GB/s: its share while every rank of its node reads at once (CPU); 0 on GPUs */
+    int node[64];       /* per rank: ctl_node_id */
+    double node_tps;    /* batch / (the busiest node's step bytes / its ranks' read bandwidth together); 0: none */
     double prof[64][PROF_COUNT]; /* --profile: per rank, seconds per op over the decode phase */
     double rss[64];  /* per rank, bytes: peak resident memory (VmHWM) since this dtype's load began */
     double plan[64]; /* per rank, bytes: the plan's weights + KV cache + workspace */
@@ -79,8 +82,9 @@ static void usage(void)
            "pipeline; reports tokens/s, ms per generated token (= decode wall time / (batch x gen)), each\n"
            "stage's busy fraction (compute time / decode wall time), and two bounds on decode tokens/s:\n"
            "  roofline_t/s  weight-read roofline: batch / sum over stages of (weight bytes read per decode step /\n"
-           "                that rank's read bandwidth, measured alone just before each run; bw_GB/s is its mean\n"
-           "                over the ranks); frac = decode_t/s / roofline_t/s. Counts bytes only.\n"
+           "                that rank's read bandwidth, measured alone just before each run over as many\n"
+           "                bytes as its step reads (64 MiB to twice the L3 cache); bw_GB/s is its mean over\n"
+           "                the ranks); frac = decode_t/s / roofline_t/s. Counts bytes only.\n"
            "  bound_t/s     the honest bound: per stage and micro-batch, every linear takes at least max(its\n"
            "                bytes / bandwidth, 2*rows*N*K / the compute peak of the kernel path it runs), plus\n"
            "                the KV cache its rows attend to (prompt + (gen+1)/2 positions on average) and the\n"
@@ -88,6 +92,10 @@ static void usage(void)
            "                another; pipelined: the larger of one micro-batch crossing every stage and the\n"
            "                busiest stage serving all micro-batches). `by` names the bound that is smaller on\n"
            "                its own: bw (bytes alone) or comp (ops alone); of_bound = decode_t/s / bound_t/s.\n"
+           "                Ranks that share a node's memory also share its bandwidth: on the CPU a step takes\n"
+           "                at least each node's step bytes (all its ranks) / the bandwidth its ranks read\n"
+           "                at together (measured so just before each run), which bounds pipelined runs\n"
+           "                whose stages stream at once.\n"
            "                Peaks: per kernel path a register/tile-resident probe of the instruction it is\n"
            "                built on (tdpbssd, tdpbf16ps (amx-f16split: a quarter, four per product),\n"
            "                vpdpbusd, vdpbf16ps, vfmadd zmm/ymm, avx2-int8's vpmaddubsw chain, scalar\n"
@@ -199,12 +207,25 @@ static int micro_batches_for(const BenchArgs *a, const Session *s, Schedule sche
     return M < batch ? M : batch;
 }
 
+/* Bytes the CPU bandwidth probe reads, as many as this rank's decode step reads (its weights), from 64
+ * MiB to twice the last-level cache: a buffer smaller than the cache measures the cache. This VM's L3
+ * is 480 MiB: a 256 MiB buffer read at 26 GB/s while OPT-1.3B's 0.7 GB per rank streamed at 18. */
+static size_t probe_bytes(const Session *s)
+{
+    long llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    size_t lo = (size_t)64 << 20, hi = (size_t)256 << 20, b = (size_t)s->m.weight_bytes_read;
+    if (llc > 0 && 2 * (size_t)llc > hi) hi = 2 * (size_t)llc;
+    if (hi > ((size_t)2 << 30)) hi = (size_t)2 << 30;
+    return b < lo ? lo : b > hi ? hi : b;
+}
+
 /* Per-rank read bandwidth, each rank alone (the others wait): the ceiling one stage can read its
- * weights at. CPU: DRAM through this rank's threads, with (plain != NULL) the plain-loop figure for
- * comparison with ANCHORS.md. GPU: device memory through a read kernel (both figures are that one). */
+ * weights at. CPU: memory through this rank's threads over probe_bytes, with (plain != NULL) the
+ * plain-loop figure for comparison with ANCHORS.md. GPU: device memory through a read kernel (both
+ * figures are that one). */
 static void measure_bandwidth(Session *s, double *prefetch, double *plain)
 {
-    size_t bytes = (size_t)256 << 20;
+    size_t bytes = probe_bytes(s);
     int gpu = session_on_gpu(s);
     for (int r = 0; r < ctl_size(); r++) {
         ctl_barrier();
@@ -218,6 +239,16 @@ static void measure_bandwidth(Session *s, double *prefetch, double *plain)
         }
     }
     ctl_barrier();
+}
+
+/* This rank's read bandwidth while every rank reads at once (CPU): on one node the ranks' shares of its
+ * memory bandwidth, the rate pipelined stages that run at the same time can stream at. */
+static double measure_bandwidth_together(Session *s)
+{
+    ctl_barrier();
+    double gbs = membw_read_gbs(s->o.threads, 1, probe_bytes(s));
+    ctl_barrier();
+    return gbs;
 }
 
 /* seconds to read [p, p + bytes) once with the bandwidth probe's prefetching loop (whose loads need 64-byte
@@ -450,8 +481,17 @@ static void run_bounds(const Session *s, const BenchArgs *a, const BenchPeaks *p
             out->step_bytes[r] += all[((size_t)r * M + mb) * COST_N + COST_BYTES];
             out->step_ops[r] += all[((size_t)r * M + mb) * COST_N + COST_OPS];
         }
-    out->bound_tps = out->batch / chain_step_s(all, ranks, M, COST_BOTH_S, out->sched);
-    out->bw_tps = out->batch / chain_step_s(all, ranks, M, COST_BW_S, out->sched);
+    /* a node's memory serves all its ranks: the busiest node's step bytes at its ranks' bandwidth together */
+    double node_s = 0;
+    for (int r = 0; r < ranks; r++) {
+        double bytes = 0, gbs = 0;
+        for (int q = 0; q < ranks; q++)
+            if (out->node[q] == out->node[r]) bytes += out->step_bytes[q], gbs += out->bw_node[q];
+        if (gbs > 0) node_s = fmax(node_s, bytes / (gbs * 1e9));
+    }
+    out->node_tps = node_s > 0 ? out->batch / node_s : 0;
+    out->bound_tps = out->batch / fmax(chain_step_s(all, ranks, M, COST_BOTH_S, out->sched), node_s);
+    out->bw_tps = out->batch / fmax(chain_step_s(all, ranks, M, COST_BW_S, out->sched), node_s);
     out->comp_tps = pk->on ? out->batch / chain_step_s(all, ranks, M, COST_COMP_S, out->sched) : 0;
     out->compute_bound = pk->on && out->comp_tps < out->bw_tps;
     out->npaths = run_paths(s, pk, out->batch, M, out->paths);
@@ -460,7 +500,7 @@ static void run_bounds(const Session *s, const BenchArgs *a, const BenchPeaks *p
     free(all);
 }
 
-/* load_peak: VmHWM right after this dtype's load, before any bandwidth probe (whose 256 MiB buffer is
+/* load_peak: VmHWM right after this dtype's load, before any bandwidth probe (whose buffer is
  * the benchmark's, not the model's: the peak is reset after each probe and the larger of the two kept) */
 static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, int batch, int32_t **prompts, int *lens,
                     const double *wbytes_all, double load_peak, const BenchPeaks *pk, BenchRun *out)
@@ -469,10 +509,14 @@ static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, in
     Err e = {{0}};
     /* the roofline's bandwidth, per rank, just before this run: one probe at the start of a bench
      * missed the VM's drift by up to 10% (bf16 batch 1, pure streaming, then read 91% of it) */
-    double bw_me = 0, bw_run[64] = {0};
+    double bw_me = 0, bw_run[64] = {0}, bw_node[64] = {0};
     measure_bandwidth(s, &bw_me, NULL);
+    double bw_co = session_on_gpu(s) ? 0 : measure_bandwidth_together(s);
     (void)proc_reset_peak_rss();
     MPI_Allgather(&bw_me, 1, MPI_DOUBLE, bw_run, 1, MPI_DOUBLE, MPI_COMM_WORLD);
+    MPI_Allgather(&bw_co, 1, MPI_DOUBLE, bw_node, 1, MPI_DOUBLE, MPI_COMM_WORLD);
+    int node_me = ctl_node_id(), nodes[64] = {0};
+    MPI_Allgather(&node_me, 1, MPI_INT, nodes, 1, MPI_INT, MPI_COMM_WORLD);
     int M = micro_batches_for(a, s, sched, batch);
     PP8_CHECK(engine_init(&en, &s->m, &s->rs, s->tr, sched, M, &e) == 0, "out of memory for the pipeline buffers");
     /* greedy, no EOS: every sequence runs its gen tokens; micro-batch i holds sequences
@@ -504,6 +548,8 @@ static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, in
     double busy = en.busy_s / (t2 - t1);
     memset(out, 0, sizeof *out);
     memcpy(out->bw, bw_run, sizeof(double) * (size_t)s->size);
+    memcpy(out->bw_node, bw_node, sizeof(double) * (size_t)s->size);
+    memcpy(out->node, nodes, sizeof(int) * (size_t)s->size);
     ctl_gather_double(&busy, 1, out->busy, 0);
     ctl_gather_double(prof, PROF_COUNT, &out->prof[0][0], 0);
     out->dtype = dt;
@@ -670,6 +716,10 @@ static cJSON *json_report(const BenchArgs *a, Session *s, const BenchRun *runs, 
         }
         if (a->stream_bound) cJSON_AddNumberToObject(j, "stream_bound_tokens_per_s", r->stream_tps);
         cJSON_AddItemToObject(j, "read_bandwidth_gbs", cJSON_CreateDoubleArray(r->bw, s->size));
+        if (r->node_tps > 0) {
+            cJSON_AddItemToObject(j, "read_bandwidth_together_gbs", cJSON_CreateDoubleArray(r->bw_node, s->size));
+            cJSON_AddNumberToObject(j, "node_bandwidth_bound_tokens_per_s", r->node_tps);
+        }
         cJSON_AddItemToObject(j, "peak_rss_bytes", cJSON_CreateDoubleArray(r->rss, s->size));
         cJSON_AddItemToObject(j, "plan_bytes", cJSON_CreateDoubleArray(r->plan, s->size));
         cJSON *busy = cJSON_AddArrayToObject(j, "stage_busy");
@@ -741,8 +791,8 @@ int cmd_bench(int argc, char **argv, Err *e)
     if (gpu)
         log_info("read bandwidth per rank (GPU read kernel over 2 GiB): %.1f GB/s", bw_pf);
     else
-        log_info("read bandwidth per rank (%d thread(s), prefetching stream over 256 MiB): %.1f GB/s (plain loop %.1f)",
-                 s.o.threads, bw_pf, bw_plain);
+        log_info("read bandwidth per rank (%d thread(s), prefetching stream over %.0f MiB): %.1f GB/s (plain loop %.1f)",
+                 s.o.threads, probe_bytes(&s) / 1048576.0, bw_pf, bw_plain);
 
     BenchPeaks pk;
     memset(&pk, 0, sizeof pk);
