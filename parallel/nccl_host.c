@@ -3,6 +3,7 @@
 #include "nccl_host.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 void nccl_req_init(NcclReqTable *t) { memset(t, 0, sizeof *t); }
@@ -71,4 +72,26 @@ int nccl_devices_unique(const char *ids, int n, size_t stride)
         for (int j = i + 1; j < n; j++)
             if (!strncmp(ids + (size_t)i * stride, ids + (size_t)j * stride, stride)) return 0;
     return 1;
+}
+
+int nccl_shared_gpu_route(const char *v)
+{
+    if (!v || !v[0]) return NCCL_SHARED_OFF;
+    if (!strcmp(v, "hostid")) return NCCL_SHARED_HOSTID;
+    if (!strcmp(v, "multi")) return NCCL_SHARED_MULTI;
+    return -1;
+}
+
+int nccl_shared_gpu_env(int route, int rank, const char *names[5], char values[4][64])
+{
+    int n = 0;
+    if (route == NCCL_SHARED_HOSTID) {
+        names[n] = "NCCL_HOSTID", snprintf(values[n++], 64, "pp8-test-rank-%d", rank);
+        names[n] = "NCCL_SOCKET_IFNAME", snprintf(values[n++], 64, "lo");
+        names[n] = "NCCL_IB_DISABLE", snprintf(values[n++], 64, "1");
+    } else if (route == NCCL_SHARED_MULTI) {
+        names[n] = "NCCL_MULTI_RANK_GPU_ENABLE", snprintf(values[n++], 64, "1");
+    }
+    names[n] = NULL;
+    return n;
 }

@@ -56,6 +56,17 @@ int nccl_batch_needs_group(int n);
  * different: NCCL hangs when one device serves two ranks of a communicator. */
 int nccl_devices_unique(const char *ids, int n, size_t stride);
 
+/* Test-only: PP8_NCCL_SHARED_GPU lets ranks that share one GPU talk over NCCL anyway, to exercise the
+ * transport on a one-GPU machine (GPU-PLAN.md section 6). "multi": NCCL >= 2.30's experimental
+ * NCCL_MULTI_RANK_GPU_ENABLE=1; "hostid": a different NCCL_HOSTID per rank, so NCCL sees one host per
+ * rank and goes over sockets on loopback (unsupported by NVIDIA; exercises pp8's init, grouping, stream
+ * and event code, not NCCL's P2P path). Returns NCCL_SHARED_OFF when unset or empty, -1 for another value. */
+enum { NCCL_SHARED_OFF = 0, NCCL_SHARED_HOSTID = 1, NCCL_SHARED_MULTI = 2 };
+int nccl_shared_gpu_route(const char *value);
+/* the NCCL environment of that route for this rank, as name=value pairs (at most 4, names[i] NULL-ended);
+ * setenv them before the first NCCL call. Variables the user set already are kept (overwrite = 0). */
+int nccl_shared_gpu_env(int route, int rank, const char *names[5], char values[4][64]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -157,6 +157,20 @@ Transport *transport_nccl_create(void *stream, char *err, size_t errlen)
                  cudaGetErrorString(cudaGetLastError()));
     }
 
+    /* test-only: ranks sharing one GPU (nccl_host.h); its NCCL variables go in before the first NCCL call */
+    int shared = nccl_shared_gpu_route(getenv("PP8_NCCL_SHARED_GPU"));
+    if (shared < 0 && !failed) {
+        failed = 1;
+        snprintf(msg, sizeof msg, "rank %d: PP8_NCCL_SHARED_GPU=%s: expected hostid or multi (or unset)", rank,
+                 getenv("PP8_NCCL_SHARED_GPU"));
+    }
+    if (shared > 0) {
+        const char *names[5];
+        char values[4][64];
+        nccl_shared_gpu_env(shared, rank, names, values);
+        for (int i = 0; names[i]; i++) setenv(names[i], values[i], 0);
+    }
+
     /* one GPU per rank on each node: a device used twice in one communicator "may lead to hangs" */
     MPI_Comm node;
     int lrank = 0, lsize = 1;
@@ -167,7 +181,7 @@ Transport *transport_nccl_create(void *stream, char *err, size_t errlen)
     if (all) {
         if (failed) snprintf(bus, sizeof bus, "none-%d", lrank); /* keep the exchange collective */
         MPI_Allgather(bus, BUS_ID_LEN, MPI_CHAR, all, BUS_ID_LEN, MPI_CHAR, node);
-        if (!failed && !nccl_devices_unique(all, lsize, BUS_ID_LEN)) {
+        if (!failed && shared == NCCL_SHARED_OFF && !nccl_devices_unique(all, lsize, BUS_ID_LEN)) {
             failed = 1;
             snprintf(msg, sizeof msg,
                      "%d ranks on one node share GPUs (rank %d, node-local %d, device %s): one rank "

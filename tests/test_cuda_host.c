@@ -248,6 +248,27 @@ static void test_nccl_logic(void)
 
     char idsbuf[3][32] = {"0000:07:00.0", "0000:0B:00.0", "0000:07:00.0"};
     CHECK_ON(nccl_devices_unique(&idsbuf[0][0], 2, 32) && !nccl_devices_unique(&idsbuf[0][0], 3, 32), "unique devices");
+
+    /* the test-only shared-GPU routes (PP8_NCCL_SHARED_GPU) and the NCCL variables each one sets */
+    CHECK_ON(nccl_shared_gpu_route(NULL) == NCCL_SHARED_OFF && nccl_shared_gpu_route("") == NCCL_SHARED_OFF &&
+                 nccl_shared_gpu_route("hostid") == NCCL_SHARED_HOSTID &&
+                 nccl_shared_gpu_route("multi") == NCCL_SHARED_MULTI && nccl_shared_gpu_route("yes") == -1,
+             "shared-GPU routes");
+    const char *names[5];
+    char values[4][64];
+    int ne = nccl_shared_gpu_env(NCCL_SHARED_HOSTID, 2, names, values);
+    CHECK_ON(ne == 3 && !strcmp(names[0], "NCCL_HOSTID") && !strcmp(values[0], "pp8-test-rank-2") &&
+                 !strcmp(names[1], "NCCL_SOCKET_IFNAME") && !strcmp(values[1], "lo") && names[3] == NULL,
+             "hostid route: one host id per rank, sockets on loopback");
+    char other[64];
+    nccl_shared_gpu_env(NCCL_SHARED_HOSTID, 3, names, values);
+    snprintf(other, sizeof other, "%s", values[0]);
+    nccl_shared_gpu_env(NCCL_SHARED_HOSTID, 2, names, values);
+    CHECK_ON(strcmp(other, values[0]) != 0, "hostid route: ranks get different host ids");
+    ne = nccl_shared_gpu_env(NCCL_SHARED_MULTI, 0, names, values);
+    CHECK_ON(ne == 1 && !strcmp(names[0], "NCCL_MULTI_RANK_GPU_ENABLE") && !strcmp(values[0], "1") && names[1] == NULL,
+             "multi route: NCCL_MULTI_RANK_GPU_ENABLE=1");
+    CHECK_ON(nccl_shared_gpu_env(NCCL_SHARED_OFF, 0, names, values) == 0 && names[0] == NULL, "no route: nothing set");
 }
 
 int main(void)

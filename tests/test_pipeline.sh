@@ -7,7 +7,9 @@
 # With --gpu (test_gpu_pipeline): the same on the CUDA backend, every rank on one GPU with --share-gpus
 # (hidden states staged through host memory over MPI; NCCL needs a GPU per rank: test_gpu_nccl), without
 # the thread-count part, plus CUDA graphs against kernels launched one by one. Exits 77 (skipped, never
-# passed) without a CUDA device.
+# passed) without a CUDA device. With --gpu-nccl ROUTE (test_gpu_pipeline_nccl): as --gpu, but the ranks
+# sharing the GPU pass hidden states over NCCL (PP8_NCCL_SHARED_GPU=ROUTE, hostid | multi: a test route,
+# parallel/nccl_host.h), and every multi-rank run must say so.
 set -u
 : "${PP8:?}" "${PP8_GOLDEN:?}" "${PP8_BUILD:?}" "${PP8_SRC:?}"
 [ -d "$PP8_GOLDEN" ] || { echo "FAIL: golden data missing: $PP8_GOLDEN"; exit 1; }
@@ -18,10 +20,25 @@ if [ "${1:-}" = --gpu ]; then
   if [ -z "$ndev" ] || [ "$ndev" -lt 1 ]; then echo "skipped: no CUDA device (pp8 --version)"; exit 77; fi
   gpu=1; extra=(--backend cuda --share-gpus)
 fi
+nccl=""
+if [ "${1:-}" = --gpu-nccl ]; then
+  ndev=$("$PP8" --version 2>/dev/null | sed -n 's/^cuda devices visible: \([0-9]*\).*/\1/p')
+  if [ -z "$ndev" ] || [ "$ndev" -lt 1 ]; then echo "skipped: no CUDA device (pp8 --version)"; exit 77; fi
+  "$PP8" --version | grep -q "^transport: .*nccl" || { echo "FAIL: pp8 --version lists no NCCL transport"; exit 1; }
+  gpu=1; nccl=${2:?--gpu-nccl needs a route: hostid or multi}; extra=(--backend cuda --share-gpus)
+  export PP8_NCCL_SHARED_GPU=$nccl
+fi
 check="$PP8_BUILD/tests/logits_check"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail=0; runs=0
-mp() { local p=$1; shift; "${MPI[@]}" -np "$p" "$PP8" "$@" "${extra[@]}" 2>"$tmp/err"; }
+mp() {
+  local p=$1; shift
+  "${MPI[@]}" -np "$p" "$PP8" "$@" "${extra[@]}" 2>"$tmp/err" || return 1
+  # --gpu-nccl: the transport must have been NCCL, not the MPI fallback
+  if [ -n "$nccl" ] && [ "$p" -gt 1 ] && ! grep -q "hidden states go over NCCL" "$tmp/err"; then
+    echo "pp8 did not use the NCCL transport (PP8_NCCL_SHARED_GPU=$nccl)" >> "$tmp/err"; return 1
+  fi
+}
 
 # logits: golden checkpoints and random-weight configs with more layers than ranks (uneven splits)
 models=("--model $PP8_GOLDEN/bloom-tiny:2:1" "--model $PP8_GOLDEN/opt-tiny:2:1" "--model $PP8_GOLDEN/bloom-bf16-sharded:3:1"

@@ -51,9 +51,9 @@ void version_print(FILE *f)
 #ifdef PP8_HAVE_CUDA
     int ndev = backend_cuda_device_count();
     const char *why = backend_cuda_load_error();
-    fprintf(f, "cuda devices visible: %d (sm_80 + sm_90 code in libpp8_cuda.so, loaded only where a GPU can be "
+    fprintf(f, "cuda devices visible: %d (%s code in libpp8_cuda.so, loaded only where a GPU can be "
                "visible; GPU path compiled, never run on a GPU in CI)%s%s\n",
-            ndev, why ? "; " : "", why ? why : "");
+            ndev, PP8_CUDA_ARCHS_TEXT, why ? "; " : "", why ? why : "");
 #endif
     fprintf(f, "transport: mpi%s\n",
 #ifdef PP8_HAVE_NCCL

@@ -9,6 +9,7 @@
 
 #include "../../kernels/cuda_host.h"
 #include "../../parallel/control.h"
+#include "../../parallel/nccl_host.h"
 #include "../util/args.h"
 #include "../util/log.h"
 #include "../util/proc.h"
@@ -221,10 +222,15 @@ static int open_transport(Session *s, Err *e)
     char msg[512] = "";
     MPI_Allreduce(MPI_IN_PLACE, &all_cuda, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     MPI_Allreduce(MPI_IN_PLACE, &shared, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    if (all_cuda && shared && s->rank == 0)
+    /* test-only: PP8_NCCL_SHARED_GPU sends them over NCCL anyway (parallel/nccl_host.h) */
+    int nccl_shared = shared && nccl_shared_gpu_route(getenv("PP8_NCCL_SHARED_GPU")) != NCCL_SHARED_OFF;
+    if (all_cuda && shared && s->rank == 0 && nccl_shared)
+        log_info("--share-gpus with PP8_NCCL_SHARED_GPU=%s: hidden states go over NCCL between ranks that share "
+                 "a GPU (a test route, not for speed)", getenv("PP8_NCCL_SHARED_GPU"));
+    else if (all_cuda && shared && s->rank == 0)
         log_info("--share-gpus: ranks share GPUs, so hidden states go over MPI through host memory (NCCL needs "
                  "one GPU per rank)");
-    if (all_cuda && !shared && s->size > 1) {
+    if (all_cuda && (!shared || nccl_shared) && s->size > 1) {
         s->tr = transport_nccl_create(backend_cuda_stream(s->be), msg, sizeof msg);
         if (!s->tr) return err_set(e, "NCCL transport: %s", msg);
         return 0;
