@@ -56,6 +56,15 @@ kit_env() {
       else (cd "$root" && ar p "$d" "$(ar t "$d" | grep '^data.tar')" | tar -x -f - --auto-compress 2>/dev/null || ar p "$d" data.tar.xz | tar -xJ) || return 1
       fi
     done
+    # the general libraries the kit brings for images without them stay the image's where it has them
+    # (its Python loads libffi, gnutls...): the kit's copy of such a soname leaves the search path
+    local so sys
+    sys=$(ldconfig -p 2>/dev/null | awk '{print $1}')
+    mkdir -p "$root/shadowed"
+    for so in "$root"/usr/lib/x86_64-linux-gnu/lib{ffi,gnutls,nettle,hogweed,gmp,tasn1,p11-kit,idn2,unistring,atomic}.so.*; do
+      [ -e "$so" ] || continue
+      grep -qxF "$(basename "$so")" <<<"$sys" && mv "$so" "$root/shadowed/"
+    done
     ln -sf mpirun.openmpi "$root/usr/bin/mpirun"
     ln -sf mpicc.openmpi "$root/usr/bin/mpicc"
     touch "$root/.unpacked"
