@@ -50,12 +50,9 @@ kit_env() {
   [ -d "$kit/debs" ] || { say "error: no Open MPI/cJSON here and no kit at $kit/debs: run launch/gpu-kit.sh on a machine with Debian's registry and carry gpukit"; return 1; }
   local root=$kit/root
   if [ ! -e "$root/.unpacked" ]; then
+    command -v dpkg-deb >/dev/null || { say "error: dpkg-deb not found: the kit's .deb files need a Debian or Ubuntu image"; return 1; }
     rm -rf "$root" && mkdir -p "$root"
-    for d in "$kit"/debs/*.deb; do
-      if command -v dpkg-deb >/dev/null; then dpkg-deb -x "$d" "$root" || return 1
-      else (cd "$root" && ar p "$d" "$(ar t "$d" | grep '^data.tar')" | tar -x -f - --auto-compress 2>/dev/null || ar p "$d" data.tar.xz | tar -xJ) || return 1
-      fi
-    done
+    for d in "$kit"/debs/*.deb; do dpkg-deb -x "$d" "$root" || { say "error: cannot unpack $d"; return 1; }; done
     # the general libraries the kit brings for images without them stay the image's where it has them
     # (its Python loads libffi, gnutls...): the kit's copy of such a soname leaves the search path
     local so sys

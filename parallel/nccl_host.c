@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void nccl_req_init(NcclReqTable *t) { memset(t, 0, sizeof *t); }
@@ -82,16 +83,15 @@ int nccl_shared_gpu_route(const char *v)
     return -1;
 }
 
-int nccl_shared_gpu_env(int route, int rank, const char *names[5], char values[4][64])
+void nccl_shared_gpu_setenv(int route, int rank)
 {
-    int n = 0;
     if (route == NCCL_SHARED_HOSTID) {
-        names[n] = "NCCL_HOSTID", snprintf(values[n++], 64, "pp8-test-rank-%d", rank);
-        names[n] = "NCCL_SOCKET_IFNAME", snprintf(values[n++], 64, "lo");
-        names[n] = "NCCL_IB_DISABLE", snprintf(values[n++], 64, "1");
+        char id[64];
+        snprintf(id, sizeof id, "pp8-test-rank-%d", rank);
+        setenv("NCCL_HOSTID", id, 0);
+        setenv("NCCL_SOCKET_IFNAME", "lo", 0);
+        setenv("NCCL_IB_DISABLE", "1", 0);
     } else if (route == NCCL_SHARED_MULTI) {
-        names[n] = "NCCL_MULTI_RANK_GPU_ENABLE", snprintf(values[n++], 64, "1");
+        setenv("NCCL_MULTI_RANK_GPU_ENABLE", "1", 0);
     }
-    names[n] = NULL;
-    return n;
 }

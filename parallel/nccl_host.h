@@ -63,9 +63,9 @@ int nccl_devices_unique(const char *ids, int n, size_t stride);
  * and event code, not NCCL's P2P path). Returns NCCL_SHARED_OFF when unset or empty, -1 for another value. */
 enum { NCCL_SHARED_OFF = 0, NCCL_SHARED_HOSTID = 1, NCCL_SHARED_MULTI = 2 };
 int nccl_shared_gpu_route(const char *value);
-/* the NCCL environment of that route for this rank, as name=value pairs (at most 4, names[i] NULL-ended);
- * setenv them before the first NCCL call. Variables the user set already are kept (overwrite = 0). */
-int nccl_shared_gpu_env(int route, int rank, const char *names[5], char values[4][64]);
+/* sets that route's NCCL variables for this rank (call before the first NCCL call); variables the user
+ * set already are kept */
+void nccl_shared_gpu_setenv(int route, int rank);
 
 #ifdef __cplusplus
 }

@@ -164,12 +164,7 @@ Transport *transport_nccl_create(void *stream, char *err, size_t errlen)
         snprintf(msg, sizeof msg, "rank %d: PP8_NCCL_SHARED_GPU=%s: expected hostid or multi (or unset)", rank,
                  getenv("PP8_NCCL_SHARED_GPU"));
     }
-    if (shared > 0) {
-        const char *names[5];
-        char values[4][64];
-        nccl_shared_gpu_env(shared, rank, names, values);
-        for (int i = 0; names[i]; i++) setenv(names[i], values[i], 0);
-    }
+    if (shared > 0) nccl_shared_gpu_setenv(shared, rank);
 
     /* one GPU per rank on each node: a device used twice in one communicator "may lead to hangs" */
     MPI_Comm node;

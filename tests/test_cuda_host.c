@@ -254,21 +254,29 @@ static void test_nccl_logic(void)
                  nccl_shared_gpu_route("hostid") == NCCL_SHARED_HOSTID &&
                  nccl_shared_gpu_route("multi") == NCCL_SHARED_MULTI && nccl_shared_gpu_route("yes") == -1,
              "shared-GPU routes");
-    const char *names[5];
-    char values[4][64];
-    int ne = nccl_shared_gpu_env(NCCL_SHARED_HOSTID, 2, names, values);
-    CHECK_ON(ne == 3 && !strcmp(names[0], "NCCL_HOSTID") && !strcmp(values[0], "pp8-test-rank-2") &&
-                 !strcmp(names[1], "NCCL_SOCKET_IFNAME") && !strcmp(values[1], "lo") && names[3] == NULL,
+    static const char *const nccl_vars[] = {"NCCL_HOSTID", "NCCL_SOCKET_IFNAME", "NCCL_IB_DISABLE",
+                                            "NCCL_MULTI_RANK_GPU_ENABLE"};
+    for (int i = 0; i < 4; i++) unsetenv(nccl_vars[i]);
+    nccl_shared_gpu_setenv(NCCL_SHARED_OFF, 0);
+    int none = 1;
+    for (int i = 0; i < 4; i++) none &= getenv(nccl_vars[i]) == NULL;
+    CHECK_ON(none, "no route: nothing set");
+    nccl_shared_gpu_setenv(NCCL_SHARED_HOSTID, 2);
+    const char *hid = getenv("NCCL_HOSTID"), *ifn = getenv("NCCL_SOCKET_IFNAME"), *ib = getenv("NCCL_IB_DISABLE");
+    CHECK_ON(hid && !strcmp(hid, "pp8-test-rank-2") && ifn && !strcmp(ifn, "lo") && ib && !strcmp(ib, "1") &&
+                 !getenv("NCCL_MULTI_RANK_GPU_ENABLE"),
              "hostid route: one host id per rank, sockets on loopback");
-    char other[64];
-    nccl_shared_gpu_env(NCCL_SHARED_HOSTID, 3, names, values);
-    snprintf(other, sizeof other, "%s", values[0]);
-    nccl_shared_gpu_env(NCCL_SHARED_HOSTID, 2, names, values);
-    CHECK_ON(strcmp(other, values[0]) != 0, "hostid route: ranks get different host ids");
-    ne = nccl_shared_gpu_env(NCCL_SHARED_MULTI, 0, names, values);
-    CHECK_ON(ne == 1 && !strcmp(names[0], "NCCL_MULTI_RANK_GPU_ENABLE") && !strcmp(values[0], "1") && names[1] == NULL,
-             "multi route: NCCL_MULTI_RANK_GPU_ENABLE=1");
-    CHECK_ON(nccl_shared_gpu_env(NCCL_SHARED_OFF, 0, names, values) == 0 && names[0] == NULL, "no route: nothing set");
+    unsetenv("NCCL_HOSTID");
+    nccl_shared_gpu_setenv(NCCL_SHARED_HOSTID, 3);
+    hid = getenv("NCCL_HOSTID");
+    CHECK_ON(hid && strcmp(hid, "pp8-test-rank-2") != 0, "hostid route: ranks get different host ids");
+    setenv("NCCL_SOCKET_IFNAME", "eth9", 1);
+    nccl_shared_gpu_setenv(NCCL_SHARED_HOSTID, 3);
+    CHECK_ON(!strcmp(getenv("NCCL_SOCKET_IFNAME"), "eth9"), "hostid route: a variable the user set is kept");
+    nccl_shared_gpu_setenv(NCCL_SHARED_MULTI, 0);
+    const char *mr = getenv("NCCL_MULTI_RANK_GPU_ENABLE");
+    CHECK_ON(mr && !strcmp(mr, "1"), "multi route: NCCL_MULTI_RANK_GPU_ENABLE=1");
+    for (int i = 0; i < 4; i++) unsetenv(nccl_vars[i]);
 }
 
 int main(void)

@@ -14,18 +14,15 @@ set -u
 : "${PP8:?}" "${PP8_GOLDEN:?}" "${PP8_BUILD:?}" "${PP8_SRC:?}"
 [ -d "$PP8_GOLDEN" ] || { echo "FAIL: golden data missing: $PP8_GOLDEN"; exit 1; }
 read -r -a MPI <<<"${PP8_MPIRUN:-mpirun --allow-run-as-root --oversubscribe}"
-gpu=0; extra=()
-if [ "${1:-}" = --gpu ]; then
+gpu=0; extra=(); nccl=""
+if [ "${1:-}" = --gpu ] || [ "${1:-}" = --gpu-nccl ]; then
   ndev=$("$PP8" --version 2>/dev/null | sed -n 's/^cuda devices visible: \([0-9]*\).*/\1/p')
   if [ -z "$ndev" ] || [ "$ndev" -lt 1 ]; then echo "skipped: no CUDA device (pp8 --version)"; exit 77; fi
   gpu=1; extra=(--backend cuda --share-gpus)
 fi
-nccl=""
 if [ "${1:-}" = --gpu-nccl ]; then
-  ndev=$("$PP8" --version 2>/dev/null | sed -n 's/^cuda devices visible: \([0-9]*\).*/\1/p')
-  if [ -z "$ndev" ] || [ "$ndev" -lt 1 ]; then echo "skipped: no CUDA device (pp8 --version)"; exit 77; fi
   "$PP8" --version | grep -q "^transport: .*nccl" || { echo "FAIL: pp8 --version lists no NCCL transport"; exit 1; }
-  gpu=1; nccl=${2:?--gpu-nccl needs a route: hostid or multi}; extra=(--backend cuda --share-gpus)
+  nccl=${2:?--gpu-nccl needs a route: hostid or multi}
   export PP8_NCCL_SHARED_GPU=$nccl
 fi
 check="$PP8_BUILD/tests/logits_check"
