@@ -17,6 +17,9 @@
 extern "C" {
 #endif
 
+/* finite_mark's tag for a stage's output hidden state (larger than any layer: a layer's mark wins) */
+#define FINITE_TAG_OUTPUT 0x7fffffff
+
 /* One linear layer y = x W^T + b, W [N, K] row-major in the checkpoint. */
 typedef struct Linear {
     DType wdt;      /* DTYPE_I8 (LLM.int8()), DTYPE_F16 or DTYPE_BF16 */
@@ -104,9 +107,16 @@ typedef struct Backend {
     /* drops every captured graph (the buffers they use are about to be freed); NULL with graph_run */
     void (*graph_reset)(void *ctx);
 
-    /* how many of the n 16-bit values at x (backend memory) are inf or NaN; NULL where reading x would
-     * need a copy and a wait (the GPU, whose decode step is one graph without host syncs) */
-    size_t (*count_nonfinite)(void *ctx, const uint16_t *x, size_t n, DType act);
+    /* inf/NaN in activations (issue 17), without a host wait of its own on either backend. finite_mark
+     * looks at rows x dim 16-bit values at x (backend memory) and records, in the backend, the first row
+     * holding an inf or NaN and the smallest `tag` (>= 0: a layer; FINITE_TAG_OUTPUT: a stage's output) of
+     * the marks that found one; an op like the others (a GPU graph may hold it). finite_fetch starts
+     * taking what the marks since the last fetch recorded and clears it; finite_result, after the next
+     * sync or copy to the host (the GPU's record travels with the step's results), gives it: 0 when every
+     * value was finite, else 1 with *row and *tag. NULL where not offered. */
+    void (*finite_mark)(void *ctx, const uint16_t *x, int rows, int dim, DType act, int tag);
+    void (*finite_fetch)(void *ctx);
+    int (*finite_result)(void *ctx, int *row, int *tag);
 
     /* name of the kernel path `linear` takes for this weight dtype and row count (for reports) */
     const char *(*linear_path)(void *ctx, DType wdt, int rows);

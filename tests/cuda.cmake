@@ -24,6 +24,8 @@ if(PP8_HAVE_CUDA)
 endif()
 if(PP8_HAVE_CUDA)
   pp8_script_test(test_gpu_golden test_gpu_golden.sh LABELS gpu cuda TIMEOUT 300)
+  # inf/NaN in a stage's output on the GPU: the device-side record (finite_mark), read after the step's sync
+  pp8_script_test(test_gpu_finite test_finite.sh ARGS --gpu LABELS gpu cuda mpi TIMEOUT 300)
   # the pipeline_identical checks on the CUDA backend, all ranks sharing one GPU (--share-gpus)
   pp8_script_test(test_gpu_pipeline test_pipeline.sh ARGS --gpu LABELS gpu cuda mpi TIMEOUT 900)
   if(PP8_HAVE_NCCL)

@@ -4,9 +4,17 @@
 # reports inf/NaN in its output hidden state with its rank, its layer range and the position (and, with
 # --check-finite, "first after layer 3"); the sequence ends with finish_reason "error" and generate exits
 # non-zero with one error line. bf16, whose range is fp32's, does not overflow: no report, exit 0.
+# With --gpu (test_gpu_finite): the same on the CUDA backend (the device-side record of finite_mark), on
+# 2 ranks sharing the GPU only (the GPU check's fast phase runs it); exits 77 (skipped, never passed) without a CUDA device.
 set -euo pipefail
 PP8=${PP8:?} SRC=${PP8_SRC:?}
 read -r -a MPI <<<"${PP8_MPIRUN:?}"
+extra=(); nps="1 2"
+if [ "${1:-}" = --gpu ]; then
+  ndev=$("$PP8" --version 2>/dev/null | sed -n 's/^cuda devices visible: \([0-9]*\).*/\1/p')
+  if [ -z "$ndev" ] || [ "$ndev" -lt 1 ]; then echo "skipped: no CUDA device (pp8 --version)"; exit 77; fi
+  extra=(--backend cuda --share-gpus); nps=2
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
@@ -25,13 +33,13 @@ raw[8 + n + a:8 + n + b] = b"\x00\x78" * ((b - a) // 2)  # fp16 32768
 open(p, "wb").write(raw)
 PY
 
-for np in 1 2; do
+for np in $nps; do
   for dt in fp16 int8; do
     for cf in "" --check-finite; do
       what="$dt on $np rank(s)${cf:+ $cf}"
       set +e
       timeout 60 "${MPI[@]}" -np "$np" "$PP8" generate --model "$tmp/m" --dtype "$dt" --tokens 5,6,7,8,9 --max-new 4 \
-        --jsonl $cf >"$tmp/out" 2>"$tmp/err"
+        --jsonl $cf "${extra[@]}" >"$tmp/out" 2>"$tmp/err"
       rc=$?
       set -e
       [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && ok "$what: exit $rc" || bad "$what: exit $rc"
@@ -54,7 +62,7 @@ for np in 1 2; do
   done
   set +e
   timeout 60 "${MPI[@]}" -np "$np" "$PP8" generate --model "$tmp/m" --dtype bf16 --tokens 5,6,7,8,9 --max-new 4 \
-    --jsonl >"$tmp/out" 2>"$tmp/err"
+    --jsonl "${extra[@]}" >"$tmp/out" 2>"$tmp/err"
   rc=$?
   set -e
   if [ "$rc" = 0 ] && ! grep -q "inf/NaN" "$tmp/err" && grep -q '"finish_reason": "length"' "$tmp/out"; then

@@ -412,6 +412,55 @@ static void test_int8(int m, int n, int k, float t, int inject)
     free(gcols), free(yref), free(y);
 }
 
+/* finite_mark / fetch / result (issue 17): the first row holding an inf or NaN and the smallest tag of
+ * the marks since the last fetch; a fetch clears the record; fp16's inf bits are a finite bf16 */
+static void expect_finite(const char *what, int want, int want_row, int want_tag)
+{
+    int row = -1, tag = -1;
+    g_b->sync(g_b->ctx);
+    int got = g_b->finite_result(g_b->ctx, &row, &tag);
+    g_checks++;
+    if (got != want || (want && (row != want_row || tag != want_tag)))
+        g_fail++, fprintf(stderr, "FAIL finite %s: got %d row %d tag %d, want %d row %d tag %d\n", what, got, row, tag,
+                          want, want_row, want_tag);
+}
+
+static void test_finite(void)
+{
+    enum { R = 5, D = 100 };
+    uint16_t h[R * D];
+    fill16(h, R * D, 1.0f, DTYPE_F16);
+    uint16_t *d = dev_copy(h, sizeof h);
+    g_b->finite_mark(g_b->ctx, d, R, D, DTYPE_F16, 3);
+    g_b->finite_mark(g_b->ctx, d, R, D, DTYPE_F16, FINITE_TAG_OUTPUT);
+    g_b->finite_fetch(g_b->ctx);
+    expect_finite("all finite", 0, 0, 0);
+    h[4 * D + 99] = 0x7e00; /* NaN in the last row */
+    h[3 * D + 17] = 0xfc00; /* -inf in row 3 */
+    g_b->to_device(g_b->ctx, d, h, sizeof h);
+    g_b->finite_mark(g_b->ctx, d, R, D, DTYPE_F16, 9);
+    g_b->finite_mark(g_b->ctx, d + 4 * D, 1, D, DTYPE_F16, 4); /* row 0 of this view: row 4 */
+    g_b->finite_mark(g_b->ctx, d, R, D, DTYPE_F16, FINITE_TAG_OUTPUT);
+    g_b->finite_fetch(g_b->ctx);
+    expect_finite("fp16 inf and NaN", 1, 0, 4);
+    g_b->finite_mark(g_b->ctx, d + D, R - 1, D, DTYPE_F16, FINITE_TAG_OUTPUT);
+    g_b->finite_fetch(g_b->ctx);
+    expect_finite("fp16 after a fetch", 1, 2, FINITE_TAG_OUTPUT);
+    g_b->finite_fetch(g_b->ctx);
+    expect_finite("nothing marked", 0, 0, 0);
+    for (int i = 0; i < R * D; i++) h[i] = i == 3 * D + 17 ? 0x7c00 : 0x3f80; /* finite bf16 values */
+    g_b->to_device(g_b->ctx, d, h, sizeof h);
+    g_b->finite_mark(g_b->ctx, d, R, D, DTYPE_BF16, 0);
+    g_b->finite_fetch(g_b->ctx);
+    expect_finite("bf16 0x7c00 is finite", 0, 0, 0);
+    h[1 * D] = 0xff80; /* bf16 -inf */
+    g_b->to_device(g_b->ctx, d, h, sizeof h);
+    g_b->finite_mark(g_b->ctx, d, R, D, DTYPE_BF16, 0);
+    g_b->finite_fetch(g_b->ctx);
+    expect_finite("bf16 -inf", 1, 1, 0);
+    dev_free(d);
+}
+
 int main(void)
 {
     int ndev = backend_cuda_device_count();
@@ -429,6 +478,7 @@ int main(void)
     g_b->reserve(g_b->ctx, 64, 4096, 4096);
 
     test_memory();
+    test_finite();
     for (int ti = 0; ti < 2; ti++) {
         DType t = ti ? DTYPE_BF16 : DTYPE_F16;
         test_rows_and_elementwise(t);

@@ -28,6 +28,9 @@ typedef struct CudaCtx {
     uint16_t *wd;    /* (max_n, chunk) */
     int *ncols_host; /* pinned: the outlier count the cuBLASLt path needs on the host */
     cudaEvent_t ncols_ready;
+    int *fin_rec;      /* (2) device: finite_mark's record since the last fetch */
+    int *fin_host;     /* (2) pinned: the fetched record */
+    cudaEvent_t fin_ready;
     /* graph_run's captured graphs, least recently used replaced */
     struct {
         uint64_t key;
@@ -255,6 +258,32 @@ static void cu_linear(void *ctx, const Linear *w, const uint16_t *x, int rows, D
     }
 }
 
+/* ---- inf/NaN (backend.h finite_*): the record stays on the device until a fetch copies it behind the
+ * step's ops; the host reads it after the step's own sync (a decode step's graph holds the marks, and no
+ * wait is added for them) ---- */
+static void cu_finite_mark(void *ctx, const uint16_t *x, int rows, int dim, DType act, int tag)
+{
+    CudaCtx *c = (CudaCtx *)ctx;
+    cuda_finite_mark(x, rows, dim, act, tag, c->fin_rec, c->stream);
+}
+
+static void cu_finite_fetch(void *ctx)
+{
+    CudaCtx *c = (CudaCtx *)ctx;
+    CUDA_CHECK(cudaMemcpyAsync(c->fin_host, c->fin_rec, 2 * sizeof(int), cudaMemcpyDeviceToHost, c->stream));
+    cuda_finite_reset(c->fin_rec, c->stream);
+    CUDA_CHECK(cudaEventRecord(c->fin_ready, c->stream));
+}
+
+static int cu_finite_result(void *ctx, int *row, int *tag)
+{
+    CudaCtx *c = (CudaCtx *)ctx;
+    CUDA_CHECK(cudaEventSynchronize(c->fin_ready)); /* done already after the step's sync */
+    if (c->fin_host[0] == 0x7fffffff) return 0;
+    *row = c->fin_host[0], *tag = c->fin_host[1];
+    return 1;
+}
+
 static const char *cu_linear_path(void *ctx, DType wdt, int rows)
 {
     (void)ctx;
@@ -361,6 +390,9 @@ static void cu_destroy(void *ctx)
     scratch_free(c);
     CUDA_CHECK(cudaFreeHost(c->ncols_host));
     CUDA_CHECK(cudaEventDestroy(c->ncols_ready));
+    CUDA_CHECK(cudaFree(c->fin_rec));
+    CUDA_CHECK(cudaFreeHost(c->fin_host));
+    CUDA_CHECK(cudaEventDestroy(c->fin_ready));
     CUDA_CHECK(cudaStreamDestroy(c->stream));
     free(c);
 }
@@ -502,6 +534,12 @@ extern "C" Backend *backend_cuda_create(const BackendOptions *o, char *err, size
     CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     CUDA_CHECK(cudaEventCreateWithFlags(&c->ncols_ready, cudaEventDisableTiming));
     CUDA_CHECK(cudaMallocHost((void **)&c->ncols_host, sizeof(int)));
+    CUDA_CHECK(cudaEventCreateWithFlags(&c->fin_ready, cudaEventDisableTiming));
+    CUDA_CHECK(cudaMallocHost((void **)&c->fin_host, 2 * sizeof(int)));
+    c->fin_host[0] = c->fin_host[1] = 0x7fffffff;
+    c->fin_rec = (int *)scratch_alloc(2 * sizeof(int));
+    cuda_finite_reset(c->fin_rec, c->stream);
+    CUDA_CHECK(cudaEventRecord(c->fin_ready, c->stream));
     c->gemm = cuda_gemm_create();
     const char *graphs = getenv("PP8_CUDA_GRAPHS"); /* 0: launch op by op (for side-by-side timing) */
     c->graphs_off = graphs && !strcmp(graphs, "0");
@@ -525,6 +563,9 @@ extern "C" Backend *backend_cuda_create(const BackendOptions *o, char *err, size
     b->add = cu_add;
     b->gather_rows = cu_gather_rows;
     b->widen = cu_widen;
+    b->finite_mark = cu_finite_mark;
+    b->finite_fetch = cu_finite_fetch;
+    b->finite_result = cu_finite_result;
     b->linear_path = cu_linear_path;
     b->graph_run = cu_graph_run;
     b->graph_reset = cu_graph_reset;

@@ -102,3 +102,34 @@ extern "C" void cuda_widen(float *y, const uint16_t *x, size_t n, DType act, cud
     k_widen<<<cuda_grid_1d(n, EW_THREADS), EW_THREADS, 0, st>>>(y, x, n, act == DTYPE_BF16);
     CUDA_CHECK_LAUNCH();
 }
+
+/* finite_mark (backend.h): rec[0] = the first row holding an inf or NaN (exponent bits all set: fp16
+ * 0x7c00, bf16 0x7f80), rec[1] = the smallest tag that found one; INT_MAX in both when none. Only a
+ * non-finite value writes (an atomicMin), so a finite step costs one read of rows x dim values. */
+__global__ void k_finite_mark(const uint16_t *__restrict__ x, size_t n, int dim, uint16_t e, int tag, int *rec)
+{
+    GRID_STRIDE(i, n)
+    {
+        if ((x[i] & e) == e) {
+            atomicMin(rec, (int)(i / (size_t)dim));
+            atomicMin(rec + 1, tag);
+        }
+    }
+}
+
+__global__ void k_finite_reset(int *rec) { rec[0] = rec[1] = 0x7fffffff; }
+
+extern "C" void cuda_finite_mark(const uint16_t *x, int rows, int dim, DType act, int tag, int *rec, cudaStream_t st)
+{
+    size_t n = (size_t)rows * dim;
+    if (!n) return;
+    const uint16_t e = act == DTYPE_BF16 ? 0x7f80 : 0x7c00;
+    k_finite_mark<<<cuda_grid_1d(n, EW_THREADS), EW_THREADS, 0, st>>>(x, n, dim, e, tag, rec);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void cuda_finite_reset(int *rec, cudaStream_t st)
+{
+    k_finite_reset<<<1, 1, 0, st>>>(rec);
+    CUDA_CHECK_LAUNCH();
+}

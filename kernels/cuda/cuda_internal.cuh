@@ -75,6 +75,9 @@ void cuda_relu(uint16_t *x, size_t n, cudaStream_t st);
 void cuda_add(uint16_t *y, const uint16_t *a, const uint16_t *b, size_t n, DType act, cudaStream_t st);
 /* y[i] = float(x[i]), exact */
 void cuda_widen(float *y, const uint16_t *x, size_t n, DType act, cudaStream_t st);
+/* finite_mark's record rec[2] (device): first non-finite row, smallest tag; reset: INT_MAX in both */
+void cuda_finite_mark(const uint16_t *x, int rows, int dim, DType act, int tag, int *rec, cudaStream_t st);
+void cuda_finite_reset(int *rec, cudaStream_t st);
 /* y[r, o] = float(bias[o]): the fp32 C of a beta = 1 GEMM */
 void cuda_bias_rows(float *y, const uint16_t *bias, DType act, int m, int n, cudaStream_t st);
 /* y[r, o] = act(acc[r, o] + bias[o]) with one rounding (acc fp32) */

@@ -581,23 +581,30 @@ static size_t sample_rows(Engine *en, int rows, int nout)
     return (size_t)(w - en->h_sampled);
 }
 
-/* Every stage's output hidden state, once per item, where the backend can read it cheaply (the CPU: a
- * pass over rows x D 16-bit values, ~0.1% of a decode step): inf or NaN there is an fp16 overflow in
- * this rank's layers (or an inf/NaN weight), which would otherwise reach the logits unexplained. The
- * first reports name the rank, its layers, the item, the first row's KV slot and position, and with
- * --check-finite the first layer whose output held it; the sequences then end with an error where
- * their logits are non-finite (sample_rows). */
-static void check_stage_output(Engine *en, int rows)
+/* Every stage's output hidden state, once per item: inf or NaN there is an fp16 overflow in this rank's
+ * layers (or an inf/NaN weight), which would otherwise reach the logits unexplained. The backend looks
+ * (finite_mark, ~0.1% of a decode step on the CPU, one small kernel on the GPU) before the step's own
+ * sync or copy to the host, so the answer comes back with the step's results and costs no wait of its
+ * own (finite_start), and is read after (check_stage_output). The first reports name the rank, its
+ * layers, the item, the first row's KV slot and position, and with --check-finite the first layer whose
+ * output held it; the sequences then end with an error where their logits are non-finite (sample_rows). */
+static void finite_start(Engine *en, int rows)
+{
+    Backend *be = en->m->be;
+    if (!be->finite_mark) return;
+    be->finite_mark(be->ctx, en->rs->x, rows, en->m->cfg.hidden, en->m->act, FINITE_TAG_OUTPUT);
+    be->finite_fetch(be->ctx);
+}
+
+static void check_stage_output(Engine *en)
 {
     const Model *m = en->m;
     Backend *be = m->be;
-    const size_t D = (size_t)m->cfg.hidden;
-    if (!be->count_nonfinite || !be->count_nonfinite(be->ctx, en->rs->x, (size_t)rows * D, m->act)) return;
+    int r, tag;
+    if (!be->finite_result || !be->finite_result(be->ctx, &r, &tag)) return;
     if (++en->nonfinite_items > 3) return;
-    int r = 0;
-    while (r < rows - 1 && !be->count_nonfinite(be->ctx, en->rs->x + (size_t)r * D, D, m->act)) r++;
     char where[96];
-    if (en->rs->bad_layer >= 0) snprintf(where, sizeof where, "first after layer %d", en->rs->bad_layer);
+    if (tag != FINITE_TAG_OUTPUT) snprintf(where, sizeof where, "first after layer %d", tag);
     else snprintf(where, sizeof where, "%s", en->rs->check_layers ? "in the embedding" : "--check-finite finds the layer");
     log_warn("rank %d (layers %d..%d): inf/NaN in the hidden state this stage computed (item %ld, first at KV slot %d, "
              "position %d; %s): an fp16 overflow in these layers or a non-finite weight; --dtype bf16 has fp32's "
@@ -617,16 +624,18 @@ static void item_compute(Engine *en, int rows, int nout, const int32_t *busy_in,
     if (!m->first) recv_hidden(en, rows);
     double t0 = wall_s();
     stage_forward(m, rs, rows, en->h_tok, en->h_pos, en->h_slot, en->h_out, m->last ? nout : 0);
-    check_stage_output(en, rows);
+    finite_start(en, rows);
     size_t words = 0;
     if (m->last) {
         double ts = rs->prof ? wall_s() : 0;
         if (en->own_logits && nout > 0)
             be->to_host(be->ctx, en->h_logits, rs->logits, sizeof(float) * (size_t)nout * m->cfg.vocab);
+        check_stage_output(en);
         words = sample_rows(en, rows, nout);
         if (rs->prof) rs->prof[PROF_SAMPLE] += wall_s() - ts;
     } else {
         be->sync(be->ctx);
+        check_stage_output(en);
     }
     en->busy_s += wall_s() - t0;
     if (!m->last) {

@@ -334,7 +334,6 @@ static int load_model(Session *s, int max_rows, int slots, int max_seq, int max_
     rc = runstate_alloc(&s->rs, &s->m, max_rows, slots, max_seq, max_out, e);
     s->rs_ready = rc == 0;
     s->rs.check_layers = s->o.check_finite != 0;
-    s->rs.bad_layer = -1;
     return session_agree(rc, e);
 }
 

@@ -180,8 +180,7 @@ static void stage_ops(void *arg)
             PROF(PROF_ACT, be->relu(ctx, rs->ffn, (size_t)rows * F, m->act));
         PROF(PROF_FC2, linear(m, &w->fc2, rs->ffn, rows, rs->tmp));
         PROF(PROF_ADD, be->add(ctx, rs->x, rs->x, rs->tmp, RD, m->act));
-        if (rs->check_layers && rs->bad_layer < 0 && be->count_nonfinite && be->count_nonfinite(ctx, rs->x, RD, m->act))
-            rs->bad_layer = m->layer_begin + l;
+        if (rs->check_layers && be->finite_mark) be->finite_mark(ctx, rs->x, rows, D, m->act, m->layer_begin + l);
     }
 
     if (m->last && nout > 0) {
@@ -210,7 +209,6 @@ void stage_forward(const Model *m, RunState *rs, int rows, const int32_t *tokens
     if (m->first) be->to_device(ctx, rs->tokens, tokens, sizeof(int32_t) * rows);
     if (m->last && nout > 0) be->to_device(ctx, rs->out_idx, out_idx, sizeof(int32_t) * nout);
 
-    rs->bad_layer = -1;
     StageOps so = {m, rs, rows, nout};
     /* every argument of every op is fixed by the RunState (buffers, model, sizes) and the two row counts
      * (20 bits each in the key; larger micro-batches, prefill only, never take a graph); profiling times

@@ -38,9 +38,7 @@ typedef struct RunState {
     size_t arena_bytes, kv_bytes;
     double *prof; /* (PROF_COUNT) seconds per op, summed; NULL: not profiling */
     uint32_t id;  /* unique per runstate_alloc in this process: part of the backend's graph keys */
-    bool check_layers; /* --check-finite: look for inf/NaN after every layer (backends with count_nonfinite) */
-    int bad_layer;     /* with check_layers: the first layer (model numbering) whose output held inf/NaN in
-                        * the last stage_forward, -1 when none */
+    bool check_layers; /* --check-finite: a finite_mark after every layer, tagged with its number */
 } RunState;
 
 /* bytes runstate_alloc will take (activations + KV cache), for the planner and error messages */
