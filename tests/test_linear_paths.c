@@ -279,18 +279,26 @@ int main(void)
             for (int c = 0; c < NM; c++) {
                 test_int8(lin, MS[c], KS[a], NS[b], p8, n8);
                 test_16(lin, DTYPE_F16, MS[c], KS[a], NS[b], ph, nh);
-                test_16(lin, DTYPE_BF16, MS[c], KS[a], NS[b], pb, nb);
+                /* bf16 on the AVX-512 tier from 5 rows: the vdpbf16ps panels and fp32 FMA, whichever
+                 * this CPU's vendor defaults to */
+                for (int dot = 0; dot < 2; dot++) {
+                    cpu_linear_set_bf16_dot(lin, dot);
+                    test_16(lin, DTYPE_BF16, MS[c], KS[a], NS[b], pb, nb);
+                }
             }
     /* more rows than one avx512-fma row block (504) and outputs than one super-block (256), and more rows
      * than the VNNI panels' row block at this K */
     test_int8(lin, 530, 300, 290, p8, n8);
     test_16(lin, DTYPE_F16, 530, 300, 290, ph, nh);
-    test_16(lin, DTYPE_BF16, 530, 300, 290, pb, nb);
+    for (int dot = 0; dot < 2; dot++) {
+        cpu_linear_set_bf16_dot(lin, dot);
+        test_16(lin, DTYPE_BF16, 530, 300, 290, pb, nb);
+        test_16(lin, DTYPE_BF16, 33, 70, 32000, pb, nb);
+    }
     test_f16_special(lin, ph, nh);
     /* F32 outputs of LIN_STREAM_Y_BYTES and more (the LM head's logits) take streaming stores */
     test_16(lin, DTYPE_F16, 8, 40, STREAM_N, ph, nh);
     test_16(lin, DTYPE_F16, 33, 70, 32000, ph, nh);
-    test_16(lin, DTYPE_BF16, 33, 70, 32000, pb, nb);
     cpu_linear_destroy(lin);
     printf("paths: int8");
     for (int i = 0; i < n8; i++) printf(" %s", p8[i]);

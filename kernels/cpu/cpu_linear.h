@@ -39,6 +39,9 @@ int cpu_linear_path_list(DType wdt, const char **names, int max);
 /* Forces the path named (one of cpu_linear_path_list) for every row count; NULL returns to automatic
  * dispatch. Returns -1 when the path is unknown or not available here. */
 int cpu_linear_force_path(CpuLinear *c, DType wdt, const char *path);
+/* bf16 on the AVX-512 tier from 5 rows: 1 vdpbf16ps (the panels), 0 fp32 FMA; the default is the CPU
+ * vendor's (AMD 1, Intel 0) unless PP8_BF16_DOT says. Returns the previous setting (tests take both). */
+int cpu_linear_set_bf16_dot(CpuLinear *c, int on);
 /* int8 only: when non-NULL, every later call also writes its exact int32 accumulators acc (rows, N)
  * (CA . CB^T) here; for tests that compare paths before the epilogue. */
 void cpu_linear_debug_acc(CpuLinear *c, int32_t *acc);
@@ -87,7 +90,8 @@ typedef struct LinJob {
                         * [r0, r1) at cap + r0 KP as [KP/4][r1 - r0] dwords */
     /* 16-bit */
     const void *xs;   /* (MP, KP) rows xs_ld apart, staged activations: bf16 for BF16, float for F16; for
-                       * amx-f16split bf16 with per 32 k the 32 hi then the 32 lo values (row 2 KP + 32) */
+                       * amx-f16split bf16 with per 32 k the 32 hi then the 32 lo values (row 2 KP + 32); for
+                       * the panels packed per row group instead (fp32, or bf16 pairs for lin_bf16_panel_avx512) */
     int y_stream;     /* 16-bit epilogues: full 64-byte lines of an F32 y go out as streaming stores
                        * (LIN_STREAM_Y_BYTES); the caller fences after the kernels */
 } LinJob;
@@ -115,6 +119,7 @@ void lin_i8_avx2(const LinJob *j, int b0, int b1, void *ts);
 void lin_16_scalar(const LinJob *j, int b0, int b1, void *ts);
 void lin_bf16_avx512(const LinJob *j, int b0, int b1, void *ts);
 void lin_bf16_fma_avx512(const LinJob *j, int b0, int b1, void *ts); /* 5..15 rows, x staged fp32 */
+void lin_bf16_panel_avx512(const LinJob *j, int b0, int b1, void *ts); /* vdpbf16ps panels, x per row group */
 void lin_bf16_amx(const LinJob *j, int b0, int b1, void *ts);
 void lin_f16_avx512(const LinJob *j, int b0, int b1, void *ts);
 void lin_f16_amx_split(const LinJob *j, int b0, int b1, void *ts); /* ts: LIN_TSCRATCH + LIN_F16SPLIT_BYTES */

@@ -38,6 +38,7 @@ typedef struct Isa {
     int amx_int8;     /* amx-tile + amx-int8, tile state in XCR0 and arch_prctl permission granted */
     int amx_bf16;
     int amx_refused;  /* the CPU has AMX but the kernel refused the tile-data permission */
+    int amd;          /* AuthenticAMD: vdpbf16ps outruns fp32 FMA (lin_bf16_dot_default) */
     char str[160];
 } Isa;
 
@@ -65,6 +66,7 @@ static void isa_detect(void)
     unsigned max = __get_cpuid_max(0, NULL);
     int osxsave = 0, avx = 0, fma = 0, f16c = 0;
     uint64_t xcr0 = 0;
+    if (__get_cpuid(0, &a, &b, &c, &d)) s->amd = b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u; /* "AuthenticAMD" */
     if (max >= 1 && __get_cpuid(1, &a, &b, &c, &d)) {
         fma = (c >> 12) & 1;
         osxsave = (c >> 27) & 1;
@@ -176,6 +178,7 @@ struct CpuLinear {
     int threads, max_threads;
     int cap;                 /* highest tier allowed (PP8_ISA) */
     int forced[DT_COUNT];    /* tier forced by cpu_linear_force_path, or -1 */
+    int bf16_dot;            /* bf16 on the AVX-512 tier: vdpbf16ps at every row count (else FMA from 5) */
     int max_rows, max_k, max_n;
     int8_t *ca;              /* (MP, KP) quantized activations */
     void *xs;                /* (MP, KP) staged 16-bit activations (float for F16, bf16 for BF16) */
@@ -202,14 +205,32 @@ static int lin_tier(const CpuLinear *c, int dt, int rows)
     return TIER_SCALAR;
 }
 
-/* bf16 below AMX: from this many rows fp32 FMA on weights widened in registers (lin_bf16_fma_avx512) replaces
- * vdpbf16ps, which runs at half the FMA ports' rate here (1T register probes: 122 vs 244 GFLOP/s) */
+/* bf16 below AMX, from this many rows: on Intel's AVX-512 cores fp32 FMA on weights widened in registers
+ * (lin_bf16_fma_avx512, then the fp32-FMA panels) replaces vdpbf16ps, which runs at half the FMA ports'
+ * rate there (1T register probes on a Sapphire Rapids VM: 122 vs 244 GFLOP/s); on AMD's (Zen 4 and 5)
+ * vdpbf16ps runs at twice the FMA rate (Zen 5 EPYC: 514 vs 268), and the vdpbf16ps panels
+ * (lin_bf16_panel_avx512) take these rows instead. CpuLinear.bf16_dot says which; PP8_BF16_DOT=vdpbf16ps|fma
+ * overrides the vendor's default. */
 #define LIN_BF16_FMA_MIN_ROWS 5
 
-/* Does a 16-bit call at this tier and row count take the fp32-FMA panels? */
-static int lin_16_panel(int dt, int tier, int rows)
+static int lin_bf16_dot_default(void) { return isa_get()->amd; }
+
+/* Does a bf16 call take the vdpbf16ps panels? */
+static int lin_bf16_dp_panel(const CpuLinear *c, int dt, int tier, int rows)
 {
-    if (dt == DT_I8) return 0;
+    return dt == DT_BF16 && tier == TIER_AVX512 && c->bf16_dot && rows >= LIN_BF16_FMA_MIN_ROWS;
+}
+
+/* Does a bf16 call take lin_bf16_fma_avx512 (fp32 FMA below the panels' row count)? */
+static int lin_bf16_fma(const CpuLinear *c, int dt, int tier, int rows)
+{
+    return dt == DT_BF16 && tier == TIER_AVX512 && !c->bf16_dot && rows >= LIN_BF16_FMA_MIN_ROWS;
+}
+
+/* Does a 16-bit call at this tier and row count take the fp32-FMA panels? */
+static int lin_16_panel(const CpuLinear *c, int dt, int tier, int rows)
+{
+    if (dt == DT_I8 || lin_bf16_dp_panel(c, dt, tier, rows)) return 0;
     if (tier == TIER_AVX512) return rows >= LIN_16_PANEL_MIN_ROWS;
     return tier == TIER_AVX2 && rows >= LIN_16_PANEL_MIN_ROWS_AVX2;
 }
@@ -217,8 +238,7 @@ static int lin_16_panel(int dt, int tier, int rows)
 const char *cpu_linear_path(CpuLinear *c, DType wdt, int rows)
 {
     int dt = lin_dt(wdt), tier = lin_tier(c, dt, rows);
-    if (tier == TIER_AVX512 && (lin_16_panel(dt, tier, rows) || (dt == DT_BF16 && rows >= LIN_BF16_FMA_MIN_ROWS)))
-        return "avx512-fma";
+    if (tier == TIER_AVX512 && (lin_16_panel(c, dt, tier, rows) || lin_bf16_fma(c, dt, tier, rows))) return "avx512-fma";
     return g_path_name[dt][tier];
 }
 
@@ -246,6 +266,13 @@ int cpu_linear_force_path(CpuLinear *c, DType wdt, const char *path)
     return -1;
 }
 
+int cpu_linear_set_bf16_dot(CpuLinear *c, int on)
+{
+    int was = c->bf16_dot;
+    c->bf16_dot = on != 0;
+    return was;
+}
+
 void cpu_linear_debug_acc(CpuLinear *c, int32_t *acc) { c->dbg_acc = acc; }
 
 /* ---- lifetime and scratch ---- */
@@ -271,6 +298,15 @@ CpuLinear *cpu_linear_create(int threads)
     c->threads = c->max_threads = threads;
     c->cap = TIER_AMX;
     for (int d = 0; d < DT_COUNT; d++) c->forced[d] = -1;
+    c->bf16_dot = lin_bf16_dot_default();
+    const char *dot = getenv("PP8_BF16_DOT");
+    if (dot && *dot) {
+        if (!strcmp(dot, "vdpbf16ps") || !strcmp(dot, "fma"))
+            c->bf16_dot = !strcmp(dot, "vdpbf16ps");
+        else
+            fprintf(stderr, "[pp8 %s] warning: PP8_BF16_DOT=%s is not one of vdpbf16ps|fma; ignored\n",
+                    pp8_log_prefix(), dot);
+    }
     const char *env = getenv("PP8_ISA");
     if (env && *env) {
         int found = -1;
@@ -601,17 +637,18 @@ static void lin_f16_split(uint16_t v, uint16_t *hi, uint16_t *lo)
 static void lin_run_16(CpuLinear *c, LinJob *j, int tier)
 {
     int dt = lin_dt(j->w->wdt);
-    int m = j->m, k = j->k, kp = j->kp, panel = lin_16_panel(dt, tier, m);
+    int m = j->m, k = j->k, kp = j->kp, panel = lin_16_panel(c, dt, tier, m);
+    int dp = lin_bf16_dp_panel(c, dt, tier, m), bfma = lin_bf16_fma(c, dt, tier, m);
     LinKernel k16 = tier == TIER_SCALAR ? lin_16_scalar
                     : tier == TIER_AVX2 ? (panel ? lin_16_panel_avx2 : lin_16_avx2)
                     : tier == TIER_AMX  ? (dt == DT_F16 ? lin_f16_amx_split : lin_bf16_amx)
                     : panel             ? lin_16_panel_avx512
-                    : dt == DT_BF16     ? (m >= LIN_BF16_FMA_MIN_ROWS ? lin_bf16_fma_avx512 : lin_bf16_avx512)
+                    : dt == DT_BF16     ? (dp ? lin_bf16_panel_avx512 : bfma ? lin_bf16_fma_avx512 : lin_bf16_avx512)
                                         : lin_f16_avx512;
     int mp = tier == TIER_AMX ? lin_round_up(m, 16) : m;
     int stage = tier != TIER_SCALAR;
     /* fp32 staging: the F16 kernels below AMX and every panel (bf16 -> fp32 is exact) */
-    int stage32 = (dt == DT_F16 && tier != TIER_AMX) || panel || (dt == DT_BF16 && tier == TIER_AVX512 && m >= LIN_BF16_FMA_MIN_ROWS);
+    int stage32 = (dt == DT_F16 && tier != TIER_AMX) || panel || bfma;
 #pragma omp parallel num_threads(c->threads)
     {
         int tid = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -628,6 +665,13 @@ static void lin_run_16(CpuLinear *c, LinJob *j, int tier)
                         if (r < m && i < k) lin_f16_split(xr[i], &hi, &lo);
                         d[i / 32 * 64 + i % 32] = hi;
                         d[i / 32 * 64 + 32 + i % 32] = lo;
+                    }
+                } else if (dp) { /* bf16 pairs packed per row group: [KP/2][R] dwords at xs + r0 KP/2 */
+                    int R, r0 = lin_panel_group_of(m, 14, r, &R);
+                    uint32_t *d = (uint32_t *)c->xs + (size_t)r0 * (kp / 2) + (r - r0);
+                    for (int p = 0; p < kp / 2; p++) {
+                        uint32_t lo = 2 * p < k ? xr[2 * p] : 0, hi = 2 * p + 1 < k ? xr[2 * p + 1] : 0;
+                        d[(size_t)p * R] = lo | hi << 16;
                     }
                 } else if (panel) { /* packed per row group: [KP][R] at xs + r0 KP */
                     int R, r0 = lin_panel_group_of(m, tier == TIER_AVX2 ? 6 : 14, r, &R);
@@ -676,7 +720,7 @@ void cpu_linear(CpuLinear *c, const Linear *w, const uint16_t *x, int rows, DTyp
     j.ca_ld = j.kp + 64;
     /* elements of xs per row: F16 floats, BF16 bf16, amx-f16split bf16 hi and lo (all fit in xs) */
     j.xs_ld = dt == DT_F16                                                                ? (tier == TIER_AMX ? 2 * j.kp + 32 : j.kp + 16)
-              : lin_16_panel(dt, tier, rows) || (tier == TIER_AVX512 && rows >= LIN_BF16_FMA_MIN_ROWS) ? j.kp + 16
+              : lin_16_panel(c, dt, tier, rows) || lin_bf16_fma(c, dt, tier, rows) ? j.kp + 16
                                                                                                  : j.kp + 32;
     if (dt == DT_I8) {
         PP8_CHECK(act == DTYPE_F16 && ydt == DTYPE_F16, "LLM.int8() linear takes and gives fp16");

@@ -497,6 +497,85 @@ void lin_bf16_avx512(const LinJob *j, int b0, int b1, void *ts)
     }
 }
 
+/* ---- bf16 panels with vdpbf16ps: many rows where it outruns fp32 FMA (AMD Zen: 1T register probes on a
+ * Zen 5 EPYC, vdpbf16ps zmm 514 GOP/s against vfmadd zmm 268; on Intel's AVX-512 cores it runs at half
+ * the FMA rate, and linear.c keeps FMA there). lin_vnni_panel_rq's shape: two blocks side by side and up
+ * to 14 rows (28 accumulators + 2 weight registers + 1 broadcast), a bf16 pair of x per 64-byte step, the
+ * rows' pairs packed per row group (xs: group [r0, r1) at xs + r0 KP as [KP/2][r1 - r0] dwords) and the
+ * next pair's weights prefetched spread over the row groups. vdpbf16ps rounds after each pair (the 16-bit
+ * tolerance of DESIGN.md, as lin_bf16_avx512). */
+static inline __attribute__((always_inline)) void lin_bf16_panel_rq(const uint16_t *w0p, const uint16_t *w1p,
+                                                                    const int32_t *a, int kq, const char *const *pf,
+                                                                    int gi, int G, float *out, int R, int Q)
+{
+    __m512 s[14][2];
+    const uint64_t ginv = lin_div_magic(G);
+#pragma GCC unroll 14
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int q = 0; q < Q; q++) s[r][q] = _mm512_setzero_ps();
+    for (int g = 0; g < kq; g++) {
+        size_t line = lin_div_small((uint32_t)(gi * kq + g), ginv) * 64;
+        _mm_prefetch(pf[0] + line, _MM_HINT_T0);
+        _mm_prefetch(pf[1] + line, _MM_HINT_T0);
+        __m512bh w0 = (__m512bh)_mm512_load_si512(w0p + (size_t)g * 32);
+        __m512bh w1 = Q > 1 ? (__m512bh)_mm512_load_si512(w1p + (size_t)g * 32) : w0;
+#pragma GCC unroll 14
+        for (int r = 0; r < R; r++) {
+            __m512i av = _mm512_set1_epi32(a[(size_t)g * R + r]);
+            if (Q > 1) __asm__("" : "+v"(av)); /* one vpbroadcastd for both */
+            s[r][0] = _mm512_dpbf16_ps(s[r][0], (__m512bh)av, w0);
+            if (Q > 1) s[r][1] = _mm512_dpbf16_ps(s[r][1], (__m512bh)av, w1);
+        }
+    }
+#pragma GCC unroll 14
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int q = 0; q < Q; q++) _mm512_store_ps(out + r * 32 + q * 16, s[r][q]);
+}
+
+void lin_bf16_panel_avx512(const LinJob *j, int b0, int b1, void *ts)
+{
+    int kp = j->kp, kq = kp / 2, m = j->m;
+    const uint16_t *W = j->w->w;
+    float *acc = ts; /* (14 rows, 32) */
+    /* row blocks of <= ~256 KiB of packed x (half the fp32 panels' 512: M=512 K=1024 read 0.49 of the
+     * vdpbf16ps probe with 512, 0.94 with 256), balanced (M=128: 5 + 5 groups, not 9 + 1) */
+    int ng = lin_panel_groups(m, 14), gb = lin_panel_block_groups(kp, 14), nblk = (ng + gb - 1) / gb;
+    for (int bi = 0; bi < nblk; bi++) {
+        int g0 = ng * bi / nblk, ge = ng * (bi + 1) / nblk;
+        for (int b = b0; b < b1; b += 2) {
+            int Q = b + 1 < b1 ? 2 : 1;
+            const uint16_t *w0p = W + (size_t)b * 16 * kp, *w1p = Q > 1 ? w0p + (size_t)16 * kp : w0p;
+            const char *next[2] = {(const char *)w0p, (const char *)w1p};
+            if (b + 2 < b1) {
+                next[0] = (const char *)(w0p + (size_t)32 * kp);
+                next[1] = b + 3 < b1 ? next[0] + (size_t)32 * kp : next[0];
+            }
+            for (int g = g0; g < ge; g++) {
+                int r0 = (int)((long)m * g / ng), R = (int)((long)m * (g + 1) / ng) - r0;
+                const int32_t *a = (const int32_t *)j->xs + (size_t)r0 * kq;
+                const char *const *pf = next;
+                int gi = g - g0, G = ge - g0;
+#define LIN_BP_CASE(n)                                                                                         \
+    case n:                                                                                                    \
+        if (Q > 1)                                                                                             \
+            lin_bf16_panel_rq(w0p, w1p, a, kq, pf, gi, G, acc, n, 2);                                          \
+        else                                                                                                   \
+            lin_bf16_panel_rq(w0p, w1p, a, kq, pf, gi, G, acc, n, 1);                                          \
+        break;
+                switch (R) {
+                    LIN_BP_CASE(1) LIN_BP_CASE(2) LIN_BP_CASE(3) LIN_BP_CASE(4) LIN_BP_CASE(5) LIN_BP_CASE(6)
+                    LIN_BP_CASE(7) LIN_BP_CASE(8) LIN_BP_CASE(9) LIN_BP_CASE(10) LIN_BP_CASE(11) LIN_BP_CASE(12)
+                    LIN_BP_CASE(13) default: LIN_BP_CASE(14)
+                }
+#undef LIN_BP_CASE
+                for (int q = 0; q < Q; q++) lin_16_epilogue_avx512(j, b + q, r0, R, acc + q * 16, 32);
+            }
+        }
+    }
+}
+
 /* ---- fp16: vcvtph2ps of 16 outputs of one k, fp32 FMA with a broadcast fp32 x (never fp16 math) ---- */
 
 static inline void lin_f16_r1(const uint16_t *wb, const float *x, int kp, float *out)
