@@ -118,6 +118,14 @@ typedef struct Backend {
     void (*finite_fetch)(void *ctx);
     int (*finite_result)(void *ctx, int *row, int *tag);
 
+    /* Optional timers for --profile (NULL on the CPU, which times ops by the wall clock between syncs):
+     * timer_record enqueues a timestamp behind the ops issued so far and returns its index, -1 when its pool
+     * (>= 2 * 2048) is used up; timer_ms waits for timestamp e1 and gives the milliseconds from e0 to e1;
+     * timer_reset makes the pool's timestamps free again. */
+    int (*timer_record)(void *ctx);
+    double (*timer_ms)(void *ctx, int e0, int e1);
+    void (*timer_reset)(void *ctx);
+
     /* name of the kernel path `linear` takes for this weight dtype and row count (for reports) */
     const char *(*linear_path)(void *ctx, DType wdt, int rows);
     void (*destroy)(void *ctx);

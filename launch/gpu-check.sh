@@ -5,8 +5,9 @@
 #
 #   build    configure + build build-gpu/ for this GPU's architecture only, `ctest -L gpu` without the
 #            long pipeline and NCCL tests, and the GPU's read bandwidth (pp8 bench's probe)       cap 330 s
-#   kernels  one decode step per op (pp8 bench --profile) at batch 1 and 8, OPT-13B int8 and bf16, for
-#            each kernel set in PP8_CUDA_KERNELS_LIST (default "v1", today's only set)            cap 120 s
+#   kernels  one decode step per op and layer (pp8 bench --profile: CUDA event pairs, no host waits;
+#            runs[].kernels in the JSON) at batch 1 and 8, OPT-13B int8 and bf16, for each kernel set in
+#            PP8_CUDA_KERNELS_LIST (default "v1", today's only set); the summary: us per step by op  cap 120 s
 #   bench    pp8 bench --backend cuda, OPT-13B, int8 and bf16, batch 1/8/32, prompt 32, gen 64   cap 150 s
 #   peer     the seed's system beside pp8 on one checkpoint (the peer kit's run_on_gpu.sh, OPT-6.7B:
 #            transformers + bitsandbytes int8, bf16, fp16; logits compared)                    cap 330 s
@@ -182,7 +183,24 @@ phase_kernels() {
         --json "$out/kernels-$k.json" || rc=1
     files+=("kernels-$k.json")
   done
-  ph_summary="per-op ms per step in ${files[*]} (--profile synchronizes around each op on the CUDA backend today)"
+  local f sum=""
+  for f in "${files[@]}"; do
+    sum+="$f: $("$PY" - "$out/$f" <<'PYEOF' 2>/dev/null
+import json, sys
+j = json.load(open(sys.argv[1]))
+parts = []
+for r in j["runs"]:
+    by = {}
+    for k in r.get("kernels", []):
+        by[k["op"]] = by.get(k["op"], 0.0) + k["us"]
+    top = sorted(by.items(), key=lambda kv: -kv[1])[:4]
+    parts.append("%s b%d %.0f us/step (%s)" % (r["dtype"], r["batch"], 1e6 * r["decode_s"] / r["gen"],
+                                               " ".join("%s %.0f" % kv for kv in top)))
+print("; ".join(parts))
+PYEOF
+)  "
+  done
+  ph_summary="per op and layer in ${files[*]}: ${sum:-no runs[].kernels}"
   return $rc
 }
 

@@ -3,7 +3,8 @@
 # Checks what the table and --json promise, not speed: each rank's layers, memory and bytes read per
 # step, one row per (dtype, batch, schedule), the default micro-batch counts, tokens/s consistent with
 # the timings, busy fractions in (0, 1], a roofline and (with --stream-bound) a stream bound for every
-# run, contiguous layer slices covering the model, provenance, --profile's per-rank lines, the
+# run, contiguous layer slices covering the model, provenance, --profile's per-rank lines and its
+# per-layer JSON (runs[].kernels), the
 # side-by-side ratio lines, the decode bound (bandwidth and compute, issue 18) with its peaks; and
 # --stream-bound refused off the CPU.
 set -u
@@ -96,6 +97,30 @@ for r in runs:
         assert r["stream_bound_tokens_per_s"] > 0, r
     else:
         assert "stream_bound_tokens_per_s" not in r
+    # --profile (given with --stream-bound): per rank, op and layer, us per decode step and GB/s read
+    if want_stream:
+        ks = r["kernels"]
+        assert {k["rank"] for k in ks} == {0, 1}, ks
+        seen = {(k["op"], k["layer"]) for k in ks}
+        for l in range(5):
+            for op in ("layernorm", "qkv", "attention", "out", "add", "fc1", "act", "fc2"):
+                assert (op, l) in seen, (op, l, sorted(seen, key=str))
+        step_us = 1e6 * r["decode_s"] / r["gen"]
+        for k in ks:
+            assert k["us"] > 0, k
+            if k["layer"] is not None:
+                st = j["plan"][k["rank"]]
+                assert st["layer_begin"] <= k["layer"] < st["layer_end"], (k, st)
+            if k["op"] in ("qkv", "out", "fc1", "fc2", "attention", "head"):
+                assert k["gbs"] is not None and k["gbs"] > 0, k
+            else:
+                assert k["gbs"] is None, k
+        assert {k["rank"] for k in ks if k["op"] == "embed"} == {0} and {k["rank"] for k in ks if k["op"] == "head"} == {1}, ks
+        for q in (0, 1):
+            tot = sum(k["us"] for k in ks if k["rank"] == q)
+            assert tot <= step_us * 1.05, (q, tot, step_us)
+    else:
+        assert "kernels" not in r
 print("runs", len(runs))
 EOF
 if python3 "$tmp/check.py" "$tmp/b.json" 1; then ok "json"; else bad "json"; fi

@@ -10,6 +10,7 @@
 #include "cuda_internal.cuh"
 
 #define CUDA_GRAPH_SLOTS 16 /* decode row counts of the micro-batches in flight, per RunState */
+#define CUDA_TIMERS 4096    /* --profile: two per timed op of a step (forward.h PROF_PENDING) */
 
 typedef struct CudaCtx {
     int device, cc_major, cc_minor, sms; /* sms: multiprocessors */
@@ -28,6 +29,8 @@ typedef struct CudaCtx {
     uint16_t *wd;    /* (max_n, chunk) */
     int *ncols_host; /* pinned: the outlier count the cuBLASLt path needs on the host */
     cudaEvent_t ncols_ready;
+    cudaEvent_t *timers; /* (CUDA_TIMERS) --profile's timestamps, created at the first timer_record */
+    int ntimers;         /* used since the last timer_reset */
     int *fin_rec;      /* (2) device: finite_mark's record since the last fetch */
     int *fin_host;     /* (2) pinned: the fetched record */
     cudaEvent_t fin_ready;
@@ -284,6 +287,32 @@ static int cu_finite_result(void *ctx, int *row, int *tag)
     return 1;
 }
 
+/* ---- --profile's timers (backend.h timer_*): events on the stream, read once the step is done ---- */
+static int cu_timer_record(void *ctx)
+{
+    CudaCtx *c = (CudaCtx *)ctx;
+    if (!c->timers) {
+        c->timers = (cudaEvent_t *)calloc(CUDA_TIMERS, sizeof *c->timers);
+        PP8_CHECK(c->timers, "out of memory for --profile's CUDA events");
+        for (int i = 0; i < CUDA_TIMERS; i++) CUDA_CHECK(cudaEventCreate(&c->timers[i]));
+    }
+    if (c->ntimers == CUDA_TIMERS) return -1;
+    CUDA_CHECK(cudaEventRecord(c->timers[c->ntimers], c->stream));
+    return c->ntimers++;
+}
+
+static double cu_timer_ms(void *ctx, int e0, int e1)
+{
+    CudaCtx *c = (CudaCtx *)ctx;
+    PP8_CHECK(c->timers && e0 >= 0 && e1 >= 0 && e0 < c->ntimers && e1 < c->ntimers, "timer_ms: no such timestamp");
+    CUDA_CHECK(cudaEventSynchronize(c->timers[e1]));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, c->timers[e0], c->timers[e1]));
+    return ms;
+}
+
+static void cu_timer_reset(void *ctx) { ((CudaCtx *)ctx)->ntimers = 0; }
+
 static const char *cu_linear_path(void *ctx, DType wdt, int rows)
 {
     (void)ctx;
@@ -391,6 +420,8 @@ static void cu_destroy(void *ctx)
     CUDA_CHECK(cudaFreeHost(c->ncols_host));
     CUDA_CHECK(cudaEventDestroy(c->ncols_ready));
     CUDA_CHECK(cudaFree(c->fin_rec));
+    for (int i = 0; c->timers && i < CUDA_TIMERS; i++) CUDA_CHECK(cudaEventDestroy(c->timers[i]));
+    free(c->timers);
     CUDA_CHECK(cudaFreeHost(c->fin_host));
     CUDA_CHECK(cudaEventDestroy(c->fin_ready));
     CUDA_CHECK(cudaStreamDestroy(c->stream));
@@ -566,6 +597,9 @@ extern "C" Backend *backend_cuda_create(const BackendOptions *o, char *err, size
     b->finite_mark = cu_finite_mark;
     b->finite_fetch = cu_finite_fetch;
     b->finite_result = cu_finite_result;
+    b->timer_record = cu_timer_record;
+    b->timer_ms = cu_timer_ms;
+    b->timer_reset = cu_timer_reset;
     b->linear_path = cu_linear_path;
     b->graph_run = cu_graph_run;
     b->graph_reset = cu_graph_reset;

@@ -70,6 +70,7 @@ typedef struct BenchRun {
     int node[64];       /* per rank: ctl_node_id */
     double node_tps;    /* batch / (the busiest node's step bytes / its ranks' read bandwidth together); 0: none */
     double prof[64][PROF_COUNT]; /* --profile: per rank, seconds per op over the decode phase */
+    double *kern; /* --profile, rank 0: (ranks, PROF_DOUBLES) every rank's Prof doubles; NULL otherwise */
     double rss[64];  /* per rank, bytes: peak resident memory (VmHWM) since this dtype's load began */
     double plan[64]; /* per rank, bytes: the plan's weights + KV cache + workspace */
     const char *path_decode, *path_prefill, *path_head;
@@ -111,8 +112,11 @@ static void usage(void)
            "  --gen N              decode steps (default 16)\n"
            "  --schedule S[,S..]   pipelined | naive, or both to compare (default pipelined)\n"
            "  --json FILE          write the results (and provenance) as JSON\n"
-           "  --profile            after each run, each stage's decode time per op in ms per step (the backend\n"
-           "                       is synchronized around every op, which costs a little)\n"
+           "  --profile            after each run, each stage's decode time per op in ms per step; with --json\n"
+           "                       also per op and layer (runs[].kernels: rank, op, layer, us per step, GB/s of\n"
+           "                       weights and KV cache read). CPU: the wall clock between syncs around each op;\n"
+           "                       CUDA: event pairs around each op, read after the step (no host waits, no\n"
+           "                       CUDA graph)\n"
            "  --stream-bound       after each run, time reading the bytes a decode step of that run reads (each\n"
            "                       stage's weights once per micro-batch, the KV cache it attends to, the LM\n"
            "                       head) with the probe's prefetching loop and no compute, the stages at once\n"
@@ -538,8 +542,9 @@ static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, in
     ctl_barrier();
     double t1 = wall_s();
     en.busy_s = 0;
-    double prof[PROF_COUNT] = {0};
-    if (a->profile) s->rs.prof = prof;
+    Prof *prof = a->profile ? calloc(1, sizeof *prof) : NULL;
+    PP8_CHECK(prof || !a->profile, "out of memory for --profile");
+    s->rs.prof = prof;
     engine_run(&en, NULL, a->gen + 1);
     ctl_barrier();
     double t2 = wall_s();
@@ -551,7 +556,17 @@ static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, in
     memcpy(out->bw_node, bw_node, sizeof(double) * (size_t)s->size);
     memcpy(out->node, nodes, sizeof(int) * (size_t)s->size);
     ctl_gather_double(&busy, 1, out->busy, 0);
-    ctl_gather_double(prof, PROF_COUNT, &out->prof[0][0], 0);
+    if (prof) {
+        for (int q = 0; q < s->size; q++) memset(out->prof[q], 0, sizeof out->prof[q]);
+        double *all = s->rank == 0 ? calloc((size_t)s->size, sizeof(double) * PROF_DOUBLES) : NULL;
+        PP8_CHECK(all || s->rank != 0, "out of memory for --profile");
+        ctl_gather_double(prof->s, PROF_DOUBLES, all, 0); /* s, layer_s, layer_bytes: the struct's first doubles */
+        if (all)
+            for (int q = 0; q < s->size; q++) memcpy(out->prof[q], all + (size_t)q * PROF_DOUBLES, sizeof out->prof[q]);
+        free(prof);
+        prof = NULL;
+        out->kern = all;
+    }
     out->dtype = dt;
     out->sched = sched;
     out->M = M;
@@ -728,6 +743,31 @@ static cJSON *json_report(const BenchArgs *a, Session *s, const BenchRun *runs, 
         cJSON_AddStringToObject(kp, "linear_decode", r->path_decode);
         cJSON_AddStringToObject(kp, "linear_prefill", r->path_prefill);
         if (r->path_head) cJSON_AddStringToObject(kp, "lm_head_decode", r->path_head);
+        if (r->kern) { /* --profile: per rank, op and layer, microseconds per decode step and GB/s read */
+            cJSON *ks = cJSON_AddArrayToObject(j, "kernels");
+            for (int q = 0; q < s->size; q++) {
+                const double *pd = r->kern + (size_t)q * PROF_DOUBLES;
+                const double *ls = pd + PROF_COUNT, *lbytes = ls + (PROF_LAYERS + 1) * PROF_COUNT;
+                for (int li = 0; li <= PROF_LAYERS; li++)
+                    for (int op = 0; op < PROF_COUNT; op++) {
+                        const double t = ls[li * PROF_COUNT + op], bytes = lbytes[li * PROF_COUNT + op];
+                        if (t <= 0) continue;
+                        cJSON *k = cJSON_CreateObject();
+                        cJSON_AddNumberToObject(k, "rank", q);
+                        cJSON_AddStringToObject(k, "op", prof_op_name[op]);
+                        if (li < PROF_LAYERS)
+                            cJSON_AddNumberToObject(k, "layer", lb[q] + li);
+                        else
+                            cJSON_AddNullToObject(k, "layer");
+                        cJSON_AddNumberToObject(k, "us", 1e6 * t / a->gen);
+                        if (bytes > 0)
+                            cJSON_AddNumberToObject(k, "gbs", bytes / t * 1e-9);
+                        else
+                            cJSON_AddNullToObject(k, "gbs");
+                        cJSON_AddItemToArray(ks, k);
+                    }
+            }
+        }
         cJSON_AddItemToArray(arr, j);
     }
     return root;
@@ -903,6 +943,7 @@ int cmd_bench(int argc, char **argv, Err *e)
     for (int b = 0; b < maxb; b++) free(prompts[b]);
     free(prompts);
     free(lens);
+    for (int i = 0; i < nruns; i++) free(runs[i].kern);
     free(runs);
     free(wb_all);
     free(wm_all);

@@ -632,7 +632,10 @@ static void item_compute(Engine *en, int rows, int nout, const int32_t *busy_in,
             be->to_host(be->ctx, en->h_logits, rs->logits, sizeof(float) * (size_t)nout * m->cfg.vocab);
         check_stage_output(en);
         words = sample_rows(en, rows, nout);
-        if (rs->prof) rs->prof[PROF_SAMPLE] += wall_s() - ts;
+        if (rs->prof) {
+            rs->prof->s[PROF_SAMPLE] += wall_s() - ts;
+            rs->prof->layer_s[PROF_LAYERS][PROF_SAMPLE] += wall_s() - ts;
+        }
     } else {
         be->sync(be->ctx);
         check_stage_output(en);

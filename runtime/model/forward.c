@@ -15,20 +15,69 @@
 const char *const prof_op_name[PROF_COUNT] = {"embed", "layernorm", "qkv", "attention", "out", "fc1",
                                               "act", "fc2", "add", "head", "sample"};
 
-/* run STMT, adding its wall time to rs->prof[OP] when profiling */
-#define PROF(OP, STMT)                                                                                               \
+/* run STMT, adding its time (and BYTES read) to rs->prof's op OP at layer prof_layer (a local of the
+ * caller: -1 outside the layers) when profiling */
+typedef struct ProfTick {
+    double t;
+    int e; /* the backend's timer, or -1: the wall clock between syncs */
+} ProfTick;
+
+void prof_flush(Backend *be, Prof *p)
+{
+    for (int i = 0; i < p->npend; i++) {
+        double sec = 1e-3 * be->timer_ms(be->ctx, p->pend[i].e0, p->pend[i].e1);
+        p->s[p->pend[i].op] += sec;
+        p->layer_s[p->pend[i].layer][p->pend[i].op] += sec;
+    }
+    p->npend = 0;
+    if (be->timer_reset) be->timer_reset(be->ctx);
+}
+
+static ProfTick prof_start(Backend *be, RunState *rs)
+{
+    ProfTick t = {0, -1};
+    if (!rs->prof) return t;
+    if (be->timer_record) {
+        if (rs->prof->npend == PROF_PENDING) prof_flush(be, rs->prof);
+        if ((t.e = be->timer_record(be->ctx)) >= 0) return t;
+    }
+    be->sync(be->ctx);
+    t.t = wall_s();
+    return t;
+}
+
+static void prof_stop(Backend *be, RunState *rs, ProfTick t, int op, int layer, double bytes)
+{
+    Prof *p = rs->prof;
+    if (!p) return;
+    const int li = layer < 0 ? PROF_LAYERS : layer < PROF_LAYERS ? layer : PROF_LAYERS - 1;
+    p->layer_bytes[li][op] += bytes;
+    int e1 = t.e >= 0 ? be->timer_record(be->ctx) : -1;
+    if (e1 >= 0) {
+        p->pend[p->npend].op = op, p->pend[p->npend].layer = li;
+        p->pend[p->npend].e0 = t.e, p->pend[p->npend].e1 = e1;
+        p->npend++;
+        return;
+    }
+    be->sync(be->ctx);
+    const double sec = t.e >= 0 ? 0 : wall_s() - t.t; /* a timer pool that ran out mid-op: not counted */
+    p->s[op] += sec;
+    p->layer_s[li][op] += sec;
+}
+
+#define PROFB(OP, BYTES, STMT)                                                                                       \
     do {                                                                                                             \
-        double t0_ = 0;                                                                                              \
-        if (rs->prof) {                                                                                              \
-            be->sync(ctx);                                                                                           \
-            t0_ = wall_s();                                                                                          \
-        }                                                                                                            \
+        ProfTick t_ = prof_start(be, rs);                                                                            \
         STMT;                                                                                                        \
-        if (rs->prof) {                                                                                              \
-            be->sync(ctx);                                                                                           \
-            rs->prof[OP] += wall_s() - t0_;                                                                          \
-        }                                                                                                            \
+        prof_stop(be, rs, t_, OP, prof_layer, BYTES);                                                                \
     } while (0)
+#define PROF(OP, STMT) PROFB(OP, 0.0, STMT)
+
+/* the bytes one call of a linear reads from its weights */
+static double lin_read_bytes(const Linear *w)
+{
+    return (double)w->n * w->k * (w->wdt == DTYPE_I8 ? 1 : 2) + (w->scb ? 4.0 * w->n : 0) + (w->bias ? 2.0 * w->n : 0);
+}
 
 static size_t al(size_t b) { return (b + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
 
@@ -115,6 +164,7 @@ typedef struct StageOps {
     const Model *m;
     RunState *rs;
     int rows, nout;
+    double kv_bytes; /* what one layer's attention reads from the KV cache (for --profile) */
 } StageOps;
 
 static void stage_ops(void *arg)
@@ -128,6 +178,7 @@ static void stage_ops(void *arg)
     void *ctx = be->ctx;
     const int D = c->hidden, H = c->heads, E = c->head_dim, F = c->ffn;
     const size_t RD = (size_t)rows * D;
+    int prof_layer = -1;
 
     if (m->first) {
         if (c->arch == ARCH_BLOOM) {
@@ -142,6 +193,7 @@ static void stage_ops(void *arg)
     const size_t layer_kv = (size_t)rs->slots * H * rs->max_seq * E;
     for (int l = 0; l < m->layer_end - m->layer_begin; l++) {
         const LayerWeights *w = &m->layers[l];
+        prof_layer = l;
         AttnArgs a = {
             .rows = rows, .heads = H, .head_dim = E, .slot = rs->slot, .pos = rs->pos,
             .k_cache = rs->k_cache + l * layer_kv, .v_cache = rs->v_cache + l * layer_kv,
@@ -150,7 +202,7 @@ static void stage_ops(void *arg)
         PROF(PROF_LAYERNORM, be->layernorm(ctx, rs->h, rs->x, w->ln1_g, w->ln1_b, rows, D, c->ln_eps, m->act));
         if (c->arch == ARCH_BLOOM) {
             /* fused query_key_value, rows interleaved per head: [head][q|k|v][E] */
-            PROF(PROF_QKV, linear(m, &w->qkv, rs->h, rows, rs->qkv));
+            PROFB(PROF_QKV, lin_read_bytes(&w->qkv), linear(m, &w->qkv, rs->h, rows, rs->qkv));
             a.q = rs->qkv;
             a.k = rs->qkv + E;
             a.v = rs->qkv + 2 * E;
@@ -160,7 +212,7 @@ static void stage_ops(void *arg)
             a.score_scale = 1.0f / sqrtf((float)E); /* BloomAttention inv_norm_factor */
         } else {
             /* q_proj | k_proj | v_proj stacked (model.c): each row is [q | k | v] */
-            PROF(PROF_QKV, linear(m, &w->qkv, rs->h, rows, rs->qkv));
+            PROFB(PROF_QKV, lin_read_bytes(&w->qkv), linear(m, &w->qkv, rs->h, rows, rs->qkv));
             a.q = rs->qkv;
             a.k = rs->qkv + D;
             a.v = rs->qkv + 2 * D;
@@ -168,31 +220,33 @@ static void stage_ops(void *arg)
             a.head_stride = E;
             a.score_scale = 1.0f / sqrtf((float)E); /* OPTAttention scaling = head_dim^-0.5 */
         }
-        PROF(PROF_ATTENTION, be->attention(ctx, &a));
-        PROF(PROF_OUT, linear(m, &w->out, rs->att, rows, rs->tmp));
+        PROFB(PROF_ATTENTION, so->kv_bytes, be->attention(ctx, &a));
+        PROFB(PROF_OUT, lin_read_bytes(&w->out), linear(m, &w->out, rs->att, rows, rs->tmp));
         PROF(PROF_ADD, be->add(ctx, rs->x, rs->x, rs->tmp, RD, m->act));
 
         PROF(PROF_LAYERNORM, be->layernorm(ctx, rs->h, rs->x, w->ln2_g, w->ln2_b, rows, D, c->ln_eps, m->act));
-        PROF(PROF_FC1, linear(m, &w->fc1, rs->h, rows, rs->ffn));
+        PROFB(PROF_FC1, lin_read_bytes(&w->fc1), linear(m, &w->fc1, rs->h, rows, rs->ffn));
         if (c->arch == ARCH_BLOOM)
             PROF(PROF_ACT, be->gelu(ctx, rs->ffn, (size_t)rows * F, m->act));
         else
             PROF(PROF_ACT, be->relu(ctx, rs->ffn, (size_t)rows * F, m->act));
-        PROF(PROF_FC2, linear(m, &w->fc2, rs->ffn, rows, rs->tmp));
+        PROFB(PROF_FC2, lin_read_bytes(&w->fc2), linear(m, &w->fc2, rs->ffn, rows, rs->tmp));
         PROF(PROF_ADD, be->add(ctx, rs->x, rs->x, rs->tmp, RD, m->act));
         if (rs->check_layers && be->finite_mark) be->finite_mark(ctx, rs->x, rows, D, m->act, m->layer_begin + l);
     }
 
+    prof_layer = -1;
     if (m->last && nout > 0) {
         PROF(PROF_HEAD, be->gather_rows(ctx, rs->sel, rs->x, rs->out_idx, nout, 2 * (size_t)D);
              be->layernorm(ctx, rs->sel, rs->sel, m->lnf_g, m->lnf_b, nout, D, c->ln_eps, m->act));
         if (m->lm_head.wdt == DTYPE_I8) {
             /* --int8-head: LLM.int8() over this micro-batch's logit rows (their own outlier columns), fp16
              * logits as bitsandbytes gives them, then widened exactly for the sampler */
-            PROF(PROF_HEAD, linear(m, &m->lm_head, rs->sel, nout, rs->logits16);
+            PROFB(PROF_HEAD, lin_read_bytes(&m->lm_head), linear(m, &m->lm_head, rs->sel, nout, rs->logits16);
                  be->widen(ctx, rs->logits, rs->logits16, (size_t)nout * c->vocab, m->act));
         } else {
-            PROF(PROF_HEAD, be->linear(ctx, &m->lm_head, rs->sel, nout, m->act, rs->logits, DTYPE_F32, 0.0f));
+            PROFB(PROF_HEAD, lin_read_bytes(&m->lm_head),
+                  be->linear(ctx, &m->lm_head, rs->sel, nout, m->act, rs->logits, DTYPE_F32, 0.0f));
         }
     }
 }
@@ -209,12 +263,15 @@ void stage_forward(const Model *m, RunState *rs, int rows, const int32_t *tokens
     if (m->first) be->to_device(ctx, rs->tokens, tokens, sizeof(int32_t) * rows);
     if (m->last && nout > 0) be->to_device(ctx, rs->out_idx, out_idx, sizeof(int32_t) * nout);
 
-    StageOps so = {m, rs, rows, nout};
+    StageOps so = {m, rs, rows, nout, 0};
+    if (rs->prof)
+        for (int r = 0; r < rows; r++) so.kv_bytes += 4.0 * m->cfg.heads * m->cfg.head_dim * (pos[r] + 1);
     /* every argument of every op is fixed by the RunState (buffers, model, sizes) and the two row counts
      * (20 bits each in the key; larger micro-batches, prefill only, never take a graph); profiling times
-     * each op alone, so it runs them one by one */
+     * each op, so it runs them one by one, and reads the timers after the step */
     const int most = rows > nout ? rows : nout;
     const uint64_t key = (uint64_t)rs->id << 40 | (uint64_t)rows << 20 | (uint64_t)nout;
     if (!rs->prof && be->graph_run && most < (1 << 20) && be->graph_run(ctx, key, most, stage_ops, &so)) return;
     stage_ops(&so);
+    if (rs->prof && rs->prof->npend) prof_flush(be, rs->prof);
 }

@@ -12,13 +12,29 @@
 
 #include "model.h"
 
-/* Per-op wall time of stage_forward() (pp8 bench --profile): the backend is synchronized around each op,
- * so the figures hold for asynchronous backends too, at some cost. */
+/* Per-op time of stage_forward() (pp8 bench --profile). Where the backend has timers (the GPU: event pairs
+ * around each op, read after the step) the ops run as they would without profiling, on one stream, with no
+ * host waits between them; elsewhere (the CPU) each op is timed between two syncs by the wall clock. */
 typedef enum ProfOp {
     PROF_EMBED, PROF_LAYERNORM, PROF_QKV, PROF_ATTENTION, PROF_OUT, PROF_FC1, PROF_ACT, PROF_FC2, PROF_ADD, PROF_HEAD,
     PROF_SAMPLE, PROF_COUNT
 } ProfOp;
 extern const char *const prof_op_name[PROF_COUNT];
+
+#define PROF_LAYERS 128   /* per-layer slots; a stage's layers from here on share the last one's */
+#define PROF_PENDING 2048 /* timed ops whose timers are read at the end of the step */
+typedef struct Prof {
+    /* the doubles first, in this order: what pp8 bench gathers from every rank (PROF_DOUBLES) */
+    double s[PROF_COUNT];                            /* seconds per op, summed over layers and steps */
+    double layer_s[PROF_LAYERS + 1][PROF_COUNT];     /* by this stage's layer; [PROF_LAYERS]: outside layers */
+    double layer_bytes[PROF_LAYERS + 1][PROF_COUNT]; /* bytes they read from weights and the KV cache (0: the
+                                                      * op's bytes are not counted) */
+    int npend;
+    struct { int op, layer, e0, e1; } pend[PROF_PENDING];
+} Prof;
+#define PROF_DOUBLES (PROF_COUNT * (1 + 2 * (PROF_LAYERS + 1)))
+/* reads the pending timers into the sums (waits for the last of them) */
+void prof_flush(Backend *be, Prof *p);
 
 typedef struct RunState {
     int max_rows, slots, max_seq, max_out;
@@ -36,7 +52,7 @@ typedef struct RunState {
     uint16_t *k_cache, *v_cache;            /* per layer B * S * H * E values, laid out by the backend */
     void *arena;
     size_t arena_bytes, kv_bytes;
-    double *prof; /* (PROF_COUNT) seconds per op, summed; NULL: not profiling */
+    Prof *prof;   /* NULL: not profiling */
     uint32_t id;  /* unique per runstate_alloc in this process: part of the backend's graph keys */
     bool check_layers; /* --check-finite: a finite_mark after every layer, tagged with its number */
 } RunState;
