@@ -195,23 +195,77 @@ static long check_exp(void)
     return checks + 3;
 }
 
+/* load and store of `v` bitwise as the scalar ones (and pp8_f2h / pp8_f2bf): every n from 1 to 40 (the
+ * masked tails; the AVX-512 fp16 store once kept NaN payloads that pp8_f2h drops), values around fp16's and bf16's rounding halfway points, subnormals of both, +-0,
+ * +-inf, NaNs with payloads in the bits bf16 drops, and fp16 overflow */
+static long check_load_store(const VecOps *v, const VecOps *ref)
+{
+    enum { N = 40 };
+    long checks = 0;
+    for (int ti = 0; ti < 2; ti++) {
+        const DType t = ti ? DTYPE_BF16 : DTYPE_F16;
+        for (int n = 1; n <= N; n++)
+            for (int rep = 0; rep < 8; rep++) {
+                float f[N], g[N];
+                uint16_t a[N + 1], b[N + 1];
+                for (int i = 0; i < n; i++) {
+                    uint32_t u;
+                    float x = 1000 * frand();
+                    memcpy(&u, &x, 4);
+                    switch ((rep * 7 + i) % 9) {
+                    case 0: u = (u & 0xffff0000u) | 0x8000u; break; /* bf16 halfway */
+                    case 1: u = (u & 0xffffe000u) | 0x1000u; break; /* fp16 halfway (normal range) */
+                    case 2: u = 0x7fc00000u | (u & 0x003fffffu); break; /* NaN, payload in the low bits */
+                    case 3: u = 0x7f800001u | (u & 0x0000ffffu); break; /* signalling NaN, low payload only */
+                    case 4: u = (u & 0x80000000u) | 0x7f800000u; break; /* +-inf */
+                    case 5: u = (u & 0x807fffffu); break; /* fp32 subnormal, +-0 */
+                    case 6: u = (u & 0x80000000u) | 0x33800000u | (u & 0x7fffffu); break; /* fp16 subnormal range */
+                    case 7: u = (u & 0x80000000u) | 0x477ff000u | (u & 0xfffu); break; /* near 65504, overflow */
+                    default: break;
+                    }
+                    memcpy(&f[i], &u, 4);
+                }
+                a[n] = b[n] = 0xabcd; /* the tail's mask must not write past n */
+                v->store(a, f, n, t);
+                ref->store(b, f, n, t);
+                for (int i = 0; i <= n; i++)
+                    if (a[i] != b[i]) {
+                        uint32_t u;
+                        memcpy(&u, &f[i < n ? i : 0], 4);
+                        fprintf(stderr, "  %s store %s n=%d [%d]: %04x vs scalar %04x (input %08x)\n", vec_ops_name(v),
+                                dtype_name(t), n, i, a[i], b[i], u);
+                    }
+                CHECK(!memcmp(a, b, sizeof(uint16_t) * (n + 1)), "store %s n=%d: differs from scalar",
+                      dtype_name(t), n);
+                for (int i = 0; i < n; i++)
+                    CHECK(a[i] == (t == DTYPE_BF16 ? pp8_f2bf(f[i]) : pp8_f2h(f[i])), "store %s: %a", dtype_name(t),
+                          f[i]);
+                v->load(f, a, n, t);
+                ref->load(g, a, n, t);
+                CHECK(!memcmp(f, g, sizeof(float) * n), "load %s n=%d: differs from scalar", dtype_name(t), n);
+                checks += 3;
+            }
+    }
+    return checks;
+}
+
 int main(void)
 {
     printf("exp: %ld checks\n", check_exp());
     printf("tanh: %ld checks\n", check_tanh());
     const VecOps *scalar = vec_ops_scalar(), *best = vec_ops_best();
-    long n = check_ops(scalar, scalar);
+    long n = check_ops(scalar, scalar) + check_load_store(scalar, scalar);
     printf("scalar: %ld checks\n", n);
     /* every variant this CPU runs: AVX-512 (when present) and the AVX2 + FMA build of the scalar ops */
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        long m = check_ops(vec_ops_avx2(), scalar);
+        long m = check_ops(vec_ops_avx2(), scalar) + check_load_store(vec_ops_avx2(), scalar);
         printf("avx2: %ld checks against scalar\n", m);
     } else {
         printf("no AVX2 + FMA on this CPU: the avx2 ops were not checked\n");
     }
     if (best != scalar && best != vec_ops_avx2()) {
-        long m = check_ops(best, scalar);
+        long m = check_ops(best, scalar) + check_load_store(best, scalar);
         printf("%s: %ld checks against scalar\n", vec_ops_name(best), m);
     } else {
         printf("no AVX-512 on this CPU: its ops were not checked\n");

@@ -207,8 +207,8 @@ static int lin_tier(const CpuLinear *c, int dt, int rows)
 
 /* bf16 below AMX, from this many rows: on Intel's AVX-512 cores fp32 FMA on weights widened in registers
  * (lin_bf16_fma_avx512, then the fp32-FMA panels) replaces vdpbf16ps, which runs at half the FMA ports'
- * rate there (1T register probes on a Sapphire Rapids VM: 122 vs 244 GFLOP/s); on AMD's (Zen 4 and 5)
- * vdpbf16ps runs at twice the FMA rate (Zen 5 EPYC: 514 vs 268), and the vdpbf16ps panels
+ * rate there (1T register probes on a Sapphire Rapids VM: 122 vs 244 GFLOP/s); on AMD's vdpbf16ps runs
+ * at twice the FMA rate (Zen 5 EPYC: 514 vs 268; Zen 4 by the same rule, unmeasured), and the vdpbf16ps panels
  * (lin_bf16_panel_avx512) take these rows instead. CpuLinear.bf16_dot says which; PP8_BF16_DOT=vdpbf16ps|fma
  * overrides the vendor's default. */
 #define LIN_BF16_FMA_MIN_ROWS 5

@@ -9,6 +9,7 @@
 
 #include "../numerics.h"
 #include "cpu_linear.h"
+#include "bf16_avx512.h"
 
 /* Software prefetch distance on each weight stream, bytes, as OpenBLAS sgemv reaches the read ceiling
  * (ANCHORS.md). Interleaved A/B of the int8 GEMV loop on this VM (1T, GB/s): 2 KiB 14.9, 1 KiB 13.2,
@@ -369,19 +370,6 @@ void lin_i8_vnni_panel_avx512(const LinJob *j, int b0, int b1, void *ts)
 
 static inline __m512 lin_bf16x16_to_ps(__m256i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16)); }
 
-/* pp8_f2bf on 16 lanes: u + 0x7fff + ((u >> 16) & 1), NaN kept quiet. Integer ops so denormals round
- * like the scalar code (vcvtneps2bf16 would flush them). */
-static inline __m256i lin_ps_to_bf16x16(__m512 f)
-{
-    __m512i u = _mm512_castps_si512(f);
-    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
-                                                     _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))));
-    __mmask16 nan = _mm512_cmp_epi32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
-                                          _mm512_set1_epi32(0x7f800000), _MM_CMPINT_NLE);
-    r = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x400000));
-    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
-}
-
 void lin_16_epilogue_avx512(const LinJob *j, int blk, int r0, int nr, const float *acc, int stride)
 {
     const Linear *w = j->w;
@@ -401,7 +389,7 @@ void lin_16_epilogue_avx512(const LinJob *j, int blk, int r0, int nr, const floa
         else if (j->ydt == DTYPE_F32)
             _mm512_mask_storeu_ps((float *)j->y + at, mk, v);
         else if (j->ydt == DTYPE_BF16)
-            _mm256_mask_storeu_epi16((uint16_t *)j->y + at, mk, lin_ps_to_bf16x16(v));
+            _mm256_mask_storeu_epi16((uint16_t *)j->y + at, mk, pp8_ps_to_bf16x16(v));
         else
             _mm256_mask_storeu_epi16((uint16_t *)j->y + at, mk, _mm512_cvtps_ph(v, LIN_RNE));
     }
