@@ -280,91 +280,114 @@ void lin_i8_vnni_avx512(const LinJob *j, int b0, int b1, void *ts)
     }
 }
 
-/* ---- int8 panels: many rows without AMX ----
+/* ---- int8 and bf16 panels: many rows without AMX ----
  * lin_vnni_rn above feeds 8 rows from one block, 8 accumulators: too few chains for vpdpbusd's latency at
  * two per cycle, and nine loads per eight. Here two blocks side by side and up to 14 rows (28
  * accumulators + 2 weight registers + 1 broadcast), the weights of the pair read from L1/L2 once per
- * row group and the rows' activation dwords packed per group (j->cap) so one pointer reaches them all.
- * The sums are exact int32 whatever the order: the same bits as every other int8 path. */
-/* pf: the next pair's two weight streams, prefetched spread over the row groups of this pair: group gi of
- * G asks at k-group g for line (gi kg + g) / G, so each line is asked for ~once per G steps in order
+ * row group and the rows' activation dwords packed per row group so one pointer reaches them all: int8,
+ * u8 CA in j->cap ([KP/4][R] per group; the sums are exact int32 whatever the order, the same bits as
+ * every other int8 path); bf16, pairs of x in j->xs ([KP/2][R]) against vdpbf16ps where it outruns fp32
+ * FMA (AMD: 1T register probes on a Zen 5 EPYC, vdpbf16ps zmm 514 GOP/s against vfmadd zmm 268; on Intel's
+ * AVX-512 cores half the FMA rate, and linear.c keeps FMA there). vdpbf16ps rounds after each pair (the
+ * 16-bit tolerance of DESIGN.md, as lin_bf16_avx512). Both take 64 bytes of weights and one dword of x per
+ * row per step, so one body serves both (as LIN_RQ_KERNEL).
+ * pf: the next pair's two weight streams, prefetched spread over the row groups of this pair: group gi of
+ * G asks at step g for line (gi ks + g) / G, so each line is asked for ~once per G steps in order
  * (prefetching it all during the first group issued lines faster than memory returns them: M=32 read
  * 6.5 GB/s where the weights alone stream at 18) */
-static inline __attribute__((always_inline)) void lin_vnni_panel_rq(const int8_t *w0p, const int8_t *w1p,
-                                                                    const int32_t *a, int kg, const __m512i *init,
-                                                                    const char *const *pf, int gi, int G,
-                                                                    int32_t *out, int R, int Q)
-{
-    __m512i s[14][2];
-    const uint64_t ginv = lin_div_magic(G);
-#pragma GCC unroll 14
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 2
-        for (int q = 0; q < Q; q++) s[r][q] = init[q];
-    for (int g = 0; g < kg; g++) {
-        size_t line = lin_div_small((uint32_t)(gi * kg + g), ginv) * 64;
-        _mm_prefetch(pf[0] + line, _MM_HINT_T0);
-        _mm_prefetch(pf[1] + line, _MM_HINT_T0);
-        __m512i w0 = _mm512_load_si512(w0p + (size_t)g * 64), w1 = Q > 1 ? _mm512_load_si512(w1p + (size_t)g * 64) : w0;
-#pragma GCC unroll 14
-        for (int r = 0; r < R; r++) {
-            __m512i av = _mm512_set1_epi32(a[(size_t)g * R + r]);
-            if (Q > 1) __asm__("" : "+v"(av)); /* one vpbroadcastd for both (lin_panel_rq) */
-            s[r][0] = _mm512_dpbusd_epi32(s[r][0], av, w0);
-            if (Q > 1) s[r][1] = _mm512_dpbusd_epi32(s[r][1], av, w1);
-        }
+#define LIN_PANEL_RQ_KERNEL(NAME, VT, DP, STORE)                                                                \
+    static inline __attribute__((always_inline)) void NAME(const char *w0p, const char *w1p, const int32_t *a,    \
+                                                           int ks, const VT *init, const char *const *pf, int gi, \
+                                                           int G, char *out, int R, int Q)                        \
+    {                                                                                                            \
+        VT s[14][2];                                                                                             \
+        const uint64_t ginv = lin_div_magic(G);                                                                  \
+        _Pragma("GCC unroll 14") for (int r = 0; r < R; r++)                                                     \
+            _Pragma("GCC unroll 2") for (int q = 0; q < Q; q++) s[r][q] = init[q];                               \
+        for (int g = 0; g < ks; g++) {                                                                           \
+            size_t line = lin_div_small((uint32_t)(gi * ks + g), ginv) * 64;                                     \
+            _mm_prefetch(pf[0] + line, _MM_HINT_T0);                                                             \
+            _mm_prefetch(pf[1] + line, _MM_HINT_T0);                                                             \
+            __m512i w0 = _mm512_load_si512(w0p + (size_t)g * 64);                                                \
+            __m512i w1 = Q > 1 ? _mm512_load_si512(w1p + (size_t)g * 64) : w0;                                   \
+            _Pragma("GCC unroll 14") for (int r = 0; r < R; r++)                                                 \
+            {                                                                                                    \
+                __m512i av = _mm512_set1_epi32(a[(size_t)g * R + r]);                                            \
+                if (Q > 1) __asm__("" : "+v"(av)); /* one vpbroadcastd for both (lin_panel_rq) */                \
+                s[r][0] = DP(s[r][0], av, w0);                                                                   \
+                if (Q > 1) s[r][1] = DP(s[r][1], av, w1);                                                        \
+            }                                                                                                    \
+        }                                                                                                        \
+        _Pragma("GCC unroll 14") for (int r = 0; r < R; r++)                                                     \
+            _Pragma("GCC unroll 2") for (int q = 0; q < Q; q++) STORE(out + (size_t)(r * 32 + q * 16) * 4, s[r][q]); \
     }
-#pragma GCC unroll 14
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 2
-        for (int q = 0; q < Q; q++) _mm512_store_si512(out + r * 32 + q * 16, s[r][q]);
-}
+LIN_PANEL_RQ_KERNEL(lin_vnni_panel_rq, __m512i, LIN_DP_I8, LIN_ST_I8)
+LIN_PANEL_RQ_KERNEL(lin_bf16_panel_rq, __m512, LIN_DP_BF16, LIN_ST_PS)
 
-void lin_i8_vnni_panel_avx512(const LinJob *j, int b0, int b1, void *ts)
+/* the panels' driver; bf16: the vdpbf16ps panels, else int8 */
+static inline __attribute__((always_inline)) void lin_panels(const LinJob *j, int b0, int b1, void *ts, const int bf16)
 {
-    int kp = j->kp, kg = kp / 4, m = j->m;
-    const int8_t *W = j->w->w;
-    const int32_t *wsum = (const int32_t *)(W + (size_t)j->nb * 16 * kp);
-    int32_t *acc = ts; /* (14 rows, 32) */
+    const int kp = j->kp, m = j->m, ks = bf16 ? kp / 2 : kp / 4;
+    const size_t bb = (size_t)(bf16 ? 32 : 16) * kp; /* bytes per block of 16 outputs */
+    const char *W = j->w->w;
+    const int32_t *wsum = bf16 ? NULL : (const int32_t *)(W + (size_t)j->nb * bb);
+    const int32_t *x32 = bf16 ? (const int32_t *)j->xs : (const int32_t *)j->cap;
+    char *acc = ts; /* (14 rows, 32) */
     void *ets = (char *)ts + 14 * 32 * sizeof(int32_t);
     const __m512i m128 = _mm512_set1_epi32(-128);
-    int ng = lin_panel_groups(m, 14), gb = lin_panel_block_groups(kp / 4, 14); /* x: 1 byte, not 4, per value */
-    for (int g0 = 0; g0 < ng; g0 += gb) {
-        int ge = g0 + gb < ng ? g0 + gb : ng;
+    /* row blocks of packed x within L2 (int8: 1 byte per value; bf16 <= ~256 KiB, half the fp32 panels'
+     * 512: M=512 K=1024 read 0.49 of the vdpbf16ps probe with 512, 0.94 with 256), balanced (M=128 bf16:
+     * 5 + 5 groups, not 9 + 1) */
+    const int ng = lin_panel_groups(m, 14), gb = lin_panel_block_groups(bf16 ? kp : kp / 4, 14);
+    const int nblk = (ng + gb - 1) / gb;
+    for (int bi = 0; bi < nblk; bi++) {
+        const int g0 = ng * bi / nblk, ge = ng * (bi + 1) / nblk;
         for (int b = b0; b < b1; b += 2) {
-            int Q = b + 1 < b1 ? 2 : 1;
-            const int8_t *w0p = W + (size_t)b * 16 * kp, *w1p = Q > 1 ? w0p + (size_t)16 * kp : w0p;
-            __m512i init[2];
-            for (int q = 0; q < Q; q++) init[q] = _mm512_mullo_epi32(_mm512_loadu_si512(wsum + (b + q) * 16), m128);
-            /* the next pair's weights, one line per k-group and stream, during the first row group */
-            const char *next[2] = {(const char *)w0p, (const char *)w1p};
+            const int Q = b + 1 < b1 ? 2 : 1;
+            const char *w0p = W + (size_t)b * bb, *w1p = Q > 1 ? w0p + bb : w0p;
+            __m512i init[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+            for (int q = 0; q < Q && !bf16; q++) init[q] = _mm512_mullo_epi32(_mm512_loadu_si512(wsum + (b + q) * 16), m128);
+            const __m512 zero[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+            /* the next pair's weights, one line per step and stream, spread over this pair's row groups */
+            const char *next[2] = {w0p, w1p};
             if (b + 2 < b1) {
-                next[0] = (const char *)(w0p + (size_t)32 * kp);
-                next[1] = b + 3 < b1 ? next[0] + (size_t)16 * kp : next[0];
+                next[0] = w0p + 2 * bb;
+                next[1] = b + 3 < b1 ? next[0] + bb : next[0];
             }
             for (int g = g0; g < ge; g++) {
-                int r0 = (int)((long)m * g / ng), R = (int)((long)m * (g + 1) / ng) - r0;
-                const int32_t *a = (const int32_t *)(j->cap + (size_t)r0 * kp);
+                const int r0 = (int)((long)m * g / ng), R = (int)((long)m * (g + 1) / ng) - r0;
+                const int32_t *a = x32 + (size_t)r0 * ks;
                 const char *const *pf = next;
-                int gi = g - g0, G = ge - g0;
-#define LIN_VP_CASE(n)                                                                                         \
+                const int gi = g - g0, G = ge - g0;
+#define LIN_PANEL_CASE(n)                                                                                      \
     case n:                                                                                                    \
-        if (Q > 1)                                                                                             \
-            lin_vnni_panel_rq(w0p, w1p, a, kg, init, pf, gi, G, acc, n, 2);                                    \
+        if (bf16 && Q > 1)                                                                                     \
+            lin_bf16_panel_rq(w0p, w1p, a, ks, zero, pf, gi, G, acc, n, 2);                                    \
+        else if (bf16)                                                                                         \
+            lin_bf16_panel_rq(w0p, w1p, a, ks, zero, pf, gi, G, acc, n, 1);                                    \
+        else if (Q > 1)                                                                                        \
+            lin_vnni_panel_rq(w0p, w1p, a, ks, init, pf, gi, G, acc, n, 2);                                    \
         else                                                                                                   \
-            lin_vnni_panel_rq(w0p, w1p, a, kg, init, pf, gi, G, acc, n, 1);                                    \
+            lin_vnni_panel_rq(w0p, w1p, a, ks, init, pf, gi, G, acc, n, 1);                                    \
         break;
                 switch (R) {
-                    LIN_VP_CASE(1) LIN_VP_CASE(2) LIN_VP_CASE(3) LIN_VP_CASE(4) LIN_VP_CASE(5) LIN_VP_CASE(6)
-                    LIN_VP_CASE(7) LIN_VP_CASE(8) LIN_VP_CASE(9) LIN_VP_CASE(10) LIN_VP_CASE(11) LIN_VP_CASE(12)
-                    LIN_VP_CASE(13) default: LIN_VP_CASE(14)
+                    LIN_PANEL_CASE(1) LIN_PANEL_CASE(2) LIN_PANEL_CASE(3) LIN_PANEL_CASE(4) LIN_PANEL_CASE(5)
+                    LIN_PANEL_CASE(6) LIN_PANEL_CASE(7) LIN_PANEL_CASE(8) LIN_PANEL_CASE(9) LIN_PANEL_CASE(10)
+                    LIN_PANEL_CASE(11) LIN_PANEL_CASE(12) LIN_PANEL_CASE(13) default: LIN_PANEL_CASE(14)
                 }
-#undef LIN_VP_CASE
-                for (int q = 0; q < Q; q++) lin_i8_epilogue_avx512(j, b + q, r0, R, acc + q * 16, 32, ets);
+#undef LIN_PANEL_CASE
+                for (int q = 0; q < Q; q++)
+                    if (bf16)
+                        lin_16_epilogue_avx512(j, b + q, r0, R, (const float *)acc + q * 16, 32);
+                    else
+                        lin_i8_epilogue_avx512(j, b + q, r0, R, (const int32_t *)acc + q * 16, 32, ets);
             }
         }
     }
 }
+
+void lin_i8_vnni_panel_avx512(const LinJob *j, int b0, int b1, void *ts) { lin_panels(j, b0, b1, ts, 0); }
+void lin_bf16_panel_avx512(const LinJob *j, int b0, int b1, void *ts) { lin_panels(j, b0, b1, ts, 1); }
 
 /* ---- 16-bit epilogue: + bias, then fp32 / fp16 / bf16 (round to nearest even, as pp8_f2bf) ---- */
 
@@ -481,85 +504,6 @@ void lin_bf16_avx512(const LinJob *j, int b0, int b1, void *ts)
             default: lin_bf16_rn(wb, x, j->xs_ld, kq, 8, acc); break;
             }
             lin_16_epilogue_avx512(j, b, r0, R, acc, 16);
-        }
-    }
-}
-
-/* ---- bf16 panels with vdpbf16ps: many rows where it outruns fp32 FMA (AMD Zen: 1T register probes on a
- * Zen 5 EPYC, vdpbf16ps zmm 514 GOP/s against vfmadd zmm 268; on Intel's AVX-512 cores it runs at half
- * the FMA rate, and linear.c keeps FMA there). lin_vnni_panel_rq's shape: two blocks side by side and up
- * to 14 rows (28 accumulators + 2 weight registers + 1 broadcast), a bf16 pair of x per 64-byte step, the
- * rows' pairs packed per row group (xs: group [r0, r1) at xs + r0 KP as [KP/2][r1 - r0] dwords) and the
- * next pair's weights prefetched spread over the row groups. vdpbf16ps rounds after each pair (the 16-bit
- * tolerance of DESIGN.md, as lin_bf16_avx512). */
-static inline __attribute__((always_inline)) void lin_bf16_panel_rq(const uint16_t *w0p, const uint16_t *w1p,
-                                                                    const int32_t *a, int kq, const char *const *pf,
-                                                                    int gi, int G, float *out, int R, int Q)
-{
-    __m512 s[14][2];
-    const uint64_t ginv = lin_div_magic(G);
-#pragma GCC unroll 14
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 2
-        for (int q = 0; q < Q; q++) s[r][q] = _mm512_setzero_ps();
-    for (int g = 0; g < kq; g++) {
-        size_t line = lin_div_small((uint32_t)(gi * kq + g), ginv) * 64;
-        _mm_prefetch(pf[0] + line, _MM_HINT_T0);
-        _mm_prefetch(pf[1] + line, _MM_HINT_T0);
-        __m512bh w0 = (__m512bh)_mm512_load_si512(w0p + (size_t)g * 32);
-        __m512bh w1 = Q > 1 ? (__m512bh)_mm512_load_si512(w1p + (size_t)g * 32) : w0;
-#pragma GCC unroll 14
-        for (int r = 0; r < R; r++) {
-            __m512i av = _mm512_set1_epi32(a[(size_t)g * R + r]);
-            if (Q > 1) __asm__("" : "+v"(av)); /* one vpbroadcastd for both */
-            s[r][0] = _mm512_dpbf16_ps(s[r][0], (__m512bh)av, w0);
-            if (Q > 1) s[r][1] = _mm512_dpbf16_ps(s[r][1], (__m512bh)av, w1);
-        }
-    }
-#pragma GCC unroll 14
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 2
-        for (int q = 0; q < Q; q++) _mm512_store_ps(out + r * 32 + q * 16, s[r][q]);
-}
-
-void lin_bf16_panel_avx512(const LinJob *j, int b0, int b1, void *ts)
-{
-    int kp = j->kp, kq = kp / 2, m = j->m;
-    const uint16_t *W = j->w->w;
-    float *acc = ts; /* (14 rows, 32) */
-    /* row blocks of <= ~256 KiB of packed x (half the fp32 panels' 512: M=512 K=1024 read 0.49 of the
-     * vdpbf16ps probe with 512, 0.94 with 256), balanced (M=128: 5 + 5 groups, not 9 + 1) */
-    int ng = lin_panel_groups(m, 14), gb = lin_panel_block_groups(kp, 14), nblk = (ng + gb - 1) / gb;
-    for (int bi = 0; bi < nblk; bi++) {
-        int g0 = ng * bi / nblk, ge = ng * (bi + 1) / nblk;
-        for (int b = b0; b < b1; b += 2) {
-            int Q = b + 1 < b1 ? 2 : 1;
-            const uint16_t *w0p = W + (size_t)b * 16 * kp, *w1p = Q > 1 ? w0p + (size_t)16 * kp : w0p;
-            const char *next[2] = {(const char *)w0p, (const char *)w1p};
-            if (b + 2 < b1) {
-                next[0] = (const char *)(w0p + (size_t)32 * kp);
-                next[1] = b + 3 < b1 ? next[0] + (size_t)32 * kp : next[0];
-            }
-            for (int g = g0; g < ge; g++) {
-                int r0 = (int)((long)m * g / ng), R = (int)((long)m * (g + 1) / ng) - r0;
-                const int32_t *a = (const int32_t *)j->xs + (size_t)r0 * kq;
-                const char *const *pf = next;
-                int gi = g - g0, G = ge - g0;
-#define LIN_BP_CASE(n)                                                                                         \
-    case n:                                                                                                    \
-        if (Q > 1)                                                                                             \
-            lin_bf16_panel_rq(w0p, w1p, a, kq, pf, gi, G, acc, n, 2);                                          \
-        else                                                                                                   \
-            lin_bf16_panel_rq(w0p, w1p, a, kq, pf, gi, G, acc, n, 1);                                          \
-        break;
-                switch (R) {
-                    LIN_BP_CASE(1) LIN_BP_CASE(2) LIN_BP_CASE(3) LIN_BP_CASE(4) LIN_BP_CASE(5) LIN_BP_CASE(6)
-                    LIN_BP_CASE(7) LIN_BP_CASE(8) LIN_BP_CASE(9) LIN_BP_CASE(10) LIN_BP_CASE(11) LIN_BP_CASE(12)
-                    LIN_BP_CASE(13) default: LIN_BP_CASE(14)
-                }
-#undef LIN_BP_CASE
-                for (int q = 0; q < Q; q++) lin_16_epilogue_avx512(j, b + q, r0, R, acc + q * 16, 32);
-            }
         }
     }
 }
