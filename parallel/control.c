@@ -117,17 +117,20 @@ void ctl_gather_double(const double *v, int n, double *all, int root)
     MPI_Gather(v, n, MPI_DOUBLE, all, n, MPI_DOUBLE, root, MPI_COMM_WORLD);
 }
 
+/* before MPI_Init (pp8 COMMAND --help, main.c): rank 0 of 1 */
 int ctl_rank(void)
 {
-    int r;
-    MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    int r = 0, up = 0;
+    MPI_Initialized(&up);
+    if (up) MPI_Comm_rank(MPI_COMM_WORLD, &r);
     return r;
 }
 
 int ctl_size(void)
 {
-    int s;
-    MPI_Comm_size(MPI_COMM_WORLD, &s);
+    int s = 1, up = 0;
+    MPI_Initialized(&up);
+    if (up) MPI_Comm_size(MPI_COMM_WORLD, &s);
     return s;
 }
 

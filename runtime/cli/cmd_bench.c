@@ -906,6 +906,7 @@ int cmd_bench(int argc, char **argv, Err *e)
         /* one untimed run first: thread start-up, AMX permission and tile setup, first touches */
         BenchRun warm;
         run_one(&s, &a, a.dtypes[d], a.sched[0], a.batch[0], prompts, lens, wb_all, load_peak, &pk, &warm);
+        free(warm.kern);
         for (int b = 0; b < a.nbatch; b++)
             for (int q = 0; q < a.nsched; q++) {
                 BenchRun *r = &runs[nruns++];

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
@@ -142,6 +143,20 @@ int main(int argc, char **argv)
         for (int i = 0; i < NCOMMANDS; i++) fprintf(stderr, " %s", COMMANDS[i].name);
         fprintf(stderr, " (pp8 --help)\n");
         return 2;
+    }
+
+    /* pp8 COMMAND --help: the command's usage without starting MPI (its runtime's threads and components
+     * are not needed to print text), once under mpirun or srun (the launcher's rank 0 prints it) */
+    if (argc >= 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
+        const char *r = getenv("OMPI_COMM_WORLD_RANK");
+        if (!r) r = getenv("PMI_RANK");
+        if (!r) r = getenv("SLURM_PROCID");
+        if (r && atoi(r) != 0) return 0;
+        Err e = {{0}};
+        int rc = COMMANDS[ci].run(argc - 1, argv + 1, &e);
+        if (rc) fprintf(stderr, "pp8 %s: error: %s\n", argv[1], e.msg[0] ? e.msg : "--help failed");
+        fflush(stdout);
+        return rc ? 1 : 0;
     }
 
     /* a write past the file size limit (ulimit -f) then fails with EFBIG and is reported, naming the file,
