@@ -73,12 +73,6 @@ static void prof_stop(Backend *be, RunState *rs, ProfTick t, int op, int layer, 
     } while (0)
 #define PROF(OP, STMT) PROFB(OP, 0.0, STMT)
 
-/* the bytes one call of a linear reads from its weights */
-static double lin_read_bytes(const Linear *w)
-{
-    return (double)w->n * w->k * (w->wdt == DTYPE_I8 ? 1 : 2) + (w->scb ? 4.0 * w->n : 0) + (w->bias ? 2.0 * w->n : 0);
-}
-
 static size_t al(size_t b) { return (b + ALIGN - 1) & ~(size_t)(ALIGN - 1); }
 
 /* --int8-head: the head's fp16 logits need a buffer of their own before they are widened to fp32 */
@@ -202,7 +196,7 @@ static void stage_ops(void *arg)
         PROF(PROF_LAYERNORM, be->layernorm(ctx, rs->h, rs->x, w->ln1_g, w->ln1_b, rows, D, c->ln_eps, m->act));
         if (c->arch == ARCH_BLOOM) {
             /* fused query_key_value, rows interleaved per head: [head][q|k|v][E] */
-            PROFB(PROF_QKV, lin_read_bytes(&w->qkv), linear(m, &w->qkv, rs->h, rows, rs->qkv));
+            PROFB(PROF_QKV, (double)linear_read_bytes(&w->qkv), linear(m, &w->qkv, rs->h, rows, rs->qkv));
             a.q = rs->qkv;
             a.k = rs->qkv + E;
             a.v = rs->qkv + 2 * E;
@@ -212,7 +206,7 @@ static void stage_ops(void *arg)
             a.score_scale = 1.0f / sqrtf((float)E); /* BloomAttention inv_norm_factor */
         } else {
             /* q_proj | k_proj | v_proj stacked (model.c): each row is [q | k | v] */
-            PROFB(PROF_QKV, lin_read_bytes(&w->qkv), linear(m, &w->qkv, rs->h, rows, rs->qkv));
+            PROFB(PROF_QKV, (double)linear_read_bytes(&w->qkv), linear(m, &w->qkv, rs->h, rows, rs->qkv));
             a.q = rs->qkv;
             a.k = rs->qkv + D;
             a.v = rs->qkv + 2 * D;
@@ -221,16 +215,16 @@ static void stage_ops(void *arg)
             a.score_scale = 1.0f / sqrtf((float)E); /* OPTAttention scaling = head_dim^-0.5 */
         }
         PROFB(PROF_ATTENTION, so->kv_bytes, be->attention(ctx, &a));
-        PROFB(PROF_OUT, lin_read_bytes(&w->out), linear(m, &w->out, rs->att, rows, rs->tmp));
+        PROFB(PROF_OUT, (double)linear_read_bytes(&w->out), linear(m, &w->out, rs->att, rows, rs->tmp));
         PROF(PROF_ADD, be->add(ctx, rs->x, rs->x, rs->tmp, RD, m->act));
 
         PROF(PROF_LAYERNORM, be->layernorm(ctx, rs->h, rs->x, w->ln2_g, w->ln2_b, rows, D, c->ln_eps, m->act));
-        PROFB(PROF_FC1, lin_read_bytes(&w->fc1), linear(m, &w->fc1, rs->h, rows, rs->ffn));
+        PROFB(PROF_FC1, (double)linear_read_bytes(&w->fc1), linear(m, &w->fc1, rs->h, rows, rs->ffn));
         if (c->arch == ARCH_BLOOM)
             PROF(PROF_ACT, be->gelu(ctx, rs->ffn, (size_t)rows * F, m->act));
         else
             PROF(PROF_ACT, be->relu(ctx, rs->ffn, (size_t)rows * F, m->act));
-        PROFB(PROF_FC2, lin_read_bytes(&w->fc2), linear(m, &w->fc2, rs->ffn, rows, rs->tmp));
+        PROFB(PROF_FC2, (double)linear_read_bytes(&w->fc2), linear(m, &w->fc2, rs->ffn, rows, rs->tmp));
         PROF(PROF_ADD, be->add(ctx, rs->x, rs->x, rs->tmp, RD, m->act));
         if (rs->check_layers && be->finite_mark) be->finite_mark(ctx, rs->x, rows, D, m->act, m->layer_begin + l);
     }
@@ -242,10 +236,10 @@ static void stage_ops(void *arg)
         if (m->lm_head.wdt == DTYPE_I8) {
             /* --int8-head: LLM.int8() over this micro-batch's logit rows (their own outlier columns), fp16
              * logits as bitsandbytes gives them, then widened exactly for the sampler */
-            PROFB(PROF_HEAD, lin_read_bytes(&m->lm_head), linear(m, &m->lm_head, rs->sel, nout, rs->logits16);
+            PROFB(PROF_HEAD, (double)linear_read_bytes(&m->lm_head), linear(m, &m->lm_head, rs->sel, nout, rs->logits16);
                  be->widen(ctx, rs->logits, rs->logits16, (size_t)nout * c->vocab, m->act));
         } else {
-            PROFB(PROF_HEAD, lin_read_bytes(&m->lm_head),
+            PROFB(PROF_HEAD, (double)linear_read_bytes(&m->lm_head),
                   be->linear(ctx, &m->lm_head, rs->sel, nout, m->act, rs->logits, DTYPE_F32, 0.0f));
         }
     }
