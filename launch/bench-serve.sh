@@ -6,12 +6,12 @@
 #      with ignore_eos: served generated tokens/s (prefill of the next requests included), and the
 #      ratio to 1 (target >= 0.85);
 #   3. time to first token and inter-token latency p50/p99 at 1, 8 and C clients;
-#   4. continuous vs --static-batching, C clients, max_tokens uniform in 8..256: served tokens/s, and
-#      the ratio (target >= 1.5), on --compare-config (default OPT-1.3B's shape) with --compare-clients
-#      (default C) clients. --compare-only runs 4 alone.
+#   4. continuous vs --static-batching, max_tokens uniform in 8..256: served tokens/s, and the ratio
+#      (target >= 1.5), on --compare-config (default OPT-1.3B's shape) for each of --compare-clients
+#      N[,N..] (default 16,C), beside pp8 bench at that batch. --compare-only runs 4 alone.
 # Prints a table with the machine and the commit; --json FILE writes every figure.
 #   usage: launch/bench-serve.sh [--ranks R] [--threads T] [--clients C] [--gen G] [--dtype D]
-#                                [--duration S] [--compare-config C] [--compare-clients N] [--compare-only]
+#                                [--duration S] [--compare-config C] [--compare-clients N[,N..]] [--compare-only]
 #                                [--json FILE]
 # --duration: seconds of counted load in 2 (default: one round, C x G tokens at bench's rate + its prefill).
 set -euo pipefail
@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
     --compare-config) ccfg=$2; shift 2 ;;
     --compare-clients) cclients=$2; shift 2 ;;
     --compare-only) only=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-serve: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -95,26 +95,31 @@ if [ "$only" = 0 ]; then
   cp "$tmp/served.json" "$tmp/lat$clients.json"
   stop_server
 fi
-[ -n "$cclients" ] || cclients=$clients
-seqs=$cclients
-echo "== 4. continuous vs static batching on $ccfg, $cclients clients, max_tokens 8..256, ignore_eos" >&2
-bash launch/pp8run -np "$ranks" --threads "$threads" "${over[@]}" -- pp8 bench --config "$ccfg" --dtype "$dtype" \
-  --weights-seed 1234 --batch "$cclients" --prompt-len 32 --gen 256 --json "$tmp/cbench.json" >&2
-# a static round lasts as long as its longest request (about 256 tokens); two of them are counted
-sround=$(python3 -c "import json; r=json.load(open('$tmp/cbench.json'))['runs'][0]; print(int($cclients*256/r['decode_tokens_per_s'] + r['prefill_s']) + 1)")
-start_server "$ccfg"
-load continuous "$cclients" 8:256 $((2 * sround)) "$sround" --ignore-eos
-stop_server
-start_server "$ccfg" --static-batching
-load static "$cclients" 8:256 $((2 * sround)) "$sround" --ignore-eos
-stop_server
+# default: 16 clients (8 rows per in-flight item with 2 ranks: a step still costs about what a 1-row
+# step does, as on an HBM-bound GPU) and C (on a 2-core CPU a 16-row item is compute-bound, and there
+# the step's cost follows its rows, so static batching's thin late steps are cheap): the ratio is the
+# step's cost curve as much as the scheduler, and both points are printed
+[ -n "$cclients" ] || cclients="16,$clients"
+for cc in ${cclients//,/ }; do
+  seqs=$cc
+  echo "== 4. continuous vs static batching on $ccfg, $cc clients, max_tokens 8..256, ignore_eos" >&2
+  bash launch/pp8run -np "$ranks" --threads "$threads" "${over[@]}" -- pp8 bench --config "$ccfg" --dtype "$dtype" \
+    --weights-seed 1234 --batch "$cc" --prompt-len 32 --gen 256 --json "$tmp/cbench$cc.json" >&2
+  # a static round lasts as long as its longest request (about 256 tokens); two of them are counted
+  sround=$(python3 -c "import json; r=json.load(open('$tmp/cbench$cc.json'))['runs'][0]; print(int($cc*256/r['decode_tokens_per_s'] + r['prefill_s']) + 1)")
+  start_server "$ccfg"
+  load "continuous$cc" "$cc" 8:256 $((2 * sround)) "$sround" --ignore-eos
+  stop_server
+  start_server "$ccfg" --static-batching
+  load "static$cc" "$cc" 8:256 $((2 * sround)) "$sround" --ignore-eos
+  stop_server
+done
 
 python3 - "$tmp" "$clients" "$gen" "$ranks" "$threads" "$dtype" "$ccfg" "$cclients" "$only" "${json:-}" <<'PY'
 import json, os, subprocess, sys
 d, clients, gen, ranks, threads, dtype, ccfg, cclients, only, out = sys.argv[1:11]
 only = only == "1"
 J = lambda n: json.load(open(os.path.join(d, n + ".json")))
-cont, stat, cb = J("continuous"), J("static"), J("cbench")["runs"][0]
 cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
 git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 print(f"pp8 {git} on {cpu}: {dtype}, {ranks} ranks x {threads} thread(s)")
@@ -130,9 +135,14 @@ if not only:
       r = J("lat" + c)
       print(f"{c:>7}   {r['ttft_ms']['p50'] / 1e3:8.3f} / {r['ttft_ms']['p99'] / 1e3:<8.3f}   {r['itl_ms']['p50']:8.1f} / "
             f"{r['itl_ms']['p99']:<8.1f}   {r['requests_per_s']:.3f}")
-ct, sst = cont["server_generated_tokens_per_s"], stat["server_generated_tokens_per_s"]
-print(f"{ccfg}, {cclients} clients, max_tokens 8..256: continuous {ct:.2f} tokens/s, static {sst:.2f} tokens/s: "
-      f"{ct / sst:.2f}x (target >= 1.5)")
+cmp = []
+for cc in cclients.split(","):
+    cont, stat, cb = J("continuous" + cc), J("static" + cc), J("cbench" + cc)["runs"][0]
+    ct, sst = cont["server_generated_tokens_per_s"], stat["server_generated_tokens_per_s"]
+    print(f"{ccfg}, {cc} clients, max_tokens 8..256: continuous {ct:.2f} tokens/s, static {sst:.2f} tokens/s: "
+          f"{ct / sst:.2f}x (target >= 1.5); pp8 bench --batch {cc} --gen 256: {cb['decode_tokens_per_s']:.2f} tokens/s, "
+          f"bound by {cb.get('bound', '?')}")
+    cmp.append({"clients": int(cc), "continuous": cont, "static": stat, "bench": cb, "continuous_over_static": ct / sst})
 if not only:
   pre = b["prefill_s"] / (b["prefill_s"] + b["decode_s"])
   print(f"(bench: prefill {b['prefill_s']:.1f} s + decode {b['decode_s']:.1f} s per round of {clients} x {gen}: a closed "
@@ -140,8 +150,7 @@ if not only:
         f"what decode rows do, i.e. when decode is compute-bound)")
   report.update({"bench": b, "served": srv, "latency": {c: J("lat" + c) for c in ["1", "8", clients]},
                  "served_over_bench": st / bt})
-report.update({"continuous": cont, "static": stat, "compare_config": ccfg, "compare_clients": int(cclients),
-               "compare_bench": cb, "continuous_over_static": ct / sst})
+report.update({"compare_config": ccfg, "compare": cmp})
 if out:
     json.dump(report, open(out, "w"), indent=1)
 PY
