@@ -58,6 +58,70 @@ int cuda_int8_gemv_ksplit(int m, int n, int k, int sms)
     return blocks < 2L * sms && k >= CUDA_GEMV_KSPLIT * lane_pass ? CUDA_GEMV_KSPLIT : 1;
 }
 
+int cuda_kernels_parse(const char *s, CudaKernels *out, char *err, size_t errlen)
+{
+    if (!s || !s[0] || !strcmp(s, "v1")) {
+        *out = CUDA_KERNELS_V1;
+        return 0;
+    }
+    if (!strcmp(s, "v2")) {
+        *out = CUDA_KERNELS_V2;
+        return 0;
+    }
+    snprintf(err, errlen, "PP8_CUDA_KERNELS='%.40s': the CUDA kernel set must be v1 (default) or v2", s);
+    return -1;
+}
+
+const char *cuda_kernels_name(CudaKernels k) { return k == CUDA_KERNELS_V2 ? "v2" : "v1"; }
+
+int cuda_gemv2_rows_tile(int m)
+{
+    if (m < 1 || m > CUDA_GEMV_MAX_ROWS) return 0;
+    int t = 1;
+    while (t < m) t <<= 1;
+    return t;
+}
+
+int cuda_gemv2_plan(int m, int n, int k, int elem_bytes, int sms, int blocks_per_sm, CudaGemv2Plan *p)
+{
+    memset(p, 0, sizeof *p);
+    const int tile = cuda_gemv2_rows_tile(m);
+    if (!tile || n <= 0 || k <= 0 || (elem_bytes != 1 && elem_bytes != 2) || (long)k * elem_bytes % 16) return -1;
+    if (sms < 1) sms = 1;
+    if (blocks_per_sm < 1) blocks_per_sm = 1;
+    const long loads = (long)k * elem_bytes / 16; /* 16-byte loads a row */
+    double best = -1.0;
+    for (int ks = 1; ks <= CUDA_GEMV2_MAX_KSPLIT; ks <<= 1) {
+        if (ks > 1 && loads / ks < 2L * 32) break; /* each lane keeps >= 2 loads per output in its part */
+        const long per_block = (long)(CUDA_GEMV4_WARPS / ks) * CUDA_GEMV4_OUTS;
+        const long blocks = (n + per_block - 1) / per_block;
+        const double per_sm = (double)blocks / sms, most = (double)((blocks + sms - 1) / sms);
+        /* the busiest SM sets the time: mean blocks per SM over the most any SM gets; and fewer than
+         * CUDA_GEMV2_FILL blocks per SM keep too few weight loads in flight to stream HBM */
+        double score = per_sm / most;
+        if (per_sm < CUDA_GEMV2_FILL) score *= per_sm / CUDA_GEMV2_FILL;
+        if (score > best * 1.05) { /* a larger split must win by more than 5% (its partial sums cost) */
+            best = score;
+            p->ksplit = ks;
+            p->blocks = blocks;
+        }
+    }
+    p->rows_tile = tile;
+    p->waves = (double)p->blocks / ((double)sms * blocks_per_sm);
+    return 0;
+}
+
+int cuda_quant2_blocks(int k) { return k > 0 ? (k + CUDA_QUANT2_COLS - 1) / CUDA_QUANT2_COLS : 0; }
+
+void cuda_quant2_segment(int nbytes, int threads, int i, int *b0, int *b1)
+{
+    const int per = threads > 0 ? (nbytes + threads - 1) / threads : 0;
+    long a = (long)i * per, z = a + per;
+    if (a > nbytes) a = nbytes;
+    if (z > nbytes) z = nbytes;
+    *b0 = (int)a, *b1 = (int)z;
+}
+
 size_t cuda_linear_bytes(DType wdt, int n, int k)
 {
     if (n <= 0 || k <= 0) return 0;
@@ -235,5 +299,11 @@ size_t backend_cuda_mem_bytes(Backend *b)
 {
     (void)b;
     return 0;
+}
+
+int backend_cuda_conv_check(Backend *b, uint64_t mismatch[2], int64_t first[2])
+{
+    (void)b, (void)mismatch, (void)first;
+    return -1;
 }
 #endif

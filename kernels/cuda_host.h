@@ -64,6 +64,49 @@ int cuda_int8_use_gemv(int m, int n, int k);
  * gets at least one full pass of its lanes over its part of K; else 1. */
 int cuda_int8_gemv_ksplit(int m, int n, int k, int sms);
 
+/* ---- the kernel sets: PP8_CUDA_KERNELS=v1 (default: today's kernels) | v2 (issue 15's decode kernels,
+ * kernels/cuda/cuda_v2.cu, selectable side by side until they have won on a GPU) ---- */
+typedef enum { CUDA_KERNELS_V1 = 1, CUDA_KERNELS_V2 = 2 } CudaKernels;
+/* s NULL or "" gives v1. Returns 0, or -1 with one line in err naming the variable and the choices. */
+int cuda_kernels_parse(const char *s, CudaKernels *out, char *err, size_t errlen);
+const char *cuda_kernels_name(CudaKernels k);
+
+/* v2 GEMVs (int8 and 16-bit weights) for M <= CUDA_GEMV_MAX_ROWS, K a multiple of 16 bytes' elements:
+ * compiled per row tile (1, 2, 4, 8), blocks of CUDA_GEMV4_WARPS warps with CUDA_GEMV4_OUTS outputs each,
+ * ksplit warps of a block sharing outputs over parts of K. */
+#define CUDA_GEMV2_MAX_KSPLIT 4
+/* rows up to which v2 takes a 16-bit linear (its fp32 FMAs per weight byte grow with the rows; cuBLASLt
+ * above) */
+#define CUDA_GEMV16_MAX_ROWS 4
+typedef struct CudaGemv2Plan {
+    int rows_tile; /* the compiled row count: the smallest of 1, 2, 4, 8 >= M */
+    int ksplit;    /* 1, 2 or 4 */
+    long blocks;   /* grid size */
+    double waves;  /* blocks / (sms * blocks_per_sm) */
+} CudaGemv2Plan;
+/* The smallest row tile >= m (1, 2, 4, 8), or 0 when m is out of 1..CUDA_GEMV_MAX_ROWS. */
+int cuda_gemv2_rows_tile(int m);
+/* Plan for M rows, N outputs, K inputs of elem_bytes (1: int8, 2: fp16/bf16) on `sms` SMs: the K split
+ * whose grid spreads most evenly over the SMs (mean blocks per SM over the most any SM gets: v1's
+ * 320 blocks for OPT-13B out/fc2 gave 76 SMs 2 blocks and 56 SMs 3), with at least CUDA_GEMV2_FILL
+ * blocks per SM to keep enough weight loads in flight, among splits whose part of K still gives each
+ * lane two 16-byte loads per output (the pipeline's depth); a larger split only when it wins by > 5%.
+ * blocks_per_sm (the compiled kernel's occupancy) only sizes `waves`. Returns 0, or -1 for a shape v2
+ * does not take (M out of range, K not a multiple of 16 bytes' elements, non-positive sizes). */
+#define CUDA_GEMV2_FILL 3.0
+int cuda_gemv2_plan(int m, int n, int k, int elem_bytes, int sms, int blocks_per_sm, CudaGemv2Plan *p);
+
+/* The v2 activation quantizer (two launches, many blocks, no serial compaction): columns per block of
+ * its statistics kernel, and its block count for K; the outlier columns as a bitmask of K/8 bytes
+ * (bit e of byte c: column 8c + e), compacted into ascending columns by one block in one scan. */
+#define CUDA_QUANT2_THREADS 256
+#define CUDA_QUANT2_COLS (8 * CUDA_QUANT2_THREADS)
+int cuda_quant2_blocks(int k);
+/* Thread i of the compacting block (of `threads`) scans bitmask bytes [*b0, *b1) of nbytes: contiguous
+ * segments in thread order, so an exclusive scan of their popcounts gives each its first output slot
+ * and the columns come out ascending. */
+void cuda_quant2_segment(int nbytes, int threads, int i, int *b0, int *b1);
+
 /* Bytes of Linear.w in the CUDA backend: the row-major [N, K] matrix as given (int8 CB or 16-bit W);
  * 0 for a weight dtype the backend does not take. Every N and K is accepted. */
 size_t cuda_linear_bytes(DType wdt, int n, int k);
@@ -167,6 +210,13 @@ double backend_cuda_read_gbs(Backend *b, size_t bytes);
 /* Total memory of the backend's GPU in bytes (cudaMemGetInfo), the planner's budget for a GPU rank;
  * 0 for other backends. */
 size_t backend_cuda_mem_bytes(Backend *b);
+/* The device's fp16 conversions against numerics.h's, exhaustively, on the backend's GPU: every one of
+ * the 65,536 fp16 values through the hardware fp16 -> fp32 conversion (the v2 kernels') and every one of
+ * the 2^32 fp32 bit patterns through the hardware fp32 -> fp16 round to nearest even, each compared with
+ * pp8_h2f / pp8_f2h. mismatch[0], [1]: values whose bits differ (NaN in and NaN out on both sides is no
+ * mismatch: payloads may differ); first[0], [1]: the first such input (or -1). Returns 0, or -1 when
+ * this is not a CUDA backend. */
+int backend_cuda_conv_check(Backend *b, uint64_t mismatch[2], int64_t first[2]);
 /* Why the CUDA module (libpp8_cuda.so, cuda_loader.c) could not be loaded, or NULL (loaded, or not
  * tried: no GPU can be visible) */
 const char *backend_cuda_load_error(void);

@@ -131,3 +131,9 @@ size_t backend_cuda_mem_bytes(Backend *b)
     size_t (*f)(Backend *) = (size_t(*)(Backend *))sym("backend_cuda_mem_bytes");
     return f ? f(b) : 0;
 }
+
+int backend_cuda_conv_check(Backend *b, uint64_t mismatch[2], int64_t first[2])
+{
+    int (*f)(Backend *, uint64_t *, int64_t *) = (int (*)(Backend *, uint64_t *, int64_t *))sym("backend_cuda_conv_check");
+    return f ? f(b, mismatch, first) : -1;
+}

@@ -7,8 +7,10 @@
 #            long pipeline and NCCL tests, and the GPU's read bandwidth (pp8 bench's probe)       cap 330 s
 #   kernels  one decode step per op and layer (pp8 bench --profile: CUDA event pairs, no host waits;
 #            runs[].kernels in the JSON) at batch 1 and 8, OPT-13B int8 and bf16, for each kernel set in
-#            PP8_CUDA_KERNELS_LIST (default "v1", today's only set); the summary: us per step by op  cap 120 s
-#   bench    pp8 bench --backend cuda, OPT-13B, int8 and bf16, batch 1/8/32, prompt 32, gen 64   cap 150 s
+#            PP8_CUDA_KERNELS_LIST (default "v1 v2": old and new side by side); the summary: us per step by op;
+#            torch's F.linear bf16 on the same shapes at 1/8/32 rows (launch/torch_linear.py)     cap 120 s
+#   bench    pp8 bench --backend cuda, OPT-13B, int8 and bf16, batch 1/8/32, prompt 32, gen 64, per
+#            kernel set in PP8_BENCH_KERNELS (default "v2")                                      cap 150 s
 #   peer     the seed's system beside pp8 on one checkpoint (the peer kit's run_on_gpu.sh, OPT-6.7B:
 #            transformers + bitsandbytes int8, bf16, fp16; logits compared)                    cap 330 s
 #   nccl     NCCL's version, then `ctest -L nccl`: test_gpu_nccl on 2 and 3 ranks sharing the GPU by
@@ -27,7 +29,7 @@
 set -uo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-}
-case "$out" in ""|-h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; [ -n "$out" ]; exit $? ;; esac
+case "$out" in ""|-h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; [ -n "$out" ]; exit $? ;; esac
 shift
 phases=("$@")
 [ ${#phases[@]} -gt 0 ] || phases=(build kernels bench peer nccl)
@@ -177,7 +179,7 @@ EOF
 
 phase_kernels() {
   local rc=0 k files=()
-  for k in ${PP8_CUDA_KERNELS_LIST:-v1}; do
+  for k in ${PP8_CUDA_KERNELS_LIST:-v1 v2}; do
     PP8_CUDA_KERNELS=$k timeout "$(left)" mpirun --allow-run-as-root --bind-to none -np 1 "$bdir/pp8" bench \
         --backend cuda --config configs/opt-13b.json --dtype int8,bf16 --batch 1,8 --gen 8 --profile \
         --json "$out/kernels-$k.json" || rc=1
@@ -200,14 +202,25 @@ print("; ".join(parts))
 PYEOF
 )  "
   done
-  ph_summary="per op and layer in ${files[*]}: ${sum:-no runs[].kernels}"
+  # the bf16 baseline a user would pick instead: torch's F.linear on the same shapes, GB/s of weights
+  local tsum
+  timeout "$(left)" "$PY" launch/torch_linear.py --config configs/opt-13b.json --rows 1,8,32 \
+      --json "$out/torch_linear.json" || rc=1
+  tsum=$("$PY" -c 'import json,sys; print(" ".join("%s %.0f" % (r["op"], r["gbs"]) for r in json.load(open(sys.argv[1]))["linears"] if r["rows"] == 1))' "$out/torch_linear.json" 2>/dev/null)
+  ph_summary="per op and layer in ${files[*]}: ${sum:-no runs[].kernels}; torch F.linear bf16 1 row GB/s: ${tsum:-none}"
   return $rc
 }
 
 phase_bench() {
-  timeout "$(left)" mpirun --allow-run-as-root --bind-to none -np 1 "$bdir/pp8" bench --backend cuda \
-      --config configs/opt-13b.json --dtype int8,bf16 --batch 1,8,32 --prompt-len 32 --gen 64 --json "$out/bench.json" || return 1
-  ph_summary="OPT-13B: $(bench_summary "$out/bench.json")"
+  local k rc=0
+  ph_summary="OPT-13B:"
+  for k in ${PP8_BENCH_KERNELS:-v2}; do
+    PP8_CUDA_KERNELS=$k timeout "$(left)" mpirun --allow-run-as-root --bind-to none -np 1 "$bdir/pp8" bench \
+        --backend cuda --config configs/opt-13b.json --dtype int8,bf16 --batch 1,8,32 --prompt-len 32 --gen 64 \
+        --json "$out/bench-$k.json" || { rc=1; continue; }
+    ph_summary+=" kernels $k: $(bench_summary "$out/bench-$k.json");"
+  done
+  return $rc
 }
 
 phase_peer() {

@@ -279,8 +279,79 @@ static void test_nccl_logic(void)
     for (int i = 0; i < 4; i++) unsetenv(nccl_vars[i]);
 }
 
+/* The v2 kernel set's host-side choices: the switch, the row tiles, the K split that spreads a GEMV's
+ * grid over the SMs, the quantizer's slices and the compaction's segments. */
+static void test_kernels_v2(void)
+{
+    char err[160] = "";
+    CudaKernels k = CUDA_KERNELS_V2;
+    CHECK_ON(cuda_kernels_parse(NULL, &k, err, sizeof err) == 0 && k == CUDA_KERNELS_V1, "unset: v1");
+    CHECK_ON(cuda_kernels_parse("", &k, err, sizeof err) == 0 && k == CUDA_KERNELS_V1, "empty: v1");
+    CHECK_ON(cuda_kernels_parse("v2", &k, err, sizeof err) == 0 && k == CUDA_KERNELS_V2, "v2");
+    CHECK_ON(cuda_kernels_parse("v1", &k, err, sizeof err) == 0 && k == CUDA_KERNELS_V1, "v1");
+    CHECK_ON(cuda_kernels_parse("V2", &k, err, sizeof err) == -1 && strstr(err, "PP8_CUDA_KERNELS='V2'") &&
+                 strstr(err, "v1 (default) or v2"),
+             "a bad value is refused naming the variable and the choices: %s", err);
+    CHECK_ON(!strcmp(cuda_kernels_name(CUDA_KERNELS_V2), "v2") && !strcmp(cuda_kernels_name(CUDA_KERNELS_V1), "v1"),
+             "names");
+
+    const int tiles[] = {0, 1, 2, 4, 4, 8, 8, 8, 8, 0};
+    for (int m = 0; m <= 9; m++) CHECK_ON(cuda_gemv2_rows_tile(m) == tiles[m], "row tile of %d", m);
+
+    CudaGemv2Plan p;
+    /* OPT-13B on an H200 (132 SMs): v1 gave out/fc2 (N 5120) 320 blocks, 2.4 per SM, unsplit */
+    CHECK_ON(cuda_gemv2_plan(1, 5120, 5120, 1, 132, 4, &p) == 0 && p.ksplit == 2 && p.blocks == 640 &&
+                 p.rows_tile == 1,
+             "OPT-13B out splits K in 2 (640 blocks): ks %d blocks %ld", p.ksplit, p.blocks);
+    CHECK_ON(cuda_gemv2_plan(8, 5120, 20480, 1, 132, 4, &p) == 0 && p.ksplit == 2 && p.rows_tile == 8,
+             "OPT-13B fc2 at 8 rows: ks %d", p.ksplit);
+    CHECK_ON(cuda_gemv2_plan(1, 20480, 5120, 1, 132, 4, &p) == 0 && p.ksplit == 1 && p.blocks == 1280,
+             "OPT-13B fc1 (9.7 blocks per SM) stays unsplit: ks %d", p.ksplit);
+    CHECK_ON(cuda_gemv2_plan(1, 15360, 5120, 1, 132, 4, &p) == 0 && p.ksplit == 2,
+             "OPT-13B qkv (960 blocks: 7.3 per SM, the busiest 8) splits in 2: ks %d", p.ksplit);
+    CHECK_ON(cuda_gemv2_plan(1, 2048, 8192, 1, 132, 4, &p) == 0 && p.ksplit == 4,
+             "OPT-1.3B fc2 (128 blocks) splits in 4: ks %d", p.ksplit);
+    /* the split never leaves a lane fewer than 2 loads per output: 64 loads a row allow no split */
+    CHECK_ON(cuda_gemv2_plan(1, 16, 1024, 1, 132, 4, &p) == 0 && p.ksplit == 1, "K 1024 int8: no split");
+    CHECK_ON(cuda_gemv2_plan(1, 16, 2048, 1, 132, 4, &p) == 0 && p.ksplit == 2, "K 2048 int8: split in 2");
+    CHECK_ON(cuda_gemv2_plan(1, 16, 1024, 2, 132, 4, &p) == 0 && p.ksplit == 2, "K 1024 bf16 (128 loads): 2");
+    for (int m = 1; m <= 8; m++)
+        for (int n = 1; n <= 6000; n += 997)
+            for (int kk = 16; kk <= 40000; kk += 4096) {
+                CHECK_ON(cuda_gemv2_plan(m, n, kk, 1, 132, 4, &p) == 0, "plan %d %d %d", m, n, kk);
+                const long per_block = (long)(CUDA_GEMV4_WARPS / p.ksplit) * CUDA_GEMV4_OUTS;
+                CHECK_ON((p.ksplit == 1 || p.ksplit == 2 || p.ksplit == 4) && p.blocks * per_block >= n &&
+                             (p.blocks - 1) * per_block < n && p.rows_tile >= m &&
+                             (p.ksplit == 1 || kk / 16 / p.ksplit >= 64),
+                         "plan %d x %d x %d: ks %d blocks %ld tile %d", m, n, kk, p.ksplit, p.blocks, p.rows_tile);
+            }
+    CHECK_ON(cuda_gemv2_plan(9, 64, 64, 1, 132, 4, &p) == -1 && cuda_gemv2_plan(0, 64, 64, 1, 132, 4, &p) == -1,
+             "rows out of 1..8 are not v2's");
+    CHECK_ON(cuda_gemv2_plan(1, 64, 72, 1, 132, 4, &p) == -1 && cuda_gemv2_plan(1, 64, 72, 2, 132, 4, &p) == 0,
+             "K of 16 bytes: 72 int8 no, 72 bf16 (144 bytes) yes");
+    CHECK_ON(cuda_gemv2_plan(1, 64, 64, 3, 132, 4, &p) == -1 && cuda_gemv2_plan(1, 0, 64, 1, 132, 4, &p) == -1,
+             "bad element size or N");
+
+    CHECK_ON(cuda_quant2_blocks(2048) == 1 && cuda_quant2_blocks(2056) == 2 && cuda_quant2_blocks(20480) == 10 &&
+                 cuda_quant2_blocks(0) == 0,
+             "quantizer slices of %d columns", CUDA_QUANT2_COLS);
+    /* the segments tile [0, nbytes) in thread order, contiguous and disjoint */
+    const int nbytes_list[] = {1, 33, 255, 256, 257, 2560, 16384};
+    for (size_t t = 0; t < sizeof nbytes_list / sizeof nbytes_list[0]; t++) {
+        int nbytes = nbytes_list[t], next = 0, ok = 1;
+        for (int i = 0; i < CUDA_QUANT2_THREADS; i++) {
+            int b0, b1;
+            cuda_quant2_segment(nbytes, CUDA_QUANT2_THREADS, i, &b0, &b1);
+            ok &= b0 == next && b1 >= b0 && b1 <= nbytes;
+            next = b1;
+        }
+        CHECK_ON(ok && next == nbytes, "segments of %d bytes", nbytes);
+    }
+}
+
 int main(void)
 {
+    test_kernels_v2();
     test_gemm_layouts();
     test_paths_and_sizes();
     test_plan_cache();

@@ -2,7 +2,8 @@
  * same by construction (embed, add, relu, gather_rows, KV-cache writes, int8 CA/SCA, LLM.int8() through
  * the GEMV path, and the cuBLASLt path without outlier columns), within 1 fp16 ulp (or the fp32
  * reassociation bound) for cuBLASLt's outlier sums, and within stated tolerances for fp32 reductions
- * (layernorm, attention, gelu's tanhf, 16-bit GEMMs). Exits 77 (skipped) without a CUDA device. */
+ * (layernorm, attention, gelu's tanhf, 16-bit GEMMs). Exits 77 (skipped) without a CUDA device. The
+ * kernel set is PP8_CUDA_KERNELS's (CTest runs it with v1 and with v2: the same expectations). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -353,6 +354,9 @@ static void test_int8(int m, int n, int k, float t, int inject)
         for (int r = 0; r < m; r += 2) x[(size_t)r * k + (k > 5 ? 5 : 0)] = pp8_f2h(-9.5f + r);
         x[(size_t)(m - 1) * k + k - 1] = pp8_f2h(6.0f);
     }
+    if (inject == 2) /* and many, spread over K (every 37th column, in one row each): v2's bitmask is
+                      * compacted in segments by one block, its maxima come from 2048-column slices */
+        for (int j = 3; j < k; j += 37) x[(size_t)(j % m) * k + j] = pp8_f2h(j % 2 ? 7.25f : -64.0f);
     int8_t *cb = xmalloc((size_t)n * k), *ca = xmalloc((size_t)m * k), *gca = xmalloc((size_t)m * k);
     float *scb = xmalloc(sizeof(float) * n), *sca = xmalloc(sizeof(float) * m), *gsca = xmalloc(sizeof(float) * m);
     int *cols = xmalloc(sizeof(int) * k);
@@ -475,7 +479,10 @@ int main(void)
         printf("skipped: %s\n", err);
         return 77;
     }
-    g_b->reserve(g_b->ctx, 64, 4096, 4096);
+    g_b->reserve(g_b->ctx, 64, 8448, 4096);
+    const char *kset = getenv("PP8_CUDA_KERNELS");
+    const int v2 = kset && !strcmp(kset, "v2");
+    printf("kernel set %s\n", v2 ? "v2" : "v1");
 
     test_memory();
     test_finite();
@@ -493,8 +500,19 @@ int main(void)
         test_linear16(t, DTYPE_F32, 3, 300, 64, 0);
     }
     test_linear16(DTYPE_F16, DTYPE_F32, 7, 64, 64, 1);
+    /* rows <= CUDA_GEMV16_MAX_ROWS with K % 8 == 0: v2's 16-bit GEMV (each row tile, K splits, a last
+     * warp with fewer outputs, fp32 output with and without bias) */
+    for (int ti = 0; ti < 2; ti++) {
+        DType t = ti ? DTYPE_BF16 : DTYPE_F16;
+        test_linear16(t, t, 1, 300, 512, 1);
+        test_linear16(t, t, 2, 50, 4096, 1);
+        test_linear16(t, t, 3, 4096, 64, 0);
+        test_linear16(t, t, 4, 96, 2056, 1);
+        test_linear16(t, DTYPE_F32, 1, 1030, 1024, 0);
+        test_linear16(t, DTYPE_F32, 4, 64, 8192, 1);
+    }
 
-    const int rows[] = {1, 3, 8, 9, 33, 64};
+    const int rows[] = {1, 2, 3, 4, 5, 8, 9, 33, 64};
     /* (N, K): K % 16 == 0 takes the 4-outputs-per-warp GEMV (N = 50: a last warp with 2 outputs); with
      * K >= 2048 and few outputs it splits K over 4 warps (cuda_int8_gemv_ksplit: 256 x 4096, 50 x 2064,
      * whose last part is shorter) */
@@ -505,10 +523,20 @@ int main(void)
             test_int8(rows[r], shapes[s][0], shapes[s][1], 6.0f, 0);
             test_int8(rows[r], shapes[s][0], shapes[s][1], 0.0f, 1);
         }
+    /* v2's kernels at sizes of its own: the quantizer over 1-4 slices of 2048 columns with many outlier
+     * columns, K % 16 != 0 but % 8 == 0 (v2 quantizer, v1 GEMV), and grids that split K 1, 2 or 4 ways */
+    const int shapes2[][2] = {{64, 8192}, {4096, 2048}, {200, 264}, {1000, 6144}, {20, 8200}};
+    for (size_t s = 0; s < sizeof shapes2 / sizeof shapes2[0]; s++)
+        for (int m = 1; m <= 8; m++) {
+            test_int8(m, shapes2[s][0], shapes2[s][1], 6.0f, 2);
+            if (m == 1 || m == 8) test_int8(m, shapes2[s][0], shapes2[s][1], 0.0f, 1);
+        }
     g_checks++;
-    if (strcmp(g_b->linear_path(g_b->ctx, DTYPE_I8, 1), "cuda-int8-gemv-dp4a") ||
-        strcmp(g_b->linear_path(g_b->ctx, DTYPE_I8, 9), "cuda-int8-cublaslt-imma"))
-        g_fail++, fprintf(stderr, "FAIL linear_path names\n");
+    if (strcmp(g_b->linear_path(g_b->ctx, DTYPE_I8, 1), v2 ? "cuda-int8-gemv-v2" : "cuda-int8-gemv-dp4a") ||
+        strcmp(g_b->linear_path(g_b->ctx, DTYPE_I8, 9), "cuda-int8-cublaslt-imma") ||
+        strcmp(g_b->linear_path(g_b->ctx, DTYPE_BF16, 4), v2 ? "cuda-bf16-gemv-v2" : "cuda-bf16-cublaslt") ||
+        strcmp(g_b->linear_path(g_b->ctx, DTYPE_BF16, 5), "cuda-bf16-cublaslt"))
+        g_fail++, fprintf(stderr, "FAIL linear_path names (kernel set %s)\n", v2 ? "v2" : "v1");
 
     backend_destroy(g_b);
     printf("%d checks, %d failed\n", g_checks, g_fail);

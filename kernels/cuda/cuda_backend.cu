@@ -42,6 +42,7 @@ typedef struct CudaCtx {
     } graphs[CUDA_GRAPH_SLOTS];
     unsigned long graph_clock;
     int graphs_off; /* PP8_CUDA_GRAPHS=0, or after a capture failed */
+    CudaKernels kernels; /* PP8_CUDA_KERNELS: v1 (default) or v2 (cuda_v2.cu) */
 } CudaCtx;
 
 extern "C" void cuda_fatal(const char *file, int line, const char *func, const char *lib, const char *name,
@@ -193,8 +194,16 @@ static void linear_int8(CudaCtx *c, const Linear *w, const uint16_t *x, int rows
     int32_t *ncols_dev = c->cols + c->max_k;
     /* IMMA also needs 4-byte aligned pointers; the runtime's arena gives 64, but never fail on it */
     const int gemv = cuda_int8_use_gemv(rows, n, k) || ((uintptr_t)w->w & 3);
-    cuda_int8_quantize(x, rows, k, t, c->flags, c->cols, ncols_dev, c->ca, c->sca, st);
+    /* v2: the same bits from other kernels where they take the shape (the part maxima live in c32, which
+     * the GEMV path does not use) */
+    const int v2 = c->kernels == CUDA_KERNELS_V2 && rows <= CUDA_GEMV_MAX_ROWS &&
+                   (size_t)cuda_quant2_blocks(k) * CUDA_GEMV_MAX_ROWS <= c->plan.c32_elems;
+    if (!v2 || !cuda_int8_quantize_v2(x, rows, k, t, c->flags, c->cols, ncols_dev, c->ca, c->sca, (float *)c->c32, st))
+        cuda_int8_quantize(x, rows, k, t, c->flags, c->cols, ncols_dev, c->ca, c->sca, st);
     if (gemv) {
+        if (v2 && cuda_int8_gemv_v2((const int8_t *)w->w, w->scb, w->bias, c->ca, c->sca, x, c->cols, ncols_dev, rows,
+                                    n, k, y, c->sms, st))
+            return;
         cuda_int8_gemv((const int8_t *)w->w, w->scb, w->bias, c->ca, c->sca, x, c->cols, ncols_dev, rows, n, k, y,
                        c->sms, st);
         return;
@@ -243,6 +252,9 @@ static void cu_linear(void *ctx, const Linear *w, const uint16_t *x, int rows, D
     }
     PP8_CHECK(w->wdt == act, "16-bit linear: weights and activations must have the same dtype");
     PP8_CHECK(ydt == act || ydt == DTYPE_F32, "16-bit linear: output must be the activation dtype or F32");
+    if (c->kernels == CUDA_KERNELS_V2 && cuda_gemv16_v2((const uint16_t *)w->w, w->bias, x, act, rows, w->n, w->k, y,
+                                                        ydt, c->sms, c->stream))
+        return; /* few rows: the v2 GEMV, bias and the one rounding in its epilogue */
     /* y = x W^T + b with one rounding. fp32 y: b is C of a beta = 1 GEMM. 16-bit y: the fp32 product goes
      * to scratch and k_bias_round adds b and rounds once. A bf16 beta = 1 GEMM with C = b was seen on an
      * H100 to round twice (up to 3 bf16 ulps off at M=5 N=96 K=128, test_gpu_ops), even with split-K
@@ -315,7 +327,11 @@ static void cu_timer_reset(void *ctx) { ((CudaCtx *)ctx)->ntimers = 0; }
 
 static const char *cu_linear_path(void *ctx, DType wdt, int rows)
 {
-    (void)ctx;
+    if (((CudaCtx *)ctx)->kernels == CUDA_KERNELS_V2) { /* where the shape allows (16-byte rows, aligned) */
+        if (wdt == DTYPE_I8 && rows <= CUDA_GEMV_MAX_ROWS) return "cuda-int8-gemv-v2";
+        if ((wdt == DTYPE_BF16 || wdt == DTYPE_F16) && rows <= CUDA_GEMV16_MAX_ROWS)
+            return wdt == DTYPE_BF16 ? "cuda-bf16-gemv-v2" : "cuda-f16-gemv-v2";
+    }
     if (wdt == DTYPE_I8) return rows <= CUDA_GEMV_MAX_ROWS ? "cuda-int8-gemv-dp4a" : "cuda-int8-cublaslt-imma";
     if (wdt == DTYPE_BF16) return "cuda-bf16-cublaslt";
     if (wdt == DTYPE_F16) return "cuda-f16-cublaslt";
@@ -456,13 +472,26 @@ extern "C" int backend_cuda_int8_quantize(Backend *b, const uint16_t *x, int row
     /* its own flags and count (a tool call, not the token loop), so it works for any k */
     uint8_t *flags = (uint8_t *)scratch_alloc((size_t)k);
     int32_t *ncols_dev = (int32_t *)scratch_alloc(sizeof(int32_t));
-    cuda_int8_quantize(x, rows, k, t, flags, cols, ncols_dev, q, absmax, c->stream); /* as linear does */
+    float *part = (float *)scratch_alloc(sizeof(float) * CUDA_GEMV_MAX_ROWS * (size_t)cuda_quant2_blocks(k));
+    /* as linear does, with the backend's kernel set */
+    if (c->kernels != CUDA_KERNELS_V2 ||
+        !cuda_int8_quantize_v2(x, rows, k, t, flags, cols, ncols_dev, q, absmax, part, c->stream))
+        cuda_int8_quantize(x, rows, k, t, flags, cols, ncols_dev, q, absmax, c->stream);
     int32_t n = 0;
     CUDA_CHECK(cudaMemcpyAsync(&n, ncols_dev, sizeof n, cudaMemcpyDeviceToHost, c->stream));
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    CUDA_CHECK(cudaFree(part));
     CUDA_CHECK(cudaFree(flags));
     CUDA_CHECK(cudaFree(ncols_dev));
     return n;
+}
+
+extern "C" int backend_cuda_conv_check(Backend *b, uint64_t mismatch[2], int64_t first[2])
+{
+    CudaCtx *c = cuda_ctx(b);
+    if (!c) return -1;
+    cuda_conv_check(mismatch, first, c->stream);
+    return 0;
 }
 
 extern "C" size_t backend_cuda_mem_bytes(Backend *b)
@@ -532,6 +561,8 @@ extern "C" Backend *backend_cuda_create(const BackendOptions *o, char *err, size
         (void)cudaGetLastError();
         return NULL;
     }
+    CudaKernels kernels;
+    if (cuda_kernels_parse(getenv("PP8_CUDA_KERNELS"), &kernels, err, errlen)) return NULL;
     int dev = o ? o->device : 0;
     if (dev < 0 || dev >= count) {
         snprintf(err, errlen, "--backend cuda: device %d requested but %d visible (one rank per GPU)", dev, count);
@@ -574,6 +605,7 @@ extern "C" Backend *backend_cuda_create(const BackendOptions *o, char *err, size
     c->gemm = cuda_gemm_create();
     const char *graphs = getenv("PP8_CUDA_GRAPHS"); /* 0: launch op by op (for side-by-side timing) */
     c->graphs_off = graphs && !strcmp(graphs, "0");
+    c->kernels = kernels;
 
     b->name = "cuda";
     b->ctx = c;

@@ -8,44 +8,6 @@
 #define GEMV_WARPS 8 /* outputs per block of k_int8_gemv */
 #define GEMV4_WARPS CUDA_GEMV4_WARPS /* warps per block of k_int8_gemv4, each with GEMV4_OUTS outputs */
 #define GEMV4_OUTS CUDA_GEMV4_OUTS
-#define GEMV_OUTLIER_BATCH 8 /* outlier columns whose loads the epilogue issues at once */
-
-/* Steps 2-4 for one (row, output) from its exact int32 product: dequant, then the outlier part summed in
- * ascending columns from +0, as the CPU does. */
-static __device__ __forceinline__ uint16_t gemv_epilogue(int acc, int row, int o, int k, const int8_t *w,
-                                                         const float *scb, const uint16_t *bias, const float *sca,
-                                                         const uint16_t *x, const int32_t *cols, int nc)
-{
-    const float s_o = scb[o];
-    uint16_t v = pp8_i8_dequant(acc, sca[row], s_o, bias ? pp8_h2f(bias[o]) : 0.0f); /* step 2 */
-    if (nc > 0) { /* steps 3-4 */
-        const uint16_t *xr = x + (size_t)row * k;
-        float sum = 0.0f;
-        int c = 0;
-        /* GEMV_OUTLIER_BATCH columns' loads issued together, then summed in order: one column per
-         * iteration waited out a global-memory round trip per column */
-        for (; c + GEMV_OUTLIER_BATCH <= nc; c += GEMV_OUTLIER_BATCH) {
-            uint16_t xv[GEMV_OUTLIER_BATCH];
-            int8_t wv[GEMV_OUTLIER_BATCH];
-#pragma unroll
-            for (int u = 0; u < GEMV_OUTLIER_BATCH; u++) {
-                int j = cols[c + u];
-                xv[u] = xr[j];
-                wv[u] = w[j];
-            }
-#pragma unroll
-            for (int u = 0; u < GEMV_OUTLIER_BATCH; u++)
-                sum = pp8_i8_outlier_term(sum, xv[u], pp8_i8_weight_dequant(wv[u], s_o));
-        }
-        for (; c < nc; c++) {
-            int j = cols[c];
-            sum = pp8_i8_outlier_term(sum, xr[j], pp8_i8_weight_dequant(w[j], s_o));
-        }
-        v = pp8_i8_outlier_finish(v, sum);
-    }
-    return v;
-}
-
 /* K % 16 == 0 with 16-byte aligned rows (every real layer): each warp computes GEMV4_OUTS outputs, so
  * one activation load feeds GEMV4_OUTS weight loads and each lane has GEMV4_OUTS 16-byte weight loads in
  * flight, plus the next pass's (loaded before this pass's products). Measured on an H100 against the

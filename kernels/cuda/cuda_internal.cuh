@@ -69,6 +69,23 @@ void cuda_int8_gemv(const int8_t *cb, const float *scb, const uint16_t *bias, co
                     const uint16_t *x, const int32_t *cols, const int32_t *ncols, int m, int n, int k, uint16_t *y,
                     int sms, cudaStream_t st);
 
+/* cuda_v2.cu: the v2 decode kernels (PP8_CUDA_KERNELS=v2), each falling back to v1's for what it does
+ * not take. Step 1 for m <= CUDA_GEMV_MAX_ROWS rows: the same flags/cols/ncols/CA/SCA bits as
+ * cuda_int8_quantize, from many blocks; part is scratch of cuda_quant2_blocks(k) * CUDA_GEMV_MAX_ROWS
+ * floats. Returns 0 when it does not take the shape (the caller runs v1's). */
+int cuda_int8_quantize_v2(const uint16_t *x, int m, int k, float t, uint8_t *flags, int32_t *cols, int32_t *ncols,
+                          int8_t *ca, float *sca, float *part, cudaStream_t st);
+/* the int8 GEMV and its epilogue for m <= CUDA_GEMV_MAX_ROWS (cuda_gemv2_plan); 0 when not taken */
+int cuda_int8_gemv_v2(const int8_t *cb, const float *scb, const uint16_t *bias, const int8_t *ca, const float *sca,
+                      const uint16_t *x, const int32_t *cols, const int32_t *ncols, int m, int n, int k, uint16_t *y,
+                      int sms, cudaStream_t st);
+/* y (m, n) = x W^T + b with one rounding (16-bit y) or in fp32 (F32 y), fp32 sums, W fp16 or bf16 =
+ * act; m <= CUDA_GEMV_MAX_ROWS; 0 when not taken */
+int cuda_gemv16_v2(const uint16_t *w, const uint16_t *bias, const uint16_t *x, DType act, int m, int n, int k,
+                   void *y, DType ydt, int sms, cudaStream_t st);
+/* the exhaustive conversion check (backend_cuda_conv_check); synchronizes st */
+void cuda_conv_check(uint64_t mismatch[2], int64_t first[2], cudaStream_t st);
+
 /* cuda_elementwise.cu */
 void cuda_gelu(uint16_t *x, size_t n, DType act, cudaStream_t st);
 void cuda_relu(uint16_t *x, size_t n, cudaStream_t st);
@@ -100,6 +117,44 @@ void cuda_attention(const AttnArgs *a, cudaStream_t st);
 #ifdef __CUDACC__
 static __device__ __forceinline__ float act_load(uint16_t v, int bf16) { return bf16 ? pp8_bf2f(v) : pp8_h2f(v); }
 static __device__ __forceinline__ uint16_t act_store(float f, int bf16) { return bf16 ? pp8_f2bf(f) : pp8_f2h(f); }
+
+#define GEMV_OUTLIER_BATCH 8 /* outlier columns whose loads gemv_epilogue issues at once */
+
+/* Steps 2-4 of the int8 GEMVs (v1 and v2) for one (row, output) from its exact int32 product: dequant,
+ * then the outlier part summed in ascending columns from +0, as the CPU does. */
+static __device__ __forceinline__ uint16_t gemv_epilogue(int acc, int row, int o, int k, const int8_t *w,
+                                                         const float *scb, const uint16_t *bias, const float *sca,
+                                                         const uint16_t *x, const int32_t *cols, int nc)
+{
+    const float s_o = scb[o];
+    uint16_t v = pp8_i8_dequant(acc, sca[row], s_o, bias ? pp8_h2f(bias[o]) : 0.0f); /* step 2 */
+    if (nc > 0) { /* steps 3-4 */
+        const uint16_t *xr = x + (size_t)row * k;
+        float sum = 0.0f;
+        int c = 0;
+        /* GEMV_OUTLIER_BATCH columns' loads issued together, then summed in order: one column per
+         * iteration waited out a global-memory round trip per column */
+        for (; c + GEMV_OUTLIER_BATCH <= nc; c += GEMV_OUTLIER_BATCH) {
+            uint16_t xv[GEMV_OUTLIER_BATCH];
+            int8_t wv[GEMV_OUTLIER_BATCH];
+#pragma unroll
+            for (int u = 0; u < GEMV_OUTLIER_BATCH; u++) {
+                int j = cols[c + u];
+                xv[u] = xr[j];
+                wv[u] = w[j];
+            }
+#pragma unroll
+            for (int u = 0; u < GEMV_OUTLIER_BATCH; u++)
+                sum = pp8_i8_outlier_term(sum, xv[u], pp8_i8_weight_dequant(wv[u], s_o));
+        }
+        for (; c < nc; c++) {
+            int j = cols[c];
+            sum = pp8_i8_outlier_term(sum, xr[j], pp8_i8_weight_dequant(w[j], s_o));
+        }
+        v = pp8_i8_outlier_finish(v, sum);
+    }
+    return v;
+}
 
 static __device__ __forceinline__ float warp_max(float v)
 {
