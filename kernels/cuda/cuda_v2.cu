@@ -176,6 +176,39 @@ extern "C" int cuda_int8_quantize_v2(const uint16_t *x, int m, int k, float t, u
     return 1;
 }
 
+/* ---- the weight stream both v2 GEMVs share ---- */
+
+/* A lane's walk over its part [i, i1) of the 16-byte weight loads of GEMV2_OUTS rows, 32 lanes apart:
+ * dot(wv, j) multiplies the loads at j while those of the next two steps are in flight (read once:
+ * __ldcs streams them past L2). */
+template <class Dot>
+static __device__ __forceinline__ void gemv2_stream(const int4 *const (&w4)[GEMV2_OUTS], int i, int i1, bool live,
+                                                    Dot dot)
+{
+    int4 wa[GEMV2_OUTS] = {}, wb[GEMV2_OUTS] = {};
+    if (live) {
+        if (i < i1)
+#pragma unroll
+            for (int u = 0; u < GEMV2_OUTS; u++) wa[u] = __ldcs(w4[u] + i);
+        if (i + 32 < i1)
+#pragma unroll
+            for (int u = 0; u < GEMV2_OUTS; u++) wb[u] = __ldcs(w4[u] + i + 32);
+    }
+    for (; live && i < i1; i += 64) {
+        int4 na[GEMV2_OUTS] = {}, nb[GEMV2_OUTS] = {};
+        if (i + 64 < i1)
+#pragma unroll
+            for (int u = 0; u < GEMV2_OUTS; u++) na[u] = __ldcs(w4[u] + i + 64);
+        dot(wa, i);
+        if (i + 96 < i1)
+#pragma unroll
+            for (int u = 0; u < GEMV2_OUTS; u++) nb[u] = __ldcs(w4[u] + i + 96);
+        if (i + 32 < i1) dot(wb, i + 32);
+#pragma unroll
+        for (int u = 0; u < GEMV2_OUTS; u++) wa[u] = na[u], wb[u] = nb[u];
+    }
+}
+
 /* ---- the int8 GEMV, v2 ---- */
 
 /* acc[r][u] += CB[o0+u, 16i .. 16i+16) . CA[r, 16i .. 16i+16) for the tile's rows below m */
@@ -222,29 +255,8 @@ __global__ void __launch_bounds__(GEMV2_WARPS * 32)
 #pragma unroll
         for (int u = 0; u < GEMV2_OUTS; u++) acc[r][u] = 0;
 
-    int i = i0 + lane;
-    int4 wa[GEMV2_OUTS] = {}, wb[GEMV2_OUTS] = {};
-    if (live) {
-        if (i < i1)
-#pragma unroll
-            for (int u = 0; u < GEMV2_OUTS; u++) wa[u] = __ldcs(w4[u] + i); /* read once: stream past L2 */
-        if (i + 32 < i1)
-#pragma unroll
-            for (int u = 0; u < GEMV2_OUTS; u++) wb[u] = __ldcs(w4[u] + i + 32);
-    }
-    for (; live && i < i1; i += 64) {
-        int4 na[GEMV2_OUTS] = {}, nb[GEMV2_OUTS] = {};
-        if (i + 64 < i1)
-#pragma unroll
-            for (int u = 0; u < GEMV2_OUTS; u++) na[u] = __ldcs(w4[u] + i + 64);
-        dot_i8<M>(acc, wa, a4, nk, i, m);
-        if (i + 96 < i1)
-#pragma unroll
-            for (int u = 0; u < GEMV2_OUTS; u++) nb[u] = __ldcs(w4[u] + i + 96);
-        if (i + 32 < i1) dot_i8<M>(acc, wb, a4, nk, i + 32, m);
-#pragma unroll
-        for (int u = 0; u < GEMV2_OUTS; u++) wa[u] = na[u], wb[u] = nb[u];
-    }
+    gemv2_stream(w4, i0 + lane, i1, live,
+                 [&](const int4(&wv)[GEMV2_OUTS], int j) { dot_i8<M>(acc, wv, a4, nk, j, m); });
     int mine = 0; /* exact int32: any summation order gives the same bits */
 #pragma unroll
     for (int r = 0; r < M; r++)
@@ -356,29 +368,8 @@ __global__ void __launch_bounds__(GEMV2_WARPS * 32)
     for (int r = 0; r < M; r++)
 #pragma unroll
         for (int u = 0; u < GEMV2_OUTS; u++) acc[r][u] = 0.0f;
-    int i = i0 + lane;
-    int4 wa[GEMV2_OUTS] = {}, wb[GEMV2_OUTS] = {};
-    if (live) {
-        if (i < i1)
-#pragma unroll
-            for (int u = 0; u < GEMV2_OUTS; u++) wa[u] = __ldcs(w4[u] + i);
-        if (i + 32 < i1)
-#pragma unroll
-            for (int u = 0; u < GEMV2_OUTS; u++) wb[u] = __ldcs(w4[u] + i + 32);
-    }
-    for (; live && i < i1; i += 64) {
-        int4 na[GEMV2_OUTS] = {}, nb[GEMV2_OUTS] = {};
-        if (i + 64 < i1)
-#pragma unroll
-            for (int u = 0; u < GEMV2_OUTS; u++) na[u] = __ldcs(w4[u] + i + 64);
-        dot_16<M, BF>(acc, wa, x4, nk, i, m);
-        if (i + 96 < i1)
-#pragma unroll
-            for (int u = 0; u < GEMV2_OUTS; u++) nb[u] = __ldcs(w4[u] + i + 96);
-        if (i + 32 < i1) dot_16<M, BF>(acc, wb, x4, nk, i + 32, m);
-#pragma unroll
-        for (int u = 0; u < GEMV2_OUTS; u++) wa[u] = na[u], wb[u] = nb[u];
-    }
+    gemv2_stream(w4, i0 + lane, i1, live,
+                 [&](const int4(&wv)[GEMV2_OUTS], int j) { dot_16<M, BF>(acc, wv, x4, nk, j, m); });
     float mine = 0.0f;
 #pragma unroll
     for (int r = 0; r < M; r++)
