@@ -491,6 +491,9 @@ int main(void)
         test_rows_and_elementwise(t);
         test_layernorm(t, 3, 64);
         test_layernorm(t, 2, 1000);
+        test_layernorm(t, 8, 5120);  /* v2: 2.5 chunks a thread */
+        test_layernorm(t, 1, 14336); /* v2: BLOOM-176B's hidden size, 7 chunks a thread */
+        test_layernorm(t, 2, 1004);  /* dim % 8 != 0: v1's kernel in either set */
         for (int al = 0; al < 2; al++) {
             test_attention(t, al, 16);
             test_attention(t, al, 64);

@@ -348,7 +348,9 @@ static void cu_embed(void *ctx, uint16_t *x, const int32_t *tokens, const int32_
 static void cu_layernorm(void *ctx, uint16_t *y, const uint16_t *x, const uint16_t *g, const uint16_t *b, int rows,
                          int dim, float eps, DType act)
 {
-    cuda_layernorm(y, x, g, b, rows, dim, eps, act, ((CudaCtx *)ctx)->stream);
+    CudaCtx *c = (CudaCtx *)ctx;
+    if (c->kernels == CUDA_KERNELS_V2 && cuda_layernorm_v2(y, x, g, b, rows, dim, eps, act, c->stream)) return;
+    cuda_layernorm(y, x, g, b, rows, dim, eps, act, c->stream);
 }
 
 static void cu_attention(void *ctx, const AttnArgs *a) { cuda_attention(a, ((CudaCtx *)ctx)->stream); }

@@ -83,6 +83,10 @@ int cuda_int8_gemv_v2(const int8_t *cb, const float *scb, const uint16_t *bias, 
  * act; m <= CUDA_GEMV_MAX_ROWS; 0 when not taken */
 int cuda_gemv16_v2(const uint16_t *w, const uint16_t *bias, const uint16_t *x, DType act, int m, int n, int k,
                    void *y, DType ydt, int sms, cudaStream_t st);
+/* cuda_layernorm's operations from one read of each row (dim % 8 == 0, 16-byte aligned, dim <= 16384);
+ * 0 when not taken */
+int cuda_layernorm_v2(uint16_t *y, const uint16_t *x, const uint16_t *g, const uint16_t *b, int rows, int dim,
+                      float eps, DType act, cudaStream_t st);
 /* the exhaustive conversion check (backend_cuda_conv_check); synchronizes st */
 void cuda_conv_check(uint64_t mismatch[2], int64_t first[2], cudaStream_t st);
 

@@ -10,7 +10,8 @@
  *     beside the one being multiplied, and a K split chosen so the grid spreads evenly over the SMs
  *     (cuda_gemv2_plan);
  *   - a 16-bit GEMV (fp16/bf16 weights, fp32 sums) with the bias and the one rounding fused, for the
- *     bf16 baseline and the fp16 LM head, replacing cuBLASLt + k_bias_round at few rows.
+ *     bf16 baseline and the fp16 LM head, replacing cuBLASLt + k_bias_round at few rows;
+ *   - LayerNorm with the row read once in 16-byte loads and kept in registers (v1's operations).
  * The int8 numerics are numerics.h's (the same CA, SCA, ascending outlier columns and epilogue as v1,
  * hence the CPU's bits); the hardware fp16 -> fp32 conversion on loads is exact (cuda_conv_check). */
 #include <cuda_fp16.h>
@@ -433,6 +434,82 @@ extern "C" int cuda_gemv16_v2(const uint16_t *w, const uint16_t *bias, const uin
         gemv16_rows<true>(&p, w, bias, x, m, n, k, y, yf32, st);
     else
         gemv16_rows<false>(&p, w, bias, x, m, n, k, y, yf32, st);
+    return 1;
+}
+
+/* ---- LayerNorm, v2 ---- */
+
+#define LN2_THREADS 256
+#define LN2_CHUNKS 8 /* 16-byte chunks a thread holds: rows up to LN2_THREADS * 8 * LN2_CHUNKS = 16384 */
+
+static __device__ __forceinline__ float ln2_load(uint16_t v, int bf16) { return bf16 ? pp8_bf2f(v) : h2f_hw(v); }
+
+/* v1's k_layernorm (the same fp32 operations on each element: two-pass mean and biased variance, then
+ * (x - mean) * inv * g + b, rounded once) with the row read once, in 16-byte loads all issued together
+ * and kept in registers for both passes, and the hardware fp16 conversion: v1 read each 2-byte element
+ * three times, one load in flight per thread. Block sums in the same tree as v1. y may equal x. */
+__global__ void __launch_bounds__(LN2_THREADS)
+    k_layernorm2(uint16_t *y, const uint16_t *x, const uint16_t *__restrict__ g, const uint16_t *__restrict__ b,
+                 int dim, float eps, int bf16)
+{
+    __shared__ float sh[32];
+    const int n8 = dim >> 3;
+    const uint4 *xr = (const uint4 *)(x + (size_t)blockIdx.x * dim);
+    uint4 v[LN2_CHUNKS];
+#pragma unroll
+    for (int c = 0; c < LN2_CHUNKS; c++) {
+        const int j = threadIdx.x + c * LN2_THREADS;
+        v[c] = j < n8 ? xr[j] : make_uint4(0, 0, 0, 0);
+    }
+    float s = 0.0f;
+#pragma unroll
+    for (int c = 0; c < LN2_CHUNKS; c++)
+        if (threadIdx.x + c * LN2_THREADS < n8) {
+            const uint16_t *h = (const uint16_t *)&v[c];
+#pragma unroll
+            for (int e = 0; e < 8; e++) s = pp8_add(s, ln2_load(h[e], bf16));
+        }
+    const float mean = pp8_div(block_sum(s, sh), (float)dim);
+    float q = 0.0f;
+#pragma unroll
+    for (int c = 0; c < LN2_CHUNKS; c++)
+        if (threadIdx.x + c * LN2_THREADS < n8) {
+            const uint16_t *h = (const uint16_t *)&v[c];
+#pragma unroll
+            for (int e = 0; e < 8; e++) {
+                const float d = pp8_add(ln2_load(h[e], bf16), -mean);
+                q = pp8_add(q, pp8_mul(d, d));
+            }
+        }
+    const float var = pp8_div(block_sum(q, sh), (float)dim);
+    const float inv = pp8_div(1.0f, sqrtf(pp8_add(var, eps))); /* sqrtf is correctly rounded (-prec-sqrt=true) */
+    uint4 *yr = (uint4 *)(y + (size_t)blockIdx.x * dim);
+#pragma unroll
+    for (int c = 0; c < LN2_CHUNKS; c++) {
+        const int j = threadIdx.x + c * LN2_THREADS;
+        if (j >= n8) continue;
+        const uint4 gv = __ldg((const uint4 *)g + j), bv = __ldg((const uint4 *)b + j);
+        const uint16_t *h = (const uint16_t *)&v[c], *gh = (const uint16_t *)&gv, *bh = (const uint16_t *)&bv;
+        union {
+            uint16_t o[8];
+            uint4 u;
+        } out;
+#pragma unroll
+        for (int e = 0; e < 8; e++) {
+            const float d = pp8_add(ln2_load(h[e], bf16), -mean);
+            out.o[e] = act_store(pp8_add(pp8_mul(pp8_mul(d, inv), ln2_load(gh[e], bf16)), ln2_load(bh[e], bf16)), bf16);
+        }
+        yr[j] = out.u;
+    }
+}
+
+extern "C" int cuda_layernorm_v2(uint16_t *y, const uint16_t *x, const uint16_t *g, const uint16_t *b, int rows,
+                                 int dim, float eps, DType act, cudaStream_t st)
+{
+    if (rows <= 0 || dim <= 0 || dim % 8 || dim > LN2_THREADS * 8 * LN2_CHUNKS) return 0;
+    if (((uintptr_t)y | (uintptr_t)x | (uintptr_t)g | (uintptr_t)b) % 16) return 0;
+    k_layernorm2<<<rows, LN2_THREADS, 0, st>>>(y, x, g, b, dim, eps, act == DTYPE_BF16);
+    CUDA_CHECK_LAUNCH();
     return 1;
 }
 
