@@ -239,8 +239,27 @@ int cuda_plan_cache_find(CudaPlanCache *c, const CudaGemmKey *key, int *fresh, i
     return s;
 }
 
-int cuda_pick_device(int local_rank, int local_size, int ndev, CudaRankMode mode, int *dev, int *sharing, char *err,
-                     size_t errlen)
+static int ids_equal(const char *a, const char *b, size_t stride) { return !strncmp(a, b, stride); }
+
+CudaNodeView cuda_node_view(const char *ids, const int *counts, int local_size, int max_dev, size_t stride)
+{
+    int same = 1, disjoint = 1;
+    for (int i = 0; i < local_size; i++)
+        for (int j = i + 1; j < local_size; j++) {
+            int ni = counts[i] < max_dev ? counts[i] : max_dev, nj = counts[j] < max_dev ? counts[j] : max_dev;
+            const char *ri = ids + (size_t)i * max_dev * stride, *rj = ids + (size_t)j * max_dev * stride;
+            if (ni != nj) same = 0;
+            for (int a = 0; a < ni; a++) {
+                if (a < nj && !ids_equal(ri + a * stride, rj + a * stride, stride)) same = 0;
+                for (int b = 0; b < nj; b++)
+                    if (ids_equal(ri + a * stride, rj + b * stride, stride)) disjoint = 0;
+            }
+        }
+    return same ? CUDA_VIEW_SAME : disjoint ? CUDA_VIEW_OWN : CUDA_VIEW_MIXED;
+}
+
+int cuda_pick_device(int local_rank, int local_size, int ndev, CudaNodeView view, CudaRankMode mode, int *dev,
+                     int *sharing, char *err, size_t errlen)
 {
     *dev = -1;
     *sharing = 0;
@@ -253,6 +272,19 @@ int cuda_pick_device(int local_rank, int local_size, int ndev, CudaRankMode mode
     if (local_rank < 0 || local_size <= 0 || local_rank >= local_size) {
         snprintf(err, errlen, "--backend cuda: bad node-local rank %d of %d", local_rank, local_size);
         return -1;
+    }
+    if (view == CUDA_VIEW_MIXED) {
+        snprintf(err, errlen,
+                 "--backend cuda: the %d ranks on this node see different but overlapping GPUs "
+                 "(CUDA_VISIBLE_DEVICES differs per rank): give every rank all the node's GPUs, or each rank its "
+                 "own (Slurm --gpus-per-task=1)",
+                 local_size);
+        return -1;
+    }
+    if (view == CUDA_VIEW_OWN) { /* this rank's own GPU(s): the first */
+        *dev = 0;
+        *sharing = 1;
+        return 0;
     }
     if (mode == CUDA_RANKS_SHARED) {
         *dev = local_rank % ndev;
@@ -274,6 +306,12 @@ int cuda_pick_device(int local_rank, int local_size, int ndev, CudaRankMode mode
 
 #ifndef PP8_HAVE_CUDA
 int backend_cuda_device_count(void) { return 0; }
+
+int backend_cuda_bus_ids(char *ids, int max, size_t stride)
+{
+    (void)ids, (void)max, (void)stride;
+    return 0;
+}
 
 void *backend_cuda_stream(Backend *b)
 {

@@ -186,14 +186,27 @@ int cuda_plan_cache_find(CudaPlanCache *c, const CudaGemmKey *key, int *fresh, i
  * memory, and each rank's memory budget is its GPU's memory divided by the ranks on it. */
 typedef enum { CUDA_RANKS_ONE, CUDA_RANKS_EXCLUSIVE, CUDA_RANKS_SHARED } CudaRankMode;
 
+/* What the node-local ranks see of the node's GPUs, from each rank's visible devices (PCI bus ids):
+ * SAME, every rank the same list (the usual case: the node-local rank picks the device); OWN, pairwise
+ * disjoint lists (each rank was given its own GPUs: CUDA_VISIBLE_DEVICES per rank, Slurm's
+ * --gpus-per-task=1; every rank then uses its first visible device); MIXED, neither (refused: two ranks
+ * could pick one GPU). ids: local_size rows of max_dev ids of `stride` bytes (NUL-terminated); counts:
+ * each rank's visible devices (at most max_dev are compared). */
+typedef enum { CUDA_VIEW_SAME, CUDA_VIEW_OWN, CUDA_VIEW_MIXED } CudaNodeView;
+CudaNodeView cuda_node_view(const char *ids, const int *counts, int local_size, int max_dev, size_t stride);
+
 /* Returns 0 with *dev and *sharing (the node-local ranks on *dev, this one included), or -1 with one
- * line in err (no device; more ranks than GPUs without SHARED; EXCLUSIVE mismatch). */
-int cuda_pick_device(int local_rank, int local_size, int ndev, CudaRankMode mode, int *dev, int *sharing, char *err,
-                     size_t errlen);
+ * line in err (no device; more ranks than GPUs without SHARED; EXCLUSIVE mismatch; a MIXED view). With
+ * view OWN each rank has a GPU of its own: device 0 of what it sees, in every mode. */
+int cuda_pick_device(int local_rank, int local_size, int ndev, CudaNodeView view, CudaRankMode mode, int *dev,
+                     int *sharing, char *err, size_t errlen);
 
 /* ---- plain-C entry points of the CUDA backend (stubs answering "not built" without CUDA) ---- */
 /* Visible CUDA devices; 0 when there is none, the driver fails, or pp8 was built without CUDA. */
 int backend_cuda_device_count(void);
+/* The PCI bus ids ("0000:19:00.0") of the first max visible devices, `stride` bytes each, without
+ * creating a CUDA context; returns how many were written (0 without CUDA or a device). */
+int backend_cuda_bus_ids(char *ids, int max, size_t stride);
 /* The backend's cudaStream_t (non-blocking, created by backend_cuda_create on o->device): pass it to
  * transport_nccl_create so hidden states move in order with the compute. NULL for other backends. */
 void *backend_cuda_stream(Backend *b);

@@ -93,6 +93,13 @@ int backend_cuda_device_count(void)
     return f ? f() : 0;
 }
 
+int backend_cuda_bus_ids(char *ids, int max, size_t stride)
+{
+    if (!gpu_possible()) return 0;
+    int (*f)(char *, int, size_t) = (int (*)(char *, int, size_t))sym("backend_cuda_bus_ids");
+    return f ? f(ids, max, stride) : 0;
+}
+
 Backend *backend_cuda_create(const BackendOptions *o, char *err, size_t errlen)
 {
     Backend *(*f)(const BackendOptions *, char *, size_t) =

@@ -152,3 +152,11 @@ int ctl_node_id(void)
     MPI_Comm_free(&node);
     return id;
 }
+
+void ctl_node_allgather(const void *mine, int bytes, void *all)
+{
+    MPI_Comm node;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, ctl_rank(), MPI_INFO_NULL, &node);
+    MPI_Allgather(mine, bytes, MPI_BYTE, all, bytes, MPI_BYTE, node);
+    MPI_Comm_free(&node);
+}

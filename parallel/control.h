@@ -43,10 +43,14 @@ int ctl_size(void);
 void ctl_node_info(int *local_rank, int *local_size);
 /* the lowest world rank on this node: equal for the ranks that share its memory */
 int ctl_node_id(void);
+/* every node-local rank's `bytes` bytes, in node-local rank order, into all (local_size * bytes);
+ * collective over the world (each node gathers its own) */
+void ctl_node_allgather(const void *mine, int bytes, void *all);
 
 #define CTL_TAG_TOKENS 7001
 #define CTL_TAG_ROWS 7002   /* a pipeline item's row descriptors, rank r to r + 1 */
 #define CTL_TAG_SAMPLED 7003 /* the ids the last rank sampled for an item, back to rank 0 */
+#define CTL_TAG_NCCL_FAILED 7004 /* a rank's NCCL set-up failed: the others stop waiting for it */
 #define CTL_TAG_HIDDEN 7100 /* + micro-batch index */
 
 #ifdef __cplusplus

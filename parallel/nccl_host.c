@@ -95,3 +95,32 @@ void nccl_shared_gpu_setenv(int route, int rank)
         setenv("NCCL_MULTI_RANK_GPU_ENABLE", "1", 0);
     }
 }
+
+double nccl_timeout_parse(const char *v)
+{
+    if (!v || !v[0]) return NCCL_TIMEOUT_DEFAULT_S;
+    char *end = NULL;
+    double t = strtod(v, &end);
+    if (end == v || *end || !(t >= 1 && t <= 86400)) return -1;
+    return t;
+}
+
+int nccl_poll_verdict(int success, int in_progress, double elapsed_s, double timeout_s)
+{
+    if (success) return NCCL_POLL_DONE;
+    if (!in_progress) return NCCL_POLL_FAILED;
+    if (timeout_s > 0 && elapsed_s > timeout_s) return NCCL_POLL_TIMEOUT;
+    return NCCL_POLL_AGAIN;
+}
+
+double nccl_test_stall(const char *v, int rank)
+{
+    if (!v || !v[0]) return 0;
+    char *end = NULL;
+    long r = strtol(v, &end, 10);
+    if (end == v || *end != ':') return -1;
+    const char *sv = end + 1;
+    double sec = strtod(sv, &end);
+    if (end == sv || *end || !(sec >= 0 && sec <= 3600) || r < 0) return -1;
+    return r == rank ? sec : 0;
+}

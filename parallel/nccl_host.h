@@ -67,6 +67,23 @@ int nccl_shared_gpu_route(const char *value);
  * set already are kept */
 void nccl_shared_gpu_setenv(int route, int rank);
 
+/* ---- deadlines: the transport's communicator is non-blocking (ncclConfig_t.blocking = 0), so set-up,
+ * grouped operations and shutdown return ncclInProgress and are polled (ncclCommGetAsyncError) ---- */
+/* PP8_NCCL_TIMEOUT: the seconds a rank waits for the communicator's set-up or shutdown (the other ranks
+ * joining it) before it ends the job with one line; unset or empty: NCCL_TIMEOUT_DEFAULT_S. Returns the
+ * seconds, or -1 for anything but a number in [1, 86400]. */
+#define NCCL_TIMEOUT_DEFAULT_S 120.0
+double nccl_timeout_parse(const char *value);
+/* One look at a polled state: NCCL_POLL_DONE when it succeeded, NCCL_POLL_FAILED on an error,
+ * NCCL_POLL_TIMEOUT when it is still in progress after timeout_s (<= 0: no deadline), else
+ * NCCL_POLL_AGAIN (poll again, after some MPI progress: NCCL's "MPI progress" advice). */
+enum { NCCL_POLL_AGAIN = 0, NCCL_POLL_DONE, NCCL_POLL_FAILED, NCCL_POLL_TIMEOUT };
+int nccl_poll_verdict(int success, int in_progress, double elapsed_s, double timeout_s);
+/* Test-only: PP8_NCCL_TEST_STALL="R:S" makes world rank R sleep S seconds right before it joins the
+ * communicator (the other ranks' set-up then waits for it: the deadline test). Returns S for this rank,
+ * 0 when unset or another rank's, -1 when malformed. */
+double nccl_test_stall(const char *value, int rank);
+
 #ifdef __cplusplus
 }
 #endif

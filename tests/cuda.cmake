@@ -20,6 +20,8 @@ if(PP8_HAVE_CUDA)
     pp8_test(test_gpu_nccl SOURCES test_gpu_nccl.c PROCS 2 LABELS gpu cuda nccl TIMEOUT 120)
     # one GPU shared by 2 and 3 ranks over NCCL, by both test routes (parallel/nccl_host.h); a refusal by
     # NCCL (multi before 2.30) skips
+    # set-up against a rank that joins late (the PP8_NCCL_TIMEOUT deadline) or dies (GPU-PLAN.md 5, risk 4)
+    pp8_script_test(test_gpu_nccl_faults test_gpu_nccl_faults.sh LABELS gpu cuda nccl TIMEOUT 180)
     foreach(route hostid multi)
       foreach(np 2 3)
         add_test(NAME test_gpu_nccl_${route}_${np} COMMAND ${PP8_MPIRUN} -np ${np} $<TARGET_FILE:test_gpu_nccl>)

@@ -161,31 +161,31 @@ static void test_pick_device(void)
 {
     char err[256];
     int dev, sh;
-    CHECK_ON(cuda_pick_device(0, 1, 0, CUDA_RANKS_ONE, &dev, &sh, err, sizeof err) == -1 && strstr(err, "no CUDA device"),
+    CHECK_ON(cuda_pick_device(0, 1, 0, CUDA_VIEW_SAME, CUDA_RANKS_ONE, &dev, &sh, err, sizeof err) == -1 && strstr(err, "no CUDA device"),
              "no device");
-    CHECK_ON(cuda_pick_device(0, 2, 0, CUDA_RANKS_SHARED, &dev, &sh, err, sizeof err) == -1 &&
+    CHECK_ON(cuda_pick_device(0, 2, 0, CUDA_VIEW_SAME, CUDA_RANKS_SHARED, &dev, &sh, err, sizeof err) == -1 &&
                  strstr(err, "no CUDA device"),
              "sharing needs a device too");
-    CHECK_ON(cuda_pick_device(1, 2, 2, CUDA_RANKS_EXCLUSIVE, &dev, &sh, err, sizeof err) == 0 && dev == 1 && sh == 1,
+    CHECK_ON(cuda_pick_device(1, 2, 2, CUDA_VIEW_SAME, CUDA_RANKS_EXCLUSIVE, &dev, &sh, err, sizeof err) == 0 && dev == 1 && sh == 1,
              "rank 1 of 2 on 2 GPUs");
-    CHECK_ON(cuda_pick_device(0, 1, 4, CUDA_RANKS_ONE, &dev, &sh, err, sizeof err) == 0 && dev == 0 && sh == 1,
+    CHECK_ON(cuda_pick_device(0, 1, 4, CUDA_VIEW_SAME, CUDA_RANKS_ONE, &dev, &sh, err, sizeof err) == 0 && dev == 0 && sh == 1,
              "fewer ranks than GPUs is fine");
-    CHECK_ON(cuda_pick_device(0, 1, 4, CUDA_RANKS_EXCLUSIVE, &dev, &sh, err, sizeof err) == -1 &&
+    CHECK_ON(cuda_pick_device(0, 1, 4, CUDA_VIEW_SAME, CUDA_RANKS_EXCLUSIVE, &dev, &sh, err, sizeof err) == -1 &&
                  strstr(err, "1 ranks on this node but 4 GPUs"),
              "exclusive wants one rank per GPU: %s", err);
     CHECK_ON(!strstr(err, "--share-gpus"), "fewer ranks than GPUs: sharing is no fix: %s", err);
-    CHECK_ON(cuda_pick_device(2, 3, 2, CUDA_RANKS_ONE, &dev, &sh, err, sizeof err) == -1 &&
+    CHECK_ON(cuda_pick_device(2, 3, 2, CUDA_VIEW_SAME, CUDA_RANKS_ONE, &dev, &sh, err, sizeof err) == -1 &&
                  strstr(err, "3 ranks on this node but 2 GPUs: one rank per GPU; use -np 2") && strstr(err, "--share-gpus"),
              "more ranks than GPUs: %s", err);
     CHECK_ON(dev == -1 && sh == 0, "dev is -1 on error");
     /* round robin: 5 ranks on 2 GPUs -> GPU 0 has ranks 0, 2, 4 and GPU 1 ranks 1, 3 */
     static const int want_dev[5] = {0, 1, 0, 1, 0}, want_sh[5] = {3, 2, 3, 2, 3};
     for (int r = 0; r < 5; r++)
-        CHECK_ON(cuda_pick_device(r, 5, 2, CUDA_RANKS_SHARED, &dev, &sh, err, sizeof err) == 0 && dev == want_dev[r] &&
+        CHECK_ON(cuda_pick_device(r, 5, 2, CUDA_VIEW_SAME, CUDA_RANKS_SHARED, &dev, &sh, err, sizeof err) == 0 && dev == want_dev[r] &&
                      sh == want_sh[r],
                  "shared: rank %d of 5 on 2 GPUs -> GPU %d with %d ranks, got %d with %d", r, want_dev[r], want_sh[r],
                  dev, sh);
-    CHECK_ON(cuda_pick_device(1, 2, 4, CUDA_RANKS_SHARED, &dev, &sh, err, sizeof err) == 0 && dev == 1 && sh == 1,
+    CHECK_ON(cuda_pick_device(1, 2, 4, CUDA_VIEW_SAME, CUDA_RANKS_SHARED, &dev, &sh, err, sizeof err) == 0 && dev == 1 && sh == 1,
              "shared with spare GPUs: one rank each");
     CHECK_ON(backend_cuda_device_count() >= 0, "device count");
 #ifdef PP8_HAVE_CUDA
@@ -349,6 +349,95 @@ static void test_kernels_v2(void)
     }
 }
 
+/* per-rank GPU isolation (CUDA_VISIBLE_DEVICES per rank, Slurm --gpus-per-task=1): every rank sees one
+ * device 0, which is a different GPU on each (GPU-PLAN.md section 5, risk 5) */
+static void test_node_view(void)
+{
+    enum { MAXD = 4, ID = 32 };
+    char ids[3][MAXD][ID];
+    int counts[3];
+    memset(ids, 0, sizeof ids);
+    /* 3 ranks see all 2 GPUs, in the same order */
+    for (int r = 0; r < 3; r++) {
+        snprintf(ids[r][0], ID, "0000:19:00.0");
+        snprintf(ids[r][1], ID, "0000:3b:00.0");
+        counts[r] = 2;
+    }
+    CHECK_ON(cuda_node_view(&ids[0][0][0], counts, 3, MAXD, ID) == CUDA_VIEW_SAME, "same lists: SAME");
+    CHECK_ON(cuda_node_view(&ids[0][0][0], counts, 1, MAXD, ID) == CUDA_VIEW_SAME, "one rank: SAME");
+    /* each rank its own GPU */
+    for (int r = 0; r < 3; r++) {
+        memset(ids[r], 0, sizeof ids[r]);
+        snprintf(ids[r][0], ID, "0000:%02x:00.0", 0x19 + r);
+        counts[r] = 1;
+    }
+    CHECK_ON(cuda_node_view(&ids[0][0][0], counts, 3, MAXD, ID) == CUDA_VIEW_OWN, "disjoint single GPUs: OWN");
+    /* Slurm --gpus-per-task=2: disjoint pairs */
+    snprintf(ids[0][1], ID, "0000:a0:00.0");
+    snprintf(ids[1][1], ID, "0000:a1:00.0");
+    snprintf(ids[2][1], ID, "0000:a2:00.0");
+    counts[0] = counts[1] = counts[2] = 2;
+    CHECK_ON(cuda_node_view(&ids[0][0][0], counts, 3, MAXD, ID) == CUDA_VIEW_OWN, "disjoint pairs: OWN");
+    /* rank 2 also sees rank 0's GPU: overlap */
+    snprintf(ids[2][1], ID, "0000:19:00.0");
+    CHECK_ON(cuda_node_view(&ids[0][0][0], counts, 3, MAXD, ID) == CUDA_VIEW_MIXED, "overlap: MIXED");
+    /* the same GPUs in another order are not the same list: two ranks could pick one GPU */
+    memset(ids, 0, sizeof ids);
+    snprintf(ids[0][0], ID, "A"), snprintf(ids[0][1], ID, "B");
+    snprintf(ids[1][0], ID, "B"), snprintf(ids[1][1], ID, "A");
+    counts[0] = counts[1] = 2;
+    CHECK_ON(cuda_node_view(&ids[0][0][0], counts, 2, MAXD, ID) == CUDA_VIEW_MIXED, "reordered lists: MIXED");
+    /* all ranks see one and the same GPU: SAME (cuda_pick_device then refuses a second rank on it) */
+    counts[0] = counts[1] = 1;
+    snprintf(ids[1][0], ID, "A");
+    CHECK_ON(cuda_node_view(&ids[0][0][0], counts, 2, MAXD, ID) == CUDA_VIEW_SAME, "one shared GPU: SAME");
+
+    char err[256];
+    int dev, sh;
+    CHECK_ON(cuda_pick_device(1, 2, 1, CUDA_VIEW_SAME, CUDA_RANKS_ONE, &dev, &sh, err, sizeof err) == -1 &&
+                 strstr(err, "2 ranks on this node but 1 GPUs"),
+             "one GPU seen by both ranks: refused as before: %s", err);
+    for (int r = 0; r < 4; r++)
+        CHECK_ON(cuda_pick_device(r, 4, 1, CUDA_VIEW_OWN, CUDA_RANKS_ONE, &dev, &sh, err, sizeof err) == 0 && dev == 0 &&
+                     sh == 1,
+                 "isolated: rank %d of 4 uses its own device 0 (%s)", r, err);
+    CHECK_ON(cuda_pick_device(3, 4, 1, CUDA_VIEW_OWN, CUDA_RANKS_EXCLUSIVE, &dev, &sh, err, sizeof err) == 0 && dev == 0,
+             "isolated satisfies --exclusive-gpus: %s", err);
+    CHECK_ON(cuda_pick_device(1, 2, 2, CUDA_VIEW_OWN, CUDA_RANKS_SHARED, &dev, &sh, err, sizeof err) == 0 && dev == 0 &&
+                 sh == 1,
+             "isolated with --share-gpus: nothing to share");
+    CHECK_ON(cuda_pick_device(1, 2, 0, CUDA_VIEW_OWN, CUDA_RANKS_ONE, &dev, &sh, err, sizeof err) == -1 &&
+                 strstr(err, "no CUDA device"),
+             "isolated but this rank sees none");
+    CHECK_ON(cuda_pick_device(0, 2, 2, CUDA_VIEW_MIXED, CUDA_RANKS_ONE, &dev, &sh, err, sizeof err) == -1 &&
+                 strstr(err, "overlapping") && strstr(err, "CUDA_VISIBLE_DEVICES") && dev == -1,
+             "overlapping views refused: %s", err);
+    char bus[4][32];
+    CHECK_ON(backend_cuda_bus_ids(&bus[0][0], 4, 32) == backend_cuda_device_count() || backend_cuda_device_count() > 4,
+             "bus ids: one per visible device");
+}
+
+/* the non-blocking communicator's deadlines (GPU-PLAN.md section 5, risk 4) */
+static void test_nccl_deadlines(void)
+{
+    CHECK_ON(nccl_timeout_parse(NULL) == NCCL_TIMEOUT_DEFAULT_S && nccl_timeout_parse("") == NCCL_TIMEOUT_DEFAULT_S,
+             "default timeout");
+    CHECK_ON(nccl_timeout_parse("5") == 5 && nccl_timeout_parse("2.5") == 2.5, "timeouts");
+    CHECK_ON(nccl_timeout_parse("0") == -1 && nccl_timeout_parse("-3") == -1 && nccl_timeout_parse("10s") == -1 &&
+                 nccl_timeout_parse("1e9") == -1 && nccl_timeout_parse("nan") == -1,
+             "bad timeouts refused");
+    CHECK_ON(nccl_poll_verdict(1, 0, 1e9, 1) == NCCL_POLL_DONE, "success wins over the clock");
+    CHECK_ON(nccl_poll_verdict(0, 0, 0, 10) == NCCL_POLL_FAILED, "an error fails at once");
+    CHECK_ON(nccl_poll_verdict(0, 1, 9.9, 10) == NCCL_POLL_AGAIN && nccl_poll_verdict(0, 1, 10.1, 10) == NCCL_POLL_TIMEOUT,
+             "in progress: again until the deadline");
+    CHECK_ON(nccl_poll_verdict(0, 1, 1e9, 0) == NCCL_POLL_AGAIN, "no deadline");
+    CHECK_ON(nccl_test_stall(NULL, 0) == 0 && nccl_test_stall("1:8", 1) == 8 && nccl_test_stall("1:8", 0) == 0,
+             "stall hook");
+    CHECK_ON(nccl_test_stall("x", 0) == -1 && nccl_test_stall("1", 1) == -1 && nccl_test_stall("1:", 1) == -1 &&
+                 nccl_test_stall("-1:2", 1) == -1,
+             "malformed stall hook");
+}
+
 int main(void)
 {
     test_kernels_v2();
@@ -357,6 +446,8 @@ int main(void)
     test_plan_cache();
     test_pick_device();
     test_nccl_logic();
+    test_node_view();
+    test_nccl_deadlines();
     printf("%d checks, %d failed\n", test_check_count, test_fail_count);
     return test_fail_count ? 1 : 0;
 }

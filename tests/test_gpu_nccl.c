@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../kernels/backend.h"
 #include "../kernels/check.h"
@@ -18,6 +19,7 @@
 #include "../parallel/control.h"
 #include "../parallel/nccl_host.h"
 #include "../parallel/transport.h"
+#include "../runtime/engine/session.h"
 
 static Backend *g_b;
 static int g_fail;
@@ -112,7 +114,7 @@ int main(int argc, char **argv)
     int route = nccl_shared_gpu_route(getenv("PP8_NCCL_SHARED_GPU"));
     CudaRankMode mode = route > 0 ? CUDA_RANKS_SHARED : CUDA_RANKS_ONE;
     int ok = (size == 2 || size == 3) && route >= 0 &&
-             cuda_pick_device(lrank, lsize, ndev, mode, &dev, &sharing, err, sizeof err) == 0;
+             cuda_pick_device(lrank, lsize, ndev, session_node_gpu_view(lsize), mode, &dev, &sharing, err, sizeof err) == 0;
     if (ok) {
         BackendOptions o = {.threads = 0, .first_cpu = -1, .device = dev};
         g_b = backend_cuda_create(&o, err, sizeof err);
@@ -131,6 +133,7 @@ int main(int argc, char **argv)
         return 77;
     }
 
+    fprintf(stderr, "rank %d: joining the NCCL communicator\n", rank); /* test_gpu_nccl_faults.sh waits for it */
     Transport *t = transport_nccl_create(backend_cuda_stream(g_b), err, sizeof err);
     if (!t) {
         /* on a shared GPU NCCL may refuse (NCCL <= 2.29 without a distinct host id): skipped, not passed */
@@ -189,9 +192,59 @@ int main(int argc, char **argv)
     if (t->isend(t->ctx, out, 16, rank, 0, &bogus) == 0) fprintf(stderr, "FAIL send to self accepted\n"), g_fail++;
     if (t->wait(t->ctx, rr) == 0) fprintf(stderr, "FAIL second wait accepted\n"), g_fail++;
 
+    /* 5. the transport's own stream (GPU-PLAN.md section 5, risk 2), ordered by events both ways. A send
+     * carries what the compute stream wrote just before it (behind a 256 MiB copy that keeps that stream
+     * busy); a receive waits for the compute stream's earlier reads of its buffer; and a send whose
+     * receiver is late (500 ms) does not hold the compute stream: its sync returns at once. */
+    const size_t slow = (size_t)256 << 20;
+    void *s_a = g_b->alloc(g_b->ctx, slow), *s_b = g_b->alloc(g_b->ctx, slow);
+    PP8_CHECK(s_a && s_b, "device alloc");
+    void *x = dev_pattern(rank == 0 ? 20 : 30, big), *fresh = dev_pattern(21, big), *snap = dev_pattern(96, big);
+    int rq;
+    if (rank == 0) {
+        g_b->to_device(g_b->ctx, s_a, s_b, slow); /* device -> device: enqueued, not waited for */
+        g_b->to_device(g_b->ctx, x, fresh, big);
+        T_CHECK(t->isend(t->ctx, x, big, 1, 3, &rq));
+        T_CHECK(t->wait(t->ctx, rq));
+    } else {
+        g_b->to_device(g_b->ctx, s_a, s_b, slow);
+        g_b->to_device(g_b->ctx, snap, x, big); /* reads x before the receive may overwrite it */
+        T_CHECK(t->irecv(t->ctx, x, big, 0, 3, &rq));
+        T_CHECK(t->wait(t->ctx, rq));
+        check_pattern("a send after the compute stream's write", 21, x, big);
+        check_pattern("the compute stream's read before a receive", 30, snap, big);
+    }
+    if (rank == 0) {
+        T_CHECK(t->isend(t->ctx, out, big, 1, 4, &rq));
+        double t0 = MPI_Wtime();
+        g_b->sync(g_b->ctx);
+        double held = MPI_Wtime() - t0;
+        if (held > 0.25) {
+            fprintf(stderr, "FAIL rank 0: the compute stream waited %.3f s for a send's late receiver\n", held);
+            g_fail++;
+        }
+        T_CHECK(t->wait(t->ctx, rq));
+    } else {
+        struct timespec late = {0, 500 * 1000 * 1000};
+        nanosleep(&late, NULL);
+        T_CHECK(t->irecv(t->ctx, in, big, 0, 4, &rq));
+        T_CHECK(t->wait(t->ctx, rq));
+        check_pattern("a late receive", 10, in, big);
+    }
+    g_b->free(g_b->ctx, s_a);
+    g_b->free(g_b->ctx, s_b);
+    g_b->free(g_b->ctx, x);
+    g_b->free(g_b->ctx, fresh);
+    g_b->free(g_b->ctx, snap);
+
+    /* 6. shutdown with a request nobody waited for (risk 3): rank 0 posts a send rank 1 never receives;
+     * the ranks agree to abort instead of one destroying while the other aborts (finish must return) */
+    int leftover = -1;
+    if (rank == 0) T_CHECK(t->isend(t->ctx, out, 4096, 1, 5, &leftover));
+
     for (int i = 0; i < 4; i++) g_b->free(g_b->ctx, buf[i]);
     g_b->free(g_b->ctx, back);
-    g_b->free(g_b->ctx, out);
     g_b->free(g_b->ctx, in);
-    return finish(t, 2);
+    int rc = finish(t, 2); /* the leftover send's buffer (out) stays allocated: the aborted send may read it */
+    return rc;
 }

@@ -123,6 +123,12 @@ static void test_presets_and_facts(void)
     CHECK_ON(a80.int8_tops == 624 && a80.fp16_tflops == 312 && h80.int8_tops == 1979 && h80.fp16_tflops == 989, "peaks");
     CHECK_ON(a80.reserve_bytes == (512 + 4 + 256) * MIB && h80.reserve_bytes == (512 + 32 + 256) * MIB,
           "reserve: a100 %.0f MiB, h100 %.0f MiB", a80.reserve_bytes / MIB, h80.reserve_bytes / MIB);
+    /* the H200 lent to this project: nvidia-smi's MiB, the datasheet's HBM3e rate, the H100's chip */
+    Device h200 = preset("h200-141g");
+    CHECK_ON(h200.mem_bytes == 143771 * MIB && h200.mem_bw_gbs == 4800 && h200.int8_tops == 1979 &&
+                 h200.fp16_tflops == 989 && h200.reserve_bytes == h80.reserve_bytes,
+             "h200-141g: %.0f MiB, %.0f GB/s, %.0f TOPS, reserve %.0f MiB", h200.mem_bytes / MIB, h200.mem_bw_gbs,
+             h200.int8_tops, h200.reserve_bytes / MIB);
     /* ANCHORS.md: ≈ 2.47 GB per int8 layer, ≈ 4.93 GB bf16, 7.2 GB embedding, ≈ 4.0 MB KV per token */
     CHECK_ON(fabs(hand_layer(true) / 1e9 - 2.47) < 0.005 && fabs(hand_layer(false) / 1e9 - 4.93) < 0.005, "layer sizes");
     CHECK_ON(fabs(V * D * 2 / 1e9 - 7.19) < 0.01 && fabs(L * hand_kv_layer(1, 1, 0) / 1e6 - 4.01) < 0.01, "emb, kv");

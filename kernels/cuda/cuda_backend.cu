@@ -457,6 +457,22 @@ extern "C" int backend_cuda_device_count(void)
     return n;
 }
 
+/* cudaDeviceGetPCIBusId needs no context (it names the device, as NCCL's and nvidia-smi's bus ids do) */
+extern "C" int backend_cuda_bus_ids(char *ids, int max, size_t stride)
+{
+    int n = backend_cuda_device_count(), k = 0;
+    for (int d = 0; d < n && k < max; d++) {
+        char *dst = ids + (size_t)k * stride;
+        if (cudaDeviceGetPCIBusId(dst, (int)stride, d) != cudaSuccess) {
+            (void)cudaGetLastError();
+            snprintf(dst, stride, "unknown-%d", d);
+        }
+        dst[stride - 1] = 0;
+        k++;
+    }
+    return k;
+}
+
 static CudaCtx *cuda_ctx(Backend *b) { return b && b->name && !strcmp(b->name, "cuda") ? (CudaCtx *)b->ctx : NULL; }
 
 extern "C" void *backend_cuda_stream(Backend *b)

@@ -23,7 +23,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: pp8 plan (--config C | --model DIR) [--dtype int8|fp16|bf16] [--int8-head] [--compare]\n"
-            "                [--gpu a100-40g|a100-80g|h100-80g | --mem-per-rank GiB] [--ranks N|auto]\n"
+            "                [--gpu a100-40g|a100-80g|h100-80g|h200-141g | --mem-per-rank GiB] [--ranks N|auto]\n"
             "                [--batch B[,B...]] [--prompt-len N] [--gen N] [--json FILE]\n\n"
             "Layer split, memory per rank (weights, KV cache, workspace, reserve) and the minimum rank/GPU count\n"
             "that fits, from a config alone (no weights, no mpirun needed). Times are a roofline model, not a\n"
@@ -34,7 +34,7 @@ static void usage(FILE *f)
             "                      fp16, its product at the int8 rate); needs --dtype int8 or --compare, where it\n"
             "                      applies to the int8 plans (default: fp16 head, as transformers keeps it)\n"
             "  --compare           bf16, fp16 and int8 side by side, then each per-rank breakdown\n"
-            "  --gpu NAME          accelerator preset from configs/accel/NAME.json (a100-40g, a100-80g, h100-80g)\n"
+            "  --gpu NAME          accelerator preset from configs/accel/NAME.json (a100-40g, a100-80g, h100-80g, h200-141g)\n"
             "  --mem-per-rank GiB  memory of one (CPU) rank; default without --gpu: this node's MemTotal / ranks on it\n"
             "  --ranks N|auto      exactly N ranks, or the minimum that fits (default auto)\n"
             "  --batch B[,B...]    sequences per batch (default 1,8,32)\n"

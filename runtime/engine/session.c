@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../kernels/check.h"
 #include "../../kernels/cuda_host.h"
 #include "../../parallel/control.h"
 #include "../../parallel/nccl_host.h"
@@ -161,6 +162,23 @@ static double node_memory_bytes(void)
     return kb * 1024.0;
 }
 
+CudaNodeView session_node_gpu_view(int local_size)
+{
+    enum { MAX_DEV = 16, ID = 32 };
+    char mine[MAX_DEV * ID];
+    memset(mine, 0, sizeof mine);
+    int n = backend_cuda_bus_ids(mine, MAX_DEV, ID);
+    char *all = calloc((size_t)local_size, sizeof mine);
+    int *counts = calloc((size_t)local_size, sizeof(int));
+    PP8_CHECK(all && counts, "out of memory gathering the node's GPU ids");
+    ctl_node_allgather(mine, (int)sizeof mine, all);
+    ctl_node_allgather(&n, (int)sizeof n, counts);
+    CudaNodeView v = cuda_node_view(all, counts, local_size, MAX_DEV, ID);
+    free(all);
+    free(counts);
+    return v;
+}
+
 static int open_backend(Session *s, Err *e)
 {
     char msg[512] = "";
@@ -169,14 +187,18 @@ static int open_backend(Session *s, Err *e)
     bool want_cpu = s->o.backend && !strcmp(s->o.backend, "cpu");
     if (!want_cpu) {
         /* one rank per GPU (or round robin with --share-gpus): the node-local rank picks the device */
+        CudaNodeView view = session_node_gpu_view(s->local_size);
         int ndev = backend_cuda_device_count(), dev = 0, sharing = 0;
+        if (view == CUDA_VIEW_OWN && ndev > 0 && s->local_rank == 0)
+            log_info("the ranks on this node each see GPUs of their own (CUDA_VISIBLE_DEVICES per rank): each uses "
+                     "its first");
         CudaRankMode mode = s->o.share_gpus       ? CUDA_RANKS_SHARED
                             : s->o.exclusive_gpus ? CUDA_RANKS_EXCLUSIVE
                                                   : CUDA_RANKS_ONE;
         if (ndev == 0 && !want_cuda) {
             s->be = NULL;
             snprintf(msg, sizeof msg, "no CUDA device");
-        } else if (cuda_pick_device(s->local_rank, s->local_size, ndev, mode, &dev, &sharing, msg, sizeof msg)) {
+        } else if (cuda_pick_device(s->local_rank, s->local_size, ndev, view, mode, &dev, &sharing, msg, sizeof msg)) {
             if (want_cuda) return err_set(e, "--backend cuda on rank %d: %s", s->rank, msg);
         } else {
             bo.device = dev;

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../../kernels/cuda_host.h"
 #include "../../parallel/transport.h"
 #include "../model/config.h"
 #include "../model/forward.h"
@@ -73,6 +74,9 @@ int session_reload(Session *s, DType wdt, int max_rows, int slots, int max_seq, 
 void session_close(Session *s);
 /* 1 when this rank computes on a GPU (the CUDA backend) */
 int session_on_gpu(const Session *s);
+/* What this node's ranks see of its GPUs (cuda_host.h CudaNodeView), from their visible devices' PCI
+ * bus ids gathered over the node: the device choice of cuda_pick_device. Collective over the world. */
+CudaNodeView session_node_gpu_view(int local_size);
 /* what one rank is, for log lines and tables: "one GPU", "1/N of a GPU" (--share-gpus) or "N thread(s)" */
 const char *session_rank_desc(const Session *s, char *buf, size_t n);
 /* Collective, before session_open: loads the config (--config, else --model DIR) and parses --tokens
