@@ -4,6 +4,7 @@
 #include "cuda_host.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -339,9 +340,50 @@ size_t backend_cuda_mem_bytes(Backend *b)
     return 0;
 }
 
+int backend_cuda_mem_stats(Backend *b, CudaMemStats *s)
+{
+    (void)b, (void)s;
+    return -1;
+}
+
 int backend_cuda_conv_check(Backend *b, uint64_t mismatch[2], int64_t first[2])
 {
     (void)b, (void)mismatch, (void)first;
     return -1;
 }
 #endif
+
+/* ---- device memory the backend holds ---- */
+int cuda_mem_meter_add(CudaMemMeter *m, const void *p, size_t bytes)
+{
+    if (!p) return 0;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? 2 * m->cap : 64;
+        CudaMemBlock *b = realloc(m->blk, cap * sizeof *b);
+        if (!b) return -1;
+        m->blk = b, m->cap = cap;
+    }
+    m->blk[m->n++] = (CudaMemBlock){p, bytes};
+    m->live += bytes;
+    if (m->live > m->peak) m->peak = m->live;
+    return 0;
+}
+
+size_t cuda_mem_meter_remove(CudaMemMeter *m, const void *p)
+{
+    /* from the end: scratch is freed and re-made more often than the weights, which came first */
+    for (size_t i = m->n; p && i-- > 0;)
+        if (m->blk[i].p == p) {
+            size_t bytes = m->blk[i].bytes;
+            m->blk[i] = m->blk[--m->n];
+            m->live -= bytes;
+            return bytes;
+        }
+    return 0;
+}
+
+void cuda_mem_meter_free(CudaMemMeter *m)
+{
+    free(m->blk);
+    *m = (CudaMemMeter){0};
+}

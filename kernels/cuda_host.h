@@ -125,6 +125,38 @@ int cuda_copy_width(uintptr_t dst, uintptr_t src, size_t row_bytes);
  * at 65535 (the loop covers the rest). */
 unsigned cuda_grid_1d(size_t n, unsigned block);
 
+/* ---- device memory the backend holds: its own count of every cudaMalloc it makes ---- */
+/* Live and peak bytes of the blocks the backend allocated (weights, KV cache, activations, scratch,
+ * the cuBLASLt workspace), by pointer, so a free subtracts what its block took. Host code, so tests
+ * run it without a GPU; the backend calls it beside each cudaMalloc / cudaFree (no lock: one thread
+ * per rank allocates). */
+typedef struct CudaMemBlock {
+    const void *p;
+    size_t bytes;
+} CudaMemBlock;
+typedef struct CudaMemMeter {
+    size_t live, peak; /* bytes */
+    size_t n, cap;     /* blocks held */
+    CudaMemBlock *blk;
+} CudaMemMeter;
+/* 0, or -1 when the table cannot grow (the block is then not counted) */
+int cuda_mem_meter_add(CudaMemMeter *m, const void *p, size_t bytes);
+/* the bytes block p was added with (0 for a pointer it does not hold: NULL, or never added) */
+size_t cuda_mem_meter_remove(CudaMemMeter *m, const void *p);
+void cuda_mem_meter_free(CudaMemMeter *m);
+
+/* What a rank holds on its GPU, for `pp8 bench` beside the plan (issue 15's peak_device_bytes). */
+typedef struct CudaMemStats {
+    size_t alloc_live, alloc_peak; /* the backend's own cudaMallocs (CudaMemMeter) */
+    size_t scratch;                /* of alloc_live: reserve()'s scratch and the cuBLASLt workspace */
+    size_t context;                /* in use on the GPU when the backend was created (its CUDA context,
+                                      and whatever other processes, e.g. ranks sharing the GPU, held) */
+    size_t used_peak;              /* the largest (in use now - context) cudaMemGetInfo showed at a call
+                                      of backend_cuda_mem_stats or of reserve(): what this rank added,
+                                      cuBLASLt's, NCCL's and the graphs' own memory included */
+    size_t total;                  /* the GPU's memory */
+} CudaMemStats;
+
 /* ---- scratch, sized once by reserve() (no cudaMalloc in the token loop) ---- */
 /* The int32 product buffer (also the fp32 outlier sums) holds at most this many elements; larger
  * products run in blocks of rows. */
@@ -223,6 +255,9 @@ double backend_cuda_read_gbs(Backend *b, size_t bytes);
 /* Total memory of the backend's GPU in bytes (cudaMemGetInfo), the planner's budget for a GPU rank;
  * 0 for other backends. */
 size_t backend_cuda_mem_bytes(Backend *b);
+/* Fills *s (CudaMemStats; samples cudaMemGetInfo now, after a sync of the backend's stream); returns 0,
+ * or -1 when this is not a CUDA backend (or pp8 was built without CUDA). */
+int backend_cuda_mem_stats(Backend *b, CudaMemStats *s);
 /* The device's fp16 conversions against numerics.h's, exhaustively, on the backend's GPU: every one of
  * the 65,536 fp16 values through the hardware fp16 -> fp32 conversion (the v2 kernels') and every one of
  * the 2^32 fp32 bit patterns through the hardware fp32 -> fp16 round to nearest even, each compared with

@@ -139,6 +139,12 @@ size_t backend_cuda_mem_bytes(Backend *b)
     return f ? f(b) : 0;
 }
 
+int backend_cuda_mem_stats(Backend *b, CudaMemStats *s)
+{
+    int (*f)(Backend *, CudaMemStats *) = (int (*)(Backend *, CudaMemStats *))sym("backend_cuda_mem_stats");
+    return f ? f(b, s) : -1;
+}
+
 int backend_cuda_conv_check(Backend *b, uint64_t mismatch[2], int64_t first[2])
 {
     int (*f)(Backend *, uint64_t *, int64_t *) = (int (*)(Backend *, uint64_t *, int64_t *))sym("backend_cuda_conv_check");

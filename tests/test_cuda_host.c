@@ -438,6 +438,41 @@ static void test_nccl_deadlines(void)
              "malformed stall hook");
 }
 
+/* the backend's count of its device memory: live and peak by pointer, frees subtracting what their
+ * block took, in any order, through table growth */
+static void test_mem_meter(void)
+{
+    CudaMemMeter m = {0};
+    static char blocks[300];
+    size_t want_peak = 0, live = 0;
+    for (int i = 0; i < 300; i++) { /* past the first growths of the table (64, 128, 256) */
+        CHECK(cuda_mem_meter_add(&m, blocks + i, (size_t)(i + 1) * 1000) == 0, "add %d", i);
+        live += (size_t)(i + 1) * 1000;
+    }
+    want_peak = live;
+    CHECK(m.live == live && m.peak == want_peak, "after 300 adds live %zu peak %zu, want %zu", m.live, m.peak, live);
+    /* free the odd ones first, from the front (the search runs from the end) */
+    for (int i = 1; i < 300; i += 2) {
+        size_t b = cuda_mem_meter_remove(&m, blocks + i);
+        CHECK(b == (size_t)(i + 1) * 1000, "remove %d gave %zu", i, b);
+        live -= b;
+    }
+    CHECK(m.live == live && m.peak == want_peak, "after the odd frees live %zu (want %zu) peak %zu", m.live, live,
+          m.peak);
+    CHECK(cuda_mem_meter_remove(&m, blocks + 1) == 0, "a second free of one block takes nothing");
+    CHECK(cuda_mem_meter_remove(&m, NULL) == 0, "NULL takes nothing");
+    CHECK(cuda_mem_meter_add(&m, NULL, 5) == 0 && m.live == live, "NULL adds nothing");
+    CHECK(m.live == live, "live unchanged by unknown frees: %zu", m.live);
+    /* re-growing below the old peak leaves it; above it moves it */
+    CHECK(cuda_mem_meter_add(&m, blocks + 1, 1000) == 0 && m.peak == want_peak, "peak kept below the old one");
+    CHECK(cuda_mem_meter_add(&m, blocks + 3, want_peak) == 0 && m.peak == live + 1000 + want_peak,
+          "peak follows a larger live: %zu", m.peak);
+    for (int i = 299; i >= 0; i--) (void)cuda_mem_meter_remove(&m, blocks + i);
+    CHECK(m.live == 0 && m.n == 0, "all freed: live %zu, %zu blocks", m.live, m.n);
+    cuda_mem_meter_free(&m);
+    CHECK(m.blk == NULL && m.peak == 0, "freed meter is empty");
+}
+
 int main(void)
 {
     test_kernels_v2();
@@ -448,6 +483,7 @@ int main(void)
     test_nccl_logic();
     test_node_view();
     test_nccl_deadlines();
+    test_mem_meter();
     printf("%d checks, %d failed\n", test_check_count, test_fail_count);
     return test_fail_count ? 1 : 0;
 }

@@ -43,6 +43,8 @@ typedef struct CudaCtx {
     unsigned long graph_clock;
     int graphs_off; /* PP8_CUDA_GRAPHS=0, or after a capture failed */
     CudaKernels kernels; /* PP8_CUDA_KERNELS: v1 (default) or v2 (cuda_v2.cu) */
+    CudaMemMeter mem;    /* every cudaMalloc below, by pointer (backend_cuda_mem_stats) */
+    size_t used_at_create, used_peak, mem_total; /* cudaMemGetInfo: in use at creation, the most added since */
 } CudaCtx;
 
 extern "C" void cuda_fatal(const char *file, int line, const char *func, const char *lib, const char *name,
@@ -54,24 +56,43 @@ extern "C" void cuda_fatal(const char *file, int line, const char *func, const c
 }
 
 /* ---- memory ---- */
-static void *cu_alloc(void *ctx, size_t bytes)
+/* cudaMalloc counted in c->mem; NULL when the GPU is out of memory (the sticky-free error cleared) */
+static void *dev_malloc(CudaCtx *c, size_t bytes)
 {
-    (void)ctx;
     void *p = NULL;
     cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
-    if (e == cudaErrorMemoryAllocation) { /* the caller reports "does not fit"; clear the sticky-free error */
+    if (e == cudaErrorMemoryAllocation) {
         (void)cudaGetLastError();
         return NULL;
     }
     CUDA_CHECK(e);
+    (void)cuda_mem_meter_add(&c->mem, p, bytes ? bytes : 256); /* a block it cannot hold goes uncounted */
     return p;
 }
 
-static void cu_free(void *ctx, void *p)
+static void dev_free(CudaCtx *c, void *p)
 {
-    (void)ctx;
-    if (p) CUDA_CHECK(cudaFree(p));
+    if (!p) return;
+    (void)cuda_mem_meter_remove(&c->mem, p);
+    CUDA_CHECK(cudaFree(p));
 }
+
+/* what this rank added to its GPU since the backend was created, as cudaMemGetInfo sees it, into
+ * used_peak (cudaMemGetInfo counts the whole GPU: ranks sharing it add theirs) */
+static void mem_sample(CudaCtx *c)
+{
+    size_t free_b = 0, total = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total));
+    size_t used = total - free_b, added = used > c->used_at_create ? used - c->used_at_create : 0;
+    if (added > c->used_peak) c->used_peak = added;
+}
+
+static void *cu_alloc(void *ctx, size_t bytes)
+{
+    return dev_malloc((CudaCtx *)ctx, bytes); /* NULL: the caller reports "does not fit" */
+}
+
+static void cu_free(void *ctx, void *p) { dev_free((CudaCtx *)ctx, p); }
 
 static int cu_is_device(const void *p)
 {
@@ -106,22 +127,19 @@ static void cu_sync(void *ctx) { CUDA_CHECK(cudaStreamSynchronize(((CudaCtx *)ct
 static void scratch_free(CudaCtx *c)
 {
     void *bufs[] = {c->workspace, c->ca, c->sca, c->flags, c->cols, c->c32, c->xo, c->wd};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        if (bufs[i]) CUDA_CHECK(cudaFree(bufs[i]));
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) dev_free(c, bufs[i]);
     c->workspace = NULL, c->ca = NULL, c->sca = NULL, c->flags = NULL, c->cols = NULL, c->c32 = NULL;
     c->xo = NULL, c->wd = NULL;
 }
 
-static void *scratch_alloc(size_t bytes)
+static void *scratch_alloc(CudaCtx *c, size_t bytes)
 {
-    void *p = NULL;
-    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 256);
-    if (e == cudaErrorMemoryAllocation)
+    void *p = dev_malloc(c, bytes);
+    if (!p)
         pp8_fatal(__FILE__, __LINE__, __func__,
                   "out of GPU memory for the CUDA "
                   "backend's scratch (the planner's reserve was too small)",
                   "cudaMalloc");
-    CUDA_CHECK(e);
     return p;
 }
 
@@ -140,15 +158,16 @@ static void cu_reserve(void *ctx, int max_rows, int max_k, int max_n)
     c->max_rows = max_rows > 0 ? max_rows : 1;
     c->max_k = max_k > 0 ? max_k : 1;
     c->max_n = max_n > 0 ? max_n : 1;
-    c->workspace = scratch_alloc(c->plan.workspace);
-    c->ca = (int8_t *)scratch_alloc(c->plan.ca);
-    c->sca = (float *)scratch_alloc(c->plan.sca);
-    c->flags = (uint8_t *)scratch_alloc(c->plan.flags);
-    c->cols = (int32_t *)scratch_alloc(c->plan.cols);
-    c->c32 = (int32_t *)scratch_alloc(c->plan.c32);
-    c->xo = (uint16_t *)scratch_alloc(c->plan.xo);
-    c->wd = (uint16_t *)scratch_alloc(c->plan.wd);
+    c->workspace = scratch_alloc(c, c->plan.workspace);
+    c->ca = (int8_t *)scratch_alloc(c, c->plan.ca);
+    c->sca = (float *)scratch_alloc(c, c->plan.sca);
+    c->flags = (uint8_t *)scratch_alloc(c, c->plan.flags);
+    c->cols = (int32_t *)scratch_alloc(c, c->plan.cols);
+    c->c32 = (int32_t *)scratch_alloc(c, c->plan.c32);
+    c->xo = (uint16_t *)scratch_alloc(c, c->plan.xo);
+    c->wd = (uint16_t *)scratch_alloc(c, c->plan.wd);
     cuda_gemm_set_workspace(c->gemm, c->workspace, c->plan.workspace);
+    mem_sample(c);
 }
 
 /* ---- linear layers ---- */
@@ -437,12 +456,13 @@ static void cu_destroy(void *ctx)
     scratch_free(c);
     CUDA_CHECK(cudaFreeHost(c->ncols_host));
     CUDA_CHECK(cudaEventDestroy(c->ncols_ready));
-    CUDA_CHECK(cudaFree(c->fin_rec));
+    dev_free(c, c->fin_rec);
     for (int i = 0; c->timers && i < CUDA_TIMERS; i++) CUDA_CHECK(cudaEventDestroy(c->timers[i]));
     free(c->timers);
     CUDA_CHECK(cudaFreeHost(c->fin_host));
     CUDA_CHECK(cudaEventDestroy(c->fin_ready));
     CUDA_CHECK(cudaStreamDestroy(c->stream));
+    cuda_mem_meter_free(&c->mem);
     free(c);
 }
 
@@ -488,9 +508,9 @@ extern "C" int backend_cuda_int8_quantize(Backend *b, const uint16_t *x, int row
     PP8_CHECK(c, "backend_cuda_int8_quantize: not a CUDA backend");
     if (rows <= 0 || k <= 0) return 0;
     /* its own flags and count (a tool call, not the token loop), so it works for any k */
-    uint8_t *flags = (uint8_t *)scratch_alloc((size_t)k);
-    int32_t *ncols_dev = (int32_t *)scratch_alloc(sizeof(int32_t));
-    float *part = (float *)scratch_alloc(sizeof(float) * CUDA_GEMV_MAX_ROWS * (size_t)cuda_quant2_blocks(k));
+    uint8_t *flags = (uint8_t *)scratch_alloc(c, (size_t)k);
+    int32_t *ncols_dev = (int32_t *)scratch_alloc(c, sizeof(int32_t));
+    float *part = (float *)scratch_alloc(c, sizeof(float) * CUDA_GEMV_MAX_ROWS * (size_t)cuda_quant2_blocks(k));
     /* as linear does, with the backend's kernel set */
     if (c->kernels != CUDA_KERNELS_V2 ||
         !cuda_int8_quantize_v2(x, rows, k, t, flags, cols, ncols_dev, q, absmax, part, c->stream))
@@ -498,9 +518,9 @@ extern "C" int backend_cuda_int8_quantize(Backend *b, const uint16_t *x, int row
     int32_t n = 0;
     CUDA_CHECK(cudaMemcpyAsync(&n, ncols_dev, sizeof n, cudaMemcpyDeviceToHost, c->stream));
     CUDA_CHECK(cudaStreamSynchronize(c->stream));
-    CUDA_CHECK(cudaFree(part));
-    CUDA_CHECK(cudaFree(flags));
-    CUDA_CHECK(cudaFree(ncols_dev));
+    dev_free(c, part);
+    dev_free(c, flags);
+    dev_free(c, ncols_dev);
     return n;
 }
 
@@ -519,6 +539,21 @@ extern "C" size_t backend_cuda_mem_bytes(Backend *b)
     size_t free_b = 0, total = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total));
     return total;
+}
+
+extern "C" int backend_cuda_mem_stats(Backend *b, CudaMemStats *s)
+{
+    CudaCtx *c = cuda_ctx(b);
+    if (!c) return -1;
+    CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    mem_sample(c);
+    *s = (CudaMemStats){.alloc_live = c->mem.live,
+                        .alloc_peak = c->mem.peak,
+                        .scratch = c->workspace ? c->plan.total : 0,
+                        .context = c->used_at_create,
+                        .used_peak = c->used_peak,
+                        .total = c->mem_total};
+    return 0;
 }
 
 /* every thread streams 16-byte loads over the buffer; the xor keeps them from being optimized away */
@@ -612,12 +647,17 @@ extern "C" Backend *backend_cuda_create(const BackendOptions *o, char *err, size
     CUDA_CHECK(cudaSetDevice(dev));
     /* non-blocking: no implicit sync with the legacy default stream (NCCL's advice, CUDA-NOTES §4) */
     CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    {   /* the context exists now: what is in use is its memory (and other processes') */
+        size_t free_b = 0;
+        CUDA_CHECK(cudaMemGetInfo(&free_b, &c->mem_total));
+        c->used_at_create = c->mem_total - free_b;
+    }
     CUDA_CHECK(cudaEventCreateWithFlags(&c->ncols_ready, cudaEventDisableTiming));
     CUDA_CHECK(cudaMallocHost((void **)&c->ncols_host, sizeof(int)));
     CUDA_CHECK(cudaEventCreateWithFlags(&c->fin_ready, cudaEventDisableTiming));
     CUDA_CHECK(cudaMallocHost((void **)&c->fin_host, 2 * sizeof(int)));
     c->fin_host[0] = c->fin_host[1] = 0x7fffffff;
-    c->fin_rec = (int *)scratch_alloc(2 * sizeof(int));
+    c->fin_rec = (int *)scratch_alloc(c, 2 * sizeof(int));
     cuda_finite_reset(c->fin_rec, c->stream);
     CUDA_CHECK(cudaEventRecord(c->fin_ready, c->stream));
     c->gemm = cuda_gemm_create();

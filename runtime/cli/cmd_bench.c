@@ -73,6 +73,10 @@ typedef struct BenchRun {
     double *kern; /* --profile, rank 0: (ranks, PROF_DOUBLES) every rank's Prof doubles; NULL otherwise */
     double rss[64];  /* per rank, bytes: peak resident memory (VmHWM) since this dtype's load began */
     double plan[64]; /* per rank, bytes: the plan's weights + KV cache + workspace */
+    /* --backend cuda, per rank, bytes (CudaMemStats): peak_device_bytes (what the rank added to its GPU
+     * since its CUDA context existed, by cudaMemGetInfo), the allocator's own peak, the context's */
+    int on_gpu;
+    double dev_peak[64], dev_alloc[64], dev_ctx[64];
     const char *path_decode, *path_prefill, *path_head;
 } BenchRun;
 
@@ -583,6 +587,15 @@ static void run_one(Session *s, const BenchArgs *a, DType dt, Schedule sched, in
     out->path_decode = s->be->linear_path(s->be->ctx, dt, (batch + M - 1) / M);
     out->path_prefill = s->be->linear_path(s->be->ctx, dt, ((batch + M - 1) / M) * a->prompt_len);
     out->path_head = s->be->linear_path(s->be->ctx, pk->head_wdt, (batch + M - 1) / M);
+    /* device memory with the pipeline buffers still held (the token loop allocates nothing) */
+    CudaMemStats ms = {0};
+    out->on_gpu = session_on_gpu(s) && backend_cuda_mem_stats(s->be, &ms) == 0;
+    double dm[3] = {(double)(ms.used_peak > ms.alloc_peak ? ms.used_peak : ms.alloc_peak), (double)ms.alloc_peak,
+                    (double)ms.context},
+           dall[3 * 64];
+    MPI_Allgather(dm, 3, MPI_DOUBLE, dall, 3, MPI_DOUBLE, MPI_COMM_WORLD);
+    for (int q = 0; q < s->size; q++)
+        out->dev_peak[q] = dall[3 * q], out->dev_alloc[q] = dall[3 * q + 1], out->dev_ctx[q] = dall[3 * q + 2];
     engine_free(&en);
     /* the peak after the run: the load (session_reload reset it before), the pipeline buffers, this run */
     double rss = fmax(load_peak, (double)proc_peak_rss_bytes()), plan = (double)(s->m.arena_bytes + s->rs.arena_bytes);
@@ -614,6 +627,18 @@ static void print_rss(const BenchRun *r, int n, int ranks)
         double peak = 0;
         for (int i = 0; i < n; i++) peak = fmax(peak, r[i].rss[q]);
         printf("%s rank %d %.3f GB of %.3f GB (%+.1f%%)", q ? "," : "", q, peak / 1e9, r[0].plan[q] / 1e9,
+               r[0].plan[q] > 0 ? 100.0 * (peak - r[0].plan[q]) / r[0].plan[q] : 0.0);
+    }
+    printf("\n");
+    if (!r[0].on_gpu) return;
+    /* the GPU's own view: the plan's weights + KV cache + workspace against what the rank added since its
+     * CUDA context existed (cuBLASLt, NCCL and graphs included); the context is the planner's reserve */
+    printf("peak device memory (cudaMemGetInfo since the CUDA context; allocator peak; context) vs plan:");
+    for (int q = 0; q < ranks; q++) {
+        double peak = 0, alloc = 0;
+        for (int i = 0; i < n; i++) peak = fmax(peak, r[i].dev_peak[q]), alloc = fmax(alloc, r[i].dev_alloc[q]);
+        printf("%s rank %d %.3f GB (%.3f; %.3f) of %.3f GB (%+.1f%%)", q ? "," : "", q, peak / 1e9, alloc / 1e9,
+               r[0].dev_ctx[q] / 1e9, r[0].plan[q] / 1e9,
                r[0].plan[q] > 0 ? 100.0 * (peak - r[0].plan[q]) / r[0].plan[q] : 0.0);
     }
     printf("\n");
@@ -737,6 +762,13 @@ static cJSON *json_report(const BenchArgs *a, Session *s, const BenchRun *runs, 
         }
         cJSON_AddItemToObject(j, "peak_rss_bytes", cJSON_CreateDoubleArray(r->rss, s->size));
         cJSON_AddItemToObject(j, "plan_bytes", cJSON_CreateDoubleArray(r->plan, s->size));
+        if (r->on_gpu) {
+            cJSON_AddItemToObject(j, "peak_device_bytes", cJSON_CreateDoubleArray(r->dev_peak, s->size));
+            cJSON_AddItemToObject(j, "device_alloc_peak_bytes", cJSON_CreateDoubleArray(r->dev_alloc, s->size));
+            cJSON_AddItemToObject(j, "device_context_bytes", cJSON_CreateDoubleArray(r->dev_ctx, s->size));
+        } else {
+            cJSON_AddNullToObject(j, "peak_device_bytes");
+        }
         cJSON *busy = cJSON_AddArrayToObject(j, "stage_busy");
         for (int q = 0; q < s->size; q++) cJSON_AddItemToArray(busy, cJSON_CreateNumber(r->busy[q]));
         cJSON *kp = cJSON_AddObjectToObject(j, "kernel_paths");
