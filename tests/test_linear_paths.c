@@ -15,7 +15,7 @@
 
 static const int KS[] = {1, 3, 37, 64, 250, 300, 1000}; /* 300: the panels' K chunks of 128 + a partial one */
 static const int NS[] = {1, 5, 17, 48, 100};
-static const int MS[] = {1, 2, 4, 7, 8, 9, 16, 33, 100}; /* 16: where the fp32-FMA panels start */
+static const int MS[] = {1, 2, 4, 6, 7, 8, 9, 16, 33, 100}; /* 8: the VNNI row kernel's 3 or 4 blocks; 9: the int8 panels; 16: the fp32-FMA panels */
 #define NK (int)(sizeof KS / sizeof KS[0])
 #define NN (int)(sizeof NS / sizeof NS[0])
 #define NM (int)(sizeof MS / sizeof MS[0])
@@ -277,7 +277,13 @@ int main(void)
     for (int a = 0; a < NK; a++)
         for (int b = 0; b < NN; b++)
             for (int c = 0; c < NM; c++) {
-                test_int8(lin, MS[c], KS[a], NS[b], p8, n8);
+                /* int8 on the AVX-512 tier: the vendor's row count for the VNNI panels, then the panels at
+                 * every row count (1 and up), so both kernels meet every M */
+                for (int pr = 0; pr < 2; pr++) {
+                    cpu_linear_set_i8_panel_rows(lin, pr ? 1 : 0);
+                    test_int8(lin, MS[c], KS[a], NS[b], p8, n8);
+                }
+                cpu_linear_set_i8_panel_rows(lin, 0);
                 test_16(lin, DTYPE_F16, MS[c], KS[a], NS[b], ph, nh);
                 /* bf16 on the AVX-512 tier from 5 rows: the vdpbf16ps panels and fp32 FMA, whichever
                  * this CPU's vendor defaults to */

@@ -42,6 +42,9 @@ int cpu_linear_force_path(CpuLinear *c, DType wdt, const char *path);
 /* bf16 on the AVX-512 tier from 5 rows: 1 vdpbf16ps (the panels), 0 fp32 FMA; the default is the CPU
  * vendor's (AMD 1, Intel 0) unless PP8_BF16_DOT says. Returns the previous setting (tests take both). */
 int cpu_linear_set_bf16_dot(CpuLinear *c, int on);
+/* int8 on the AVX-512 tier: the VNNI panels from this many rows, below them the multi-block row kernel;
+ * the default is 9 unless PP8_I8_PANEL_ROWS says; rows <= 0 restores the default. Returns the previous setting (tests take both kernels at every row count). */
+int cpu_linear_set_i8_panel_rows(CpuLinear *c, int rows);
 /* int8 only: when non-NULL, every later call also writes its exact int32 accumulators acc (rows, N)
  * (CA . CB^T) here; for tests that compare paths before the epilogue. */
 void cpu_linear_debug_acc(CpuLinear *c, int32_t *acc);
@@ -101,6 +104,11 @@ typedef struct LinJob {
  * PP8_ISA=avx512, 103.3 -> 99.6 ms; pp8 bench BLOOM-560M int8 batch 8, 1T, 141-142 -> 152-155 tokens/s
  * (AMX), 143-145 -> 156-157 (avx512), 2T 253-255 -> 278-291 (AMX) */
 #define LIN_STREAM_Y_BYTES ((size_t)4 << 20)
+
+/* the weight streams' software prefetch distance in bytes (membw_pf_bytes), set by cpu_linear_create */
+extern int lin_pf_bytes;
+/* blocks per pass of the VNNI row kernel at 8 rows (linear_avx512.c): AMD 3, else 4; set by cpu_linear_create */
+extern int lin_vnni_q8;
 
 /* per-thread scratch bytes every kernel may use (tile stores, outlier sums, GEMV accumulators) */
 #define LIN_TSCRATCH (64 * 1024)

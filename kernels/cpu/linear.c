@@ -24,6 +24,7 @@
 
 #include "../check.h"
 #include "../numerics.h"
+#include "membw.h"
 #include "cpu_linear.h"
 
 /* ---- ISA detection (Intel SDM vol. 2A, CPUID leaf 1 / leaf 7; XCR0 via xgetbv) ---- */
@@ -43,6 +44,8 @@ typedef struct Isa {
 } Isa;
 
 static Isa g_isa;
+int lin_pf_bytes = 2048;
+int lin_vnni_q8 = 4;
 static pthread_once_t g_isa_once = PTHREAD_ONCE_INIT;
 
 static uint64_t isa_xgetbv0(void)
@@ -120,9 +123,6 @@ const char *cpu_isa_string(void) { return isa_get()->str; }
  * the prefetching read rate at M=2..8 where amx-int8 reads 0.76-0.80 (bench-linear, (K,N) = (2048,8192)
  * (8192,2048) (4096,12288), 1T and 2T); from M=9 the VNNI path makes two row passes and AMX leads. */
 #define LIN_I8_AMX_MIN_ROWS 9
-/* int8 below AMX (or without it): from this many rows the VNNI panels (two blocks by up to 14 rows) take
- * over from lin_vnni_rn's one block by 8 rows */
-#define LIN_I8_PANEL_MIN_ROWS 9
 /* bf16: the multi-block AVX-512 kernel reads 1.02-1.06 of the bandwidth at 2-4 rows, amx-bf16 0.84-0.86;
  * from 5 rows vdpbf16ps limits the former (linear_avx512.c, lin_bf16_avx512) */
 #define LIN_BF16_AMX_MIN_ROWS 5
@@ -179,6 +179,7 @@ struct CpuLinear {
     int cap;                 /* highest tier allowed (PP8_ISA) */
     int forced[DT_COUNT];    /* tier forced by cpu_linear_force_path, or -1 */
     int bf16_dot;            /* bf16 on the AVX-512 tier: vdpbf16ps at every row count (else FMA from 5) */
+    int i8_panel_rows;       /* int8 on the AVX-512 tier: the VNNI panels from this many rows */
     int max_rows, max_k, max_n;
     int8_t *ca;              /* (MP, KP) quantized activations */
     void *xs;                /* (MP, KP) staged 16-bit activations (float for F16, bf16 for BF16) */
@@ -214,6 +215,18 @@ static int lin_tier(const CpuLinear *c, int dt, int rows)
 #define LIN_BF16_FMA_MIN_ROWS 5
 
 static int lin_bf16_dot_default(void) { return isa_get()->amd; }
+
+/* int8 on the AVX-512 tier (below AMX, or without it): from this many rows the VNNI panels (two blocks by
+ * up to 14 rows, lin_i8_vnni_panel_avx512) take over from lin_vnni_rq (up to four blocks by 8 rows).
+ * Intel: rq reads 0.90-0.94 of the read rate at M=8 (LIN_VNNI_Q's measurements, Sapphire Rapids). AMD,
+ * Zen 4 EPYC VM with the 512-byte prefetch (membw.c) and 3 blocks at 8 rows (lin_vnni_q8), bench-linear
+ * 1T (K,N) = (2048,8192) (8192,2048), rq against the panels: M=2 0.84-0.96 vs 0.71-0.85, M=4 0.75-0.94
+ * vs 0.64-0.72, M=7 0.63-0.87 vs 0.55-0.59, M=8 0.67-0.76 vs 0.53-0.57. (On a Zen 5 VM with the old
+ * 2048-byte prefetch and 4 blocks at M=8, rq collapsed at 7-8 rows, 2.04x behind the panels at M=8.)
+ * PP8_I8_PANEL_ROWS=N overrides; tests take the panels at every row count. */
+#define LIN_I8_PANEL_MIN_ROWS 9
+
+static int lin_i8_panel_rows_default(void) { return LIN_I8_PANEL_MIN_ROWS; }
 
 /* Does a bf16 call take the vdpbf16ps panels? */
 static int lin_bf16_dp_panel(const CpuLinear *c, int dt, int tier, int rows)
@@ -273,6 +286,13 @@ int cpu_linear_set_bf16_dot(CpuLinear *c, int on)
     return was;
 }
 
+int cpu_linear_set_i8_panel_rows(CpuLinear *c, int rows)
+{
+    int was = c->i8_panel_rows;
+    c->i8_panel_rows = rows > 0 ? rows : lin_i8_panel_rows_default();
+    return was;
+}
+
 void cpu_linear_debug_acc(CpuLinear *c, int32_t *acc) { c->dbg_acc = acc; }
 
 /* ---- lifetime and scratch ---- */
@@ -292,6 +312,8 @@ static void *lin_alloc(size_t bytes)
 CpuLinear *cpu_linear_create(int threads)
 {
     isa_get(); /* detect (and request AMX tile permission) once, before any kernel runs */
+    lin_pf_bytes = membw_pf_bytes();
+    lin_vnni_q8 = isa_get()->amd ? 3 : 4;
     CpuLinear *c = calloc(1, sizeof *c);
     PP8_CHECK(c != NULL, "out of memory");
     if (threads <= 0) threads = omp_get_num_procs();
@@ -306,6 +328,17 @@ CpuLinear *cpu_linear_create(int threads)
         else
             fprintf(stderr, "[pp8 %s] warning: PP8_BF16_DOT=%s is not one of vdpbf16ps|fma; ignored\n",
                     pp8_log_prefix(), dot);
+    }
+    c->i8_panel_rows = lin_i8_panel_rows_default();
+    const char *pr = getenv("PP8_I8_PANEL_ROWS");
+    if (pr && *pr) {
+        char *end;
+        long v = strtol(pr, &end, 10);
+        if (*end || v < 1 || v > 1000000)
+            fprintf(stderr, "[pp8 %s] warning: PP8_I8_PANEL_ROWS=%s is not a row count >= 1; ignored\n",
+                    pp8_log_prefix(), pr);
+        else
+            c->i8_panel_rows = (int)v;
     }
     const char *env = getenv("PP8_ISA");
     if (env && *env) {
@@ -569,7 +602,7 @@ static void lin_split(int nb, int nt, int tid, int *b0, int *b1)
 static void lin_run_int8(CpuLinear *c, LinJob *j, int tier, float t)
 {
     static const LinKernel kern[TIER_COUNT] = {lin_i8_scalar, lin_i8_avx2, lin_i8_vnni_avx512, lin_i8_amx};
-    int panel = tier == TIER_AVX512 && j->m >= LIN_I8_PANEL_MIN_ROWS;
+    int panel = tier == TIER_AVX512 && j->m >= c->i8_panel_rows;
     /* vpdpbusd multiplies u8 by s8: the VNNI kernels take CA + 128 and subtract 128 * sum_k CB (exact) */
     uint8_t xor_mask = tier == TIER_AVX512 ? 0x80 : 0;
     int simd = tier >= TIER_AVX512, m = j->m, k = j->k, kp = j->kp;

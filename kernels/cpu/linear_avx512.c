@@ -12,9 +12,10 @@
 #include "bf16_avx512.h"
 
 /* Software prefetch distance on each weight stream, bytes, as OpenBLAS sgemv reaches the read ceiling
- * (ANCHORS.md). Interleaved A/B of the int8 GEMV loop on this VM (1T, GB/s): 2 KiB 14.9, 1 KiB 13.2,
- * 4-8 KiB 14.1-14.3, none 14.2, prefetchnta 7.2 (NTA bypasses L2 and starves the stream). */
-#define LIN_PF_BYTES 2048
+ * (ANCHORS.md): the CPU vendor's (membw_pf_bytes: Intel 2048, AMD 512; the measurements are in membw.c),
+ * read once per process by cpu_linear_create into lin_pf_bytes. prefetchnta read 7.2 GB/s where T0 read
+ * 14.9 on Sapphire Rapids (NTA bypasses L2 and starves the stream). */
+#define LIN_PF_BYTES lin_pf_bytes
 
 #define LIN_RNE (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 
@@ -227,6 +228,10 @@ LIN_RQ_KERNEL(lin_bf16_rq, __m512, LIN_DP_BF16, LIN_ST_PS)
  * (K,N) = (2048,6144) (2048,8192) (2048,2048) (8192,2048), two runs each: Q=3 0.86-0.87 0.88 0.81-0.82
  * 0.97; Q=4 0.90 0.93-0.94 0.85-0.86 0.97-0.98; Q=6 (48 accumulators) 0.85-0.88 0.89 0.80-0.82 0.86-0.89 */
 #define LIN_VNNI_Q 4
+/* At R = 8, lin_vnni_q8 blocks per pass (cpu_linear_create sets it by vendor): Intel 4 as above; AMD 3,
+ * where 32 accumulators + 8 broadcasts spill far worse: Zen 4 EPYC VM, bench-linear 1T with the 512-byte
+ * prefetch, M=8, read fraction Q=4 0.19-0.26, Q=3 0.67-0.76, Q=2 0.61-0.75 ((K,N) = (2048,8192)
+ * (8192,2048), two runs each); at M=4..7 Q=4 stays best (0.72-0.93 against Q=3's 0.67-0.88). */
 
 void lin_i8_vnni_avx512(const LinJob *j, int b0, int b1, void *ts)
 {
@@ -239,22 +244,28 @@ void lin_i8_vnni_avx512(const LinJob *j, int b0, int b1, void *ts)
     const __m512i m128 = _mm512_set1_epi32(-128);
     int b = b0;
     if (j->m >= 1 && j->m <= 8) {
-        const int R = j->m, Q = LIN_VNNI_Q;
+        const int R = j->m, Q = R == 8 ? lin_vnni_q8 : LIN_VNNI_Q;
         for (; b + Q <= b1; b += Q) {
             __m512i init[4];
-            for (int q = 0; q < Q; q++) init[q] = _mm512_mullo_epi32(_mm512_loadu_si512(wsum + (b + q) * 16), m128);
+            for (int q = 0; q < 4; q++)
+                init[q] = q < Q ? _mm512_mullo_epi32(_mm512_loadu_si512(wsum + (b + q) * 16), m128) : _mm512_setzero_si512();
             const char *wc = (const char *)(W + (size_t)b * 16 * kp), *ac = (const char *)ca;
             size_t bs = (size_t)16 * kp, lda = (size_t)j->ca_ld;
             char *oc = (char *)acc;
             switch (R) {
-            case 1: lin_vnni_rq(wc, bs, ac, lda, kg, init, 1, Q, oc); break;
-            case 2: lin_vnni_rq(wc, bs, ac, lda, kg, init, 2, Q, oc); break;
-            case 3: lin_vnni_rq(wc, bs, ac, lda, kg, init, 3, Q, oc); break;
-            case 4: lin_vnni_rq(wc, bs, ac, lda, kg, init, 4, Q, oc); break;
-            case 5: lin_vnni_rq(wc, bs, ac, lda, kg, init, 5, Q, oc); break;
-            case 6: lin_vnni_rq(wc, bs, ac, lda, kg, init, 6, Q, oc); break;
-            case 7: lin_vnni_rq(wc, bs, ac, lda, kg, init, 7, Q, oc); break;
-            default: lin_vnni_rq(wc, bs, ac, lda, kg, init, 8, Q, oc); break;
+            case 1: lin_vnni_rq(wc, bs, ac, lda, kg, init, 1, LIN_VNNI_Q, oc); break;
+            case 2: lin_vnni_rq(wc, bs, ac, lda, kg, init, 2, LIN_VNNI_Q, oc); break;
+            case 3: lin_vnni_rq(wc, bs, ac, lda, kg, init, 3, LIN_VNNI_Q, oc); break;
+            case 4: lin_vnni_rq(wc, bs, ac, lda, kg, init, 4, LIN_VNNI_Q, oc); break;
+            case 5: lin_vnni_rq(wc, bs, ac, lda, kg, init, 5, LIN_VNNI_Q, oc); break;
+            case 6: lin_vnni_rq(wc, bs, ac, lda, kg, init, 6, LIN_VNNI_Q, oc); break;
+            case 7: lin_vnni_rq(wc, bs, ac, lda, kg, init, 7, LIN_VNNI_Q, oc); break;
+            default:
+                if (Q == 3)
+                    lin_vnni_rq(wc, bs, ac, lda, kg, init, 8, 3, oc);
+                else
+                    lin_vnni_rq(wc, bs, ac, lda, kg, init, 8, LIN_VNNI_Q, oc);
+                break;
             }
             for (int q = 0; q < Q; q++) lin_i8_epilogue_avx512(j, b + q, 0, R, acc + q * R * 16, 16, ets);
         }

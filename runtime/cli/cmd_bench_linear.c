@@ -70,7 +70,9 @@ static void bl_usage(FILE *f)
             "  --dtype LIST    int8, bf16, fp16 (default all three)\n"
             "  --threads LIST  thread counts (default 1,2)\n"
             "  --json FILE     also write the results as JSON (DESIGN.md \"Benchmark output\")\n\n"
-            "Results go to stdout, progress to stderr. PP8_ISA=scalar|avx2|avx512|amx caps the kernels.\n");
+            "Results go to stdout, progress to stderr. PP8_ISA=scalar|avx2|avx512|amx caps the kernels;\n"
+            "PP8_PF_BYTES=N sets the weight streams' prefetch distance (default AMD 512, else 2048);\n"
+            "PP8_I8_PANEL_ROWS=N the row count from which int8 takes the VNNI panels (default 9).\n");
 }
 
 static const char *bl_dt_name(DType d) { return d == DTYPE_I8 ? "int8" : d == DTYPE_BF16 ? "bf16" : "fp16"; }
